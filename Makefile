@@ -1,0 +1,41 @@
+# replkafka: partitioned replication between PostgreSQL nodes through Apache Kafka
+
+MODULE_big = replkafka
+OBJS = \
+	$(WIN32RES) \
+	src/catalog.o \
+	src/functions.o \
+	src/kafka.o \
+	src/replkafka.o
+
+EXTENSION = replkafka
+DATA = replkafka--0.1.sql
+PGFILEDESC = "replkafka - partitioned replication through Apache Kafka"
+
+PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)
+PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers $(if $(WERROR),-Werror)
+SHLIB_LINK = $(shell pkg-config --libs rdkafka)
+
+# The regression suites need a Kafka broker and several server
+# configurations; test/regress/run starts the broker and runs them.
+NO_INSTALLCHECK = 1
+PROVE_FLAGS = -I $(srcdir)/test/perl
+PROVE_TESTS = $(or $(TESTS),test/t/*.pl)
+
+EXTRA_CLEAN = output_regress tmp_regress tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# make installcheck: the pg_regress suites against a real broker, then the
+# TAP tests (each starts its own broker and servers).
+.PHONY: installcheck regresscheck tapcheck
+installcheck: regresscheck tapcheck
+
+regresscheck: submake
+	PG_REGRESS='$(pg_regress_installcheck)' $(srcdir)/test/regress/run
+
+tapcheck: submake
+	$(prove_installcheck)

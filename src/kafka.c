@@ -1,0 +1,630 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.c
+ *		Thin layer over librdkafka: configuration, logging, error
+ *		reporting, and the administrative calls made by SQL functions.
+ *
+ * librdkafka runs threads of its own.  None of them may call into
+ * PostgreSQL: every client is configured with log.queue=true and its log
+ * and error callbacks are served by rd_kafka_poll() on the backend's own
+ * thread.  Callbacks never raise errors (a longjmp out of librdkafka would
+ * skip its cleanup); they record what happened and the caller reports it
+ * after the poll returns.
+ *
+ * Waits for Kafka are cut into short slices with the latch and
+ * CHECK_FOR_INTERRUPTS() in between, so a query cancel or a shutdown is
+ * never held up by the broker, and every wait is bounded by
+ * replkafka.request_timeout.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/kafka.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <syslog.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "miscadmin.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "kafka.h"
+#include "replkafka.h"
+
+/* Longest single wait inside librdkafka before we look at interrupts. */
+#define KAFKA_POLL_SLICE_MS		200
+
+/* Pause between two attempts to reach an unavailable cluster. */
+#define KAFKA_RETRY_PAUSE_MS	100
+
+/* One librdkafka property given in replkafka.kafka_options. */
+typedef struct KafkaOption
+{
+	char	   *name;
+	char	   *value;
+} KafkaOption;
+
+/*
+ * Properties replkafka sets itself.  Overriding them would break the
+ * delivery guarantees or the integration with the server, so
+ * replkafka.kafka_options may not name them.
+ */
+static const char *const reserved_options[] = {
+	"bootstrap.servers", "metadata.broker.list", "client.id",
+	"enable.idempotence", "acks", "request.required.acks",
+	"message.timeout.ms", "delivery.timeout.ms", "transactional.id",
+	"group.id", "enable.auto.commit", "enable.auto.offset.store",
+	"auto.offset.reset", "enable.partition.eof", "isolation.level",
+	"log.queue", "internal.termination.signal",
+};
+
+static bool kafka_parse_options(const char *str, List **result, char **detail);
+static bool kafka_apply_options(rd_kafka_conf_t *conf, List *options,
+								char **detail);
+static void kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
+						   const char *value);
+static rd_kafka_t *kafka_new_client(ReplkafkaClientKind kind);
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+						 const char *buf);
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
+						   void *opaque);
+static int	kafka_remaining_ms(TimestampTz deadline);
+static void kafka_pause(long timeout_ms);
+static int	kafka_topic_partitions(rd_kafka_t *rk, const char *topic,
+								   TimestampTz deadline);
+static bool kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
+							   TimestampTz deadline);
+static void kafka_report_unreachable(rd_kafka_resp_err_t err) pg_attribute_noreturn();
+
+/* Last error reported by librdkafka's error callback, for error details. */
+static char kafka_last_error[512];
+
+
+/*
+ * Split a replkafka.kafka_options string into a list of KafkaOption.
+ *
+ * The syntax is key=value pairs separated by commas; whitespace around keys
+ * and values is ignored, "\," is a comma inside a value and "\\" a
+ * backslash.  Empty entries are ignored.  On a syntax error, returns false
+ * with a sentence for errdetail in *detail.
+ */
+static bool
+kafka_parse_options(const char *str, List **result, char **detail)
+{
+	const char *p = str;
+
+	*result = NIL;
+	while (*p)
+	{
+		StringInfoData item;
+		char	   *eq;
+		char	   *name;
+		char	   *value;
+		KafkaOption *opt;
+
+		initStringInfo(&item);
+		for (; *p && *p != ','; p++)
+		{
+			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
+				p++;
+			appendStringInfoChar(&item, *p);
+		}
+		if (*p == ',')
+			p++;
+
+		name = item.data;
+		while (*name == ' ' || *name == '\t')
+			name++;
+		if (*name == '\0')
+			continue;
+
+		eq = strchr(name, '=');
+		if (eq == NULL)
+		{
+			*detail = psprintf("Entry \"%s\" is not of the form key=value.", name);
+			return false;
+		}
+		value = eq + 1;
+		do
+			*eq-- = '\0';
+		while (eq >= name && (*eq == ' ' || *eq == '\t'));
+		while (*value == ' ' || *value == '\t')
+			value++;
+		eq = value + strlen(value) - 1;
+		while (eq >= value && (*eq == ' ' || *eq == '\t'))
+			*eq-- = '\0';
+
+		if (*name == '\0')
+		{
+			*detail = psprintf("Entry \"=%s\" has no property name.", value);
+			return false;
+		}
+
+		opt = palloc(sizeof(KafkaOption));
+		opt->name = name;
+		opt->value = value;
+		*result = lappend(*result, opt);
+	}
+	return true;
+}
+
+/*
+ * Apply parsed options to a librdkafka configuration.  Returns false with a
+ * sentence for errdetail in *detail if one is reserved, repeated or rejected
+ * by librdkafka.
+ */
+static bool
+kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		KafkaOption *opt = lfirst(lc);
+		char		errstr[512];
+		ListCell   *lc2;
+		size_t		len;
+
+		for (int i = 0; i < lengthof(reserved_options); i++)
+		{
+			if (strcmp(opt->name, reserved_options[i]) == 0)
+			{
+				*detail = psprintf("Property \"%s\" is set by replkafka and cannot be overridden.",
+								   opt->name);
+				return false;
+			}
+		}
+		foreach(lc2, options)
+		{
+			KafkaOption *other = lfirst(lc2);
+
+			if (other == opt)
+				break;
+			if (strcmp(other->name, opt->name) == 0)
+			{
+				*detail = psprintf("Property \"%s\" is given more than once.",
+								   opt->name);
+				return false;
+			}
+		}
+
+		if (rd_kafka_conf_set(conf, opt->name, opt->value,
+							  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			len = strlen(errstr);
+			if (len > 0 && errstr[len - 1] == '.')
+				errstr[len - 1] = '\0';
+			*detail = psprintf("librdkafka rejected property \"%s\": %s.",
+							   opt->name, errstr);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Validate a replkafka.kafka_options value without raising errors, for the
+ * GUC check hook.  On failure, *detail is a sentence saying what is wrong.
+ */
+bool
+replkafka_kafka_validate_options(const char *options, char **detail)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	List	   *parsed;
+	rd_kafka_conf_t *conf;
+	bool		ok;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext,
+								"replkafka options check",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	ok = kafka_parse_options(options, &parsed, detail);
+	if (ok)
+	{
+		conf = rd_kafka_conf_new();
+		ok = kafka_apply_options(conf, parsed, detail);
+		rd_kafka_conf_destroy(conf);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	if (!ok)
+		*detail = pstrdup(*detail);
+	MemoryContextDelete(cxt);
+	return ok;
+}
+
+/*
+ * rd_kafka_conf_set that raises an error (after destroying conf) on failure.
+ */
+static void
+kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("could not set Kafka client property \"%s\" to \"%s\"",
+					   name, value),
+				errdetail("%s", errstr));
+	}
+}
+
+/*
+ * Create a Kafka client handle of the given kind from replkafka's settings.
+ *
+ * The fixed settings follow the delivery contract: the producer is
+ * idempotent (acks=all, ordered retries) and never gives up on a message;
+ * consumers never commit offsets to Kafka and never jump to another offset
+ * on their own, because replkafka stores its positions in its own catalog.
+ */
+static rd_kafka_t *
+kafka_new_client(ReplkafkaClientKind kind)
+{
+	static const char *const kind_names[] = {"admin", "producer", "consumer"};
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	List	   *options;
+	char	   *detail;
+	char		errstr[512];
+
+	if (replkafka_brokers == NULL || replkafka_brokers[0] == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("no Kafka brokers are configured"),
+				errhint("Set \"replkafka.brokers\" to the Kafka bootstrap servers and reload the configuration."));
+
+	/* The GUC check hook already validated the options; this cannot fail. */
+	if (!kafka_parse_options(replkafka_kafka_options, &options, &detail))
+		elog(ERROR, "invalid \"replkafka.kafka_options\": %s", detail);
+
+	conf = rd_kafka_conf_new();
+	kafka_conf_set(conf, "bootstrap.servers", replkafka_brokers);
+	kafka_conf_set(conf, "client.id",
+				   psprintf("replkafka-%s-%s",
+							replkafka_node_name[0] ? replkafka_node_name : "unnamed",
+							kind_names[kind]));
+	kafka_conf_set(conf, "log.queue", "true");
+	rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+
+	switch (kind)
+	{
+		case REPLKAFKA_CLIENT_ADMIN:
+			break;
+		case REPLKAFKA_CLIENT_PRODUCER:
+			kafka_conf_set(conf, "enable.idempotence", "true");
+			kafka_conf_set(conf, "message.timeout.ms", "0");
+			break;
+		case REPLKAFKA_CLIENT_CONSUMER:
+			/* librdkafka 2.0 wants a group even for manual assignment. */
+			kafka_conf_set(conf, "group.id",
+						   psprintf("replkafka-%s", replkafka_node_name));
+			kafka_conf_set(conf, "enable.auto.commit", "false");
+			kafka_conf_set(conf, "enable.auto.offset.store", "false");
+			kafka_conf_set(conf, "auto.offset.reset", "error");
+			break;
+	}
+
+	if (!kafka_apply_options(conf, options, &detail))
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid value for parameter \"replkafka.kafka_options\""),
+				errdetail("%s", detail));
+	}
+
+	rk = rd_kafka_new(kind == REPLKAFKA_CLIENT_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
+					  conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("could not create Kafka client"),
+				errdetail("%s", errstr));
+	}
+
+	/* Route log lines to the main queue, served by rd_kafka_poll(). */
+	rd_kafka_set_log_queue(rk, NULL);
+	kafka_last_error[0] = '\0';
+	return rk;
+}
+
+/*
+ * librdkafka log callback, run by rd_kafka_poll() on the backend's thread
+ * (log.queue=true).  Broker trouble goes to the server log, not the client.
+ */
+static void
+kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	int			elevel;
+
+	if (level <= LOG_WARNING)
+		elevel = LOG;
+	else if (level <= LOG_INFO)
+		elevel = DEBUG1;
+	else
+		elevel = DEBUG2;
+
+	ereport(elevel,
+			errmsg_internal("librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf));
+}
+
+/*
+ * librdkafka error callback.  Only remembers the error; the code waiting on
+ * Kafka reports it when it gives up.
+ */
+static void
+kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	strlcpy(kafka_last_error, reason, sizeof(kafka_last_error));
+}
+
+/*
+ * Milliseconds left until deadline, at least zero.
+ */
+static int
+kafka_remaining_ms(TimestampTz deadline)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+	return (int) Min(ms, INT_MAX);
+}
+
+/*
+ * Sleep on the latch for a while, staying responsive to interrupts.
+ */
+static void
+kafka_pause(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Raise the error for a cluster that did not answer in time.
+ */
+static void
+kafka_report_unreachable(rd_kafka_resp_err_t err)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_CONNECTION_FAILURE),
+			errmsg("could not reach Kafka brokers \"%s\" within %d ms",
+				   replkafka_brokers, replkafka_request_timeout),
+			kafka_last_error[0] ?
+			errdetail("The last error was: %s.", kafka_last_error) :
+			errdetail("The last error was: %s.", rd_kafka_err2str(err)),
+			errhint("Check \"replkafka.brokers\" and that the brokers are running, or raise \"replkafka.request_timeout\"."));
+}
+
+/*
+ * Number of partitions of a topic, or -1 if the topic does not exist.
+ * Retries until deadline while the cluster is unreachable.
+ */
+static int
+kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline)
+{
+	for (;;)
+	{
+		const struct rd_kafka_metadata *md;
+		rd_kafka_resp_err_t err;
+		int			remaining = kafka_remaining_ms(deadline);
+		int			result = -1;
+		rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+		/*
+		 * Ask for all topics: a request naming the topic could make a broker
+		 * configured with auto.create.topics.enable create it with the
+		 * broker's default partition count.
+		 */
+		err = rd_kafka_metadata(rk, 1, NULL, &md,
+								Max(1, Min(remaining, KAFKA_POLL_SLICE_MS)));
+		rd_kafka_poll(rk, 0);
+
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			for (int i = 0; i < md->topic_cnt; i++)
+			{
+				if (strcmp(md->topics[i].topic, topic) != 0)
+					continue;
+				topic_err = md->topics[i].err;
+				if (topic_err == RD_KAFKA_RESP_ERR_NO_ERROR)
+					result = md->topics[i].partition_cnt;
+				break;
+			}
+			rd_kafka_metadata_destroy(md);
+
+			if (topic_err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+				topic_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				return result;
+			if (topic_err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+				ereport(ERROR,
+						errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read metadata of Kafka topic \"%s\": %s",
+							   topic, rd_kafka_err2str(topic_err)));
+			/* A topic just created may lack leaders for a moment. */
+		}
+		else if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+				 err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+				 err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not read Kafka metadata: %s",
+						   rd_kafka_err2str(err)));
+
+		if (kafka_remaining_ms(deadline) <= 0)
+			kafka_report_unreachable(err);
+		kafka_pause(KAFKA_RETRY_PAUSE_MS);
+	}
+}
+
+/*
+ * Create the replication topic with the settings that make Kafka lose no
+ * acknowledged record: min.insync.replicas = min(2, RF), no unclean leader
+ * election, deletion only (never compaction) and unlimited retention, since
+ * a new replica reads the whole log.
+ *
+ * Returns true if this call created it, false if it already existed (for
+ * example because another node created it at the same moment).
+ */
+static bool
+kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
+				   TimestampTz deadline)
+{
+	rd_kafka_NewTopic_t *newt;
+	rd_kafka_AdminOptions_t *options;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *volatile ev = NULL;
+	volatile rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	char	   *volatile errmsg_text = NULL;
+	char		errstr[512];
+	char		isr[16];
+
+	newt = rd_kafka_NewTopic_new(spec->name, spec->partitions,
+								 spec->replication_factor,
+								 errstr, sizeof(errstr));
+	if (newt == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid definition of Kafka topic \"%s\": %s",
+					   spec->name, errstr));
+
+	snprintf(isr, sizeof(isr), "%d", Min(2, spec->replication_factor));
+	rd_kafka_NewTopic_set_config(newt, "min.insync.replicas", isr);
+	rd_kafka_NewTopic_set_config(newt, "unclean.leader.election.enable", "false");
+	rd_kafka_NewTopic_set_config(newt, "cleanup.policy", "delete");
+	rd_kafka_NewTopic_set_config(newt, "retention.ms", "-1");
+	rd_kafka_NewTopic_set_config(newt, "retention.bytes", "-1");
+
+	options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_AdminOptions_set_request_timeout(options,
+											  Max(1, kafka_remaining_ms(deadline)),
+											  errstr, sizeof(errstr));
+	rd_kafka_AdminOptions_set_operation_timeout(options,
+												Max(1, kafka_remaining_ms(deadline)),
+												errstr, sizeof(errstr));
+	queue = rd_kafka_queue_new(rk);
+
+	PG_TRY();
+	{
+		const rd_kafka_CreateTopics_result_t *res;
+		const rd_kafka_topic_result_t **topics;
+		size_t		cnt;
+
+		rd_kafka_CreateTopics(rk, &newt, 1, options, queue);
+
+		/* The request timeout set above makes librdkafka answer in time. */
+		while ((ev = rd_kafka_queue_poll(queue, KAFKA_POLL_SLICE_MS)) == NULL)
+		{
+			rd_kafka_poll(rk, 0);
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		err = rd_kafka_event_error(ev);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			errmsg_text = pstrdup(rd_kafka_event_error_string(ev));
+		else
+		{
+			res = rd_kafka_event_CreateTopics_result(ev);
+			topics = rd_kafka_CreateTopics_result_topics(res, &cnt);
+			if (cnt == 1)
+			{
+				err = rd_kafka_topic_result_error(topics[0]);
+				if (rd_kafka_topic_result_error_string(topics[0]))
+					errmsg_text = pstrdup(rd_kafka_topic_result_error_string(topics[0]));
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_queue_destroy(queue);
+		rd_kafka_AdminOptions_destroy(options);
+		rd_kafka_NewTopic_destroy(newt);
+	}
+	PG_END_TRY();
+
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR_NO_ERROR:
+			return true;
+		case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
+			return false;
+		case RD_KAFKA_RESP_ERR__TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__TRANSPORT:
+		case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+			kafka_report_unreachable(err);
+			break;
+		case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("could not create Kafka topic \"%s\" with replication factor %d",
+						   spec->name, spec->replication_factor),
+					errdetail("Kafka answered: %s", errmsg_text ? errmsg_text : rd_kafka_err2str(err)),
+					errhint("The replication factor cannot exceed the number of Kafka brokers."));
+			break;
+		default:
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not create Kafka topic \"%s\": %s",
+						   spec->name, rd_kafka_err2str(err)),
+					errmsg_text ? errdetail("Kafka answered: %s", errmsg_text) : 0);
+	}
+	pg_unreachable();
+}
+
+/*
+ * Make sure the replication topic exists with spec->partitions partitions:
+ * create it if missing, check its partition count if present.  Waits at
+ * most replkafka.request_timeout for the cluster.
+ */
+void
+replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec)
+{
+	TimestampTz deadline;
+	rd_kafka_t *rk;
+	int			existing;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   replkafka_request_timeout);
+	rk = kafka_new_client(REPLKAFKA_CLIENT_ADMIN);
+	PG_TRY();
+	{
+		existing = kafka_topic_partitions(rk, spec->name, deadline);
+		if (existing < 0 && !kafka_create_topic(rk, spec, deadline))
+			existing = kafka_topic_partitions(rk, spec->name, deadline);
+
+		if (existing >= 0 && existing != spec->partitions)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("Kafka topic \"%s\" has %d partitions, not %d",
+						   spec->name, existing, spec->partitions),
+					errdetail("Each database partition is one partition of the topic, so the counts must be equal."),
+					errhint("Create the cluster with %d partitions, or set \"replkafka.topic\" to another topic.",
+							existing));
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy(rk);
+	}
+	PG_END_TRY();
+}
