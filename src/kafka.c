@@ -81,7 +81,7 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
 static int	kafka_remaining_ms(TimestampTz deadline);
 static void kafka_pause(long timeout_ms);
 static int	kafka_topic_partitions(rd_kafka_t *rk, const char *topic,
-								   TimestampTz deadline);
+								   TimestampTz deadline, bool wait_ready);
 static bool kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
 							   TimestampTz deadline);
 static void kafka_report_unreachable(rd_kafka_resp_err_t err) pg_attribute_noreturn();
@@ -417,10 +417,14 @@ kafka_report_unreachable(rd_kafka_resp_err_t err)
 
 /*
  * Number of partitions of a topic, or -1 if the topic does not exist.
- * Retries until deadline while the cluster is unreachable.
+ *
+ * Retries until deadline while the cluster is unreachable.  With
+ * wait_ready, also waits until the topic exists and every partition has a
+ * leader, as right after its creation, when brokers learn of it one by one.
  */
 static int
-kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline)
+kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline,
+					   bool wait_ready)
 {
 	for (;;)
 	{
@@ -428,7 +432,7 @@ kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline)
 		rd_kafka_resp_err_t err;
 		int			remaining = kafka_remaining_ms(deadline);
 		int			result = -1;
-		rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		bool		ready = false;
 
 		/*
 		 * Ask for all topics: a request naming the topic could make a broker
@@ -441,26 +445,46 @@ kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline)
 
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
+			rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+
 			for (int i = 0; i < md->topic_cnt; i++)
 			{
-				if (strcmp(md->topics[i].topic, topic) != 0)
+				const rd_kafka_metadata_topic_t *t = &md->topics[i];
+
+				if (strcmp(t->topic, topic) != 0)
 					continue;
-				topic_err = md->topics[i].err;
-				if (topic_err == RD_KAFKA_RESP_ERR_NO_ERROR)
-					result = md->topics[i].partition_cnt;
+				topic_err = t->err;
+				if (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR)
+					break;
+				result = t->partition_cnt;
+				ready = true;
+				for (int j = 0; j < t->partition_cnt; j++)
+				{
+					if (t->partitions[j].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+						t->partitions[j].leader < 0)
+						ready = false;
+				}
 				break;
 			}
 			rd_kafka_metadata_destroy(md);
 
-			if (topic_err == RD_KAFKA_RESP_ERR_NO_ERROR ||
-				topic_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-				return result;
-			if (topic_err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+			if (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+				topic_err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+				topic_err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
 				ereport(ERROR,
 						errcode(ERRCODE_CONNECTION_FAILURE),
 						errmsg("could not read metadata of Kafka topic \"%s\": %s",
 							   topic, rd_kafka_err2str(topic_err)));
-			/* A topic just created may lack leaders for a moment. */
+			if (!wait_ready)
+				return result;
+			if (ready)
+				return result;
+			if (kafka_remaining_ms(deadline) <= 0)
+				ereport(ERROR,
+						errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("Kafka topic \"%s\" did not become available within %d ms",
+							   topic, replkafka_request_timeout),
+						errdetail("The topic is missing from the brokers' metadata or some of its partitions have no leader."));
 		}
 		else if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
 				 err != RD_KAFKA_RESP_ERR__TRANSPORT &&
@@ -469,9 +493,9 @@ kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline)
 					errcode(ERRCODE_CONNECTION_FAILURE),
 					errmsg("could not read Kafka metadata: %s",
 						   rd_kafka_err2str(err)));
-
-		if (kafka_remaining_ms(deadline) <= 0)
+		else if (kafka_remaining_ms(deadline) <= 0)
 			kafka_report_unreachable(err);
+
 		kafka_pause(KAFKA_RETRY_PAUSE_MS);
 	}
 }
@@ -609,9 +633,13 @@ replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec)
 	rk = kafka_new_client(REPLKAFKA_CLIENT_ADMIN);
 	PG_TRY();
 	{
-		existing = kafka_topic_partitions(rk, spec->name, deadline);
-		if (existing < 0 && !kafka_create_topic(rk, spec, deadline))
-			existing = kafka_topic_partitions(rk, spec->name, deadline);
+		existing = kafka_topic_partitions(rk, spec->name, deadline, false);
+		if (existing < 0)
+		{
+			/* Created now or by another node meanwhile: wait until usable. */
+			(void) kafka_create_topic(rk, spec, deadline);
+			existing = kafka_topic_partitions(rk, spec->name, deadline, true);
+		}
 
 		if (existing >= 0 && existing != spec->partitions)
 			ereport(ERROR,
