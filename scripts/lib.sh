@@ -1,0 +1,35 @@
+# scripts/lib.sh: shell functions shared by test/run, demo/run and the Kafka
+# harness.  Source it; it defines functions only.
+
+# free_ports COUNT: print COUNT distinct free TCP ports on 127.0.0.1.  All
+# sockets stay open until every port is chosen, so the ports are distinct.
+free_ports() {
+	perl -MIO::Socket::INET -e '
+		my @s;
+		for (1 .. $ARGV[0]) {
+			my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+				Proto => "tcp", Listen => 1, ReuseAddr => 0) or die "socket: $!";
+			push @s, $s;
+		}
+		print join(" ", map { $_->sockport } @s), "\n";' "$1"
+}
+
+# unprivileged_tree TOP DIR: PostgreSQL refuses to run as root.  As root,
+# copy the source tree TOP (with its built files and Kafka jar cache) to
+# DIR, give it to user postgres, and set workdir=DIR and runas to the
+# command prefix that runs as postgres.  Otherwise set workdir=TOP and an
+# empty runas.
+unprivileged_tree() {
+	local top="$1" dir="$2"
+	workdir="$top"
+	runas=()
+	[ "$(id -u)" -eq 0 ] || return 0
+	workdir="$dir"
+	rm -rf "$workdir"
+	mkdir -p "$workdir"
+	tar -C "$top" --exclude=./tmp_check --exclude=./tmp_regress \
+		--exclude=./output_regress --exclude=./demo/state -cf - . |
+		tar -C "$workdir" -xf -
+	chown -R postgres: "$workdir"
+	runas=(runuser -u postgres --)
+}
