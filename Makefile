@@ -6,6 +6,7 @@ OBJS = \
 	src/catalog.o \
 	src/functions.o \
 	src/kafka.o \
+	src/message.o \
 	src/replkafka.o
 
 EXTENSION = replkafka

@@ -1,0 +1,599 @@
+/*-------------------------------------------------------------------------
+ *
+ * message.c
+ *		replkafka's wire format: encoder and decoder.
+ *
+ * See message.h for the layout and doc/protocol.md for its description.
+ * Writers append to a StringInfo in network byte order, readers mirror
+ * them.  Readers trust nothing: every length is checked against the bytes
+ * that are there, so a truncated or corrupted record yields an error
+ * message, never a read past the buffer, and allocations never exceed a
+ * bound derived from the input's own size.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/message.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FRONTEND
+#include "postgres.h"
+#else
+#include "postgres_fe.h"
+#endif
+
+#include "message.h"
+
+#ifndef FRONTEND
+#define rkm_alloc(sz)			palloc(sz)
+#define rkm_realloc(p, sz)		repalloc((p), (sz))
+#define rkm_free(p)				pfree(p)
+#else
+#define rkm_alloc(sz)			pg_malloc(sz)
+#define rkm_realloc(p, sz)		pg_realloc((p), (sz))
+#define rkm_free(p)				pg_free(p)
+#endif
+
+/* Bounds-checked cursor over a byte range. */
+typedef struct RkmCursor
+{
+	const unsigned char *p;
+	const unsigned char *end;
+} RkmCursor;
+
+static bool cursor_u8(RkmCursor *c, uint8 *v);
+static bool cursor_u16(RkmCursor *c, uint16 *v);
+static bool cursor_u32(RkmCursor *c, uint32 *v);
+static bool cursor_str(RkmCursor *c, const char **s, int *len);
+static void reserve(void **array, int *cap, int need, size_t elem);
+static bool read_tuple(RkmCursor *c, RkmReader *reader, uint16 *natts,
+					   RkmValue **values, int *cap);
+static void put_u32(char *dst, uint32 v);
+static void put_u64(char *dst, uint64 v);
+static uint32 get_u32(const unsigned char *src);
+static uint64 get_u64(const unsigned char *src);
+
+
+/* ----------------------------------------------------------------
+ * Encoding
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Store v at dst in network byte order.
+ */
+static void
+put_u32(char *dst, uint32 v)
+{
+	dst[0] = (char) (v >> 24);
+	dst[1] = (char) (v >> 16);
+	dst[2] = (char) (v >> 8);
+	dst[3] = (char) v;
+}
+
+static void
+put_u64(char *dst, uint64 v)
+{
+	put_u32(dst, (uint32) (v >> 32));
+	put_u32(dst + 4, (uint32) v);
+}
+
+/*
+ * Append the header of a record: the fixed part and the origin name.  The
+ * body length is hdr->body_len; writers that do not know it yet patch it
+ * with rkm_set_body_length() once the body is written.
+ */
+void
+rkm_write_header(StringInfo out, const RkmHeader *hdr)
+{
+	char		fixed[RKM_HEADER_SIZE];
+	size_t		origin_len = strlen(hdr->origin);
+
+	Assert(origin_len >= 1 && origin_len <= RKM_MAX_ORIGIN);
+
+	fixed[0] = RKM_MAGIC_0;
+	fixed[1] = RKM_MAGIC_1;
+	fixed[2] = RKM_VERSION;
+	fixed[3] = (char) hdr->type;
+	fixed[4] = hdr->last ? RKM_FLAG_LAST : 0;
+	fixed[5] = (char) origin_len;
+	fixed[6] = 0;
+	fixed[7] = 0;
+	put_u32(fixed + 8, hdr->partition);
+	put_u32(fixed + 12, hdr->chunk);
+	put_u64(fixed + 16, hdr->scn);
+	put_u64(fixed + 24, hdr->commit_lsn);
+	put_u64(fixed + 32, (uint64) hdr->commit_time);
+	put_u32(fixed + 40, hdr->xid);
+	put_u32(fixed + 44, hdr->body_len);
+	appendBinaryStringInfo(out, fixed, RKM_HEADER_SIZE);
+	appendBinaryStringInfo(out, hdr->origin, (int) origin_len);
+}
+
+/*
+ * Overwrite the SCN of an encoded record (the shipper stamps it).
+ */
+void
+rkm_set_scn(char *record, uint64 scn)
+{
+	put_u64(record + RKM_SCN_OFFSET, scn);
+}
+
+/*
+ * Overwrite the body length of an encoded record.
+ */
+void
+rkm_set_body_length(char *record, uint32 body_len)
+{
+	put_u32(record + 44, body_len);
+}
+
+void
+rkm_write_u8(StringInfo buf, uint8 v)
+{
+	appendStringInfoCharMacro(buf, (char) v);
+}
+
+void
+rkm_write_u16(StringInfo buf, uint16 v)
+{
+	char		b[2];
+
+	b[0] = (char) (v >> 8);
+	b[1] = (char) v;
+	appendBinaryStringInfo(buf, b, 2);
+}
+
+void
+rkm_write_u32(StringInfo buf, uint32 v)
+{
+	char		b[4];
+
+	put_u32(b, v);
+	appendBinaryStringInfo(buf, b, 4);
+}
+
+/*
+ * Append a string: 2-byte length and the bytes.  Names are at most
+ * NAMEDATALEN bytes and type names far below 64kB, so len always fits.
+ */
+void
+rkm_write_str(StringInfo buf, const char *s, int len)
+{
+	Assert(len >= 0 && len <= PG_UINT16_MAX);
+	rkm_write_u16(buf, (uint16) len);
+	appendBinaryStringInfo(buf, s, len);
+}
+
+/*
+ * Append one value of a tuple.
+ */
+void
+rkm_write_value(StringInfo buf, char kind, const char *data, uint32 len)
+{
+	appendStringInfoCharMacro(buf, kind);
+	if (kind == RKM_VAL_TEXT)
+	{
+		rkm_write_u32(buf, len);
+		appendBinaryStringInfo(buf, data, (int) len);
+	}
+}
+
+/*
+ * Start a body record of the given kind; returns its start offset, to be
+ * passed to rkm_end_record() once the payload is written.
+ */
+int
+rkm_begin_record(StringInfo body, char kind)
+{
+	int			start = body->len;
+
+	appendStringInfoCharMacro(body, kind);
+	rkm_write_u32(body, 0);		/* payload length, patched at the end */
+	return start;
+}
+
+/*
+ * Finish the body record started at offset start: store its payload length.
+ */
+void
+rkm_end_record(StringInfo body, int start)
+{
+	put_u32(body->data + start + 1,
+			(uint32) (body->len - start - RKM_REC_HEADER_SIZE));
+}
+
+
+/* ----------------------------------------------------------------
+ * Decoding
+ * ----------------------------------------------------------------
+ */
+
+static uint32
+get_u32(const unsigned char *src)
+{
+	return ((uint32) src[0] << 24) | ((uint32) src[1] << 16) |
+		((uint32) src[2] << 8) | (uint32) src[3];
+}
+
+static uint64
+get_u64(const unsigned char *src)
+{
+	return ((uint64) get_u32(src) << 32) | (uint64) get_u32(src + 4);
+}
+
+/*
+ * Name of a record type, or NULL if type is not one.
+ */
+const char *
+rkm_type_name(uint8 type)
+{
+	switch (type)
+	{
+		case RKM_TXN:
+			return "TXN";
+		case RKM_NEW_GEN:
+			return "NEW_GEN";
+		case RKM_END_GEN:
+			return "END_GEN";
+		case RKM_HEARTBEAT:
+			return "HEARTBEAT";
+	}
+	return NULL;
+}
+
+/*
+ * Decode and check the header of a record of len bytes.  On success, the
+ * body starts at data + RKM_HEADER_SIZE + strlen(hdr->origin) and is
+ * hdr->body_len bytes long, exactly up to the end of the record.
+ */
+bool
+rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
+				const char **error)
+{
+	const unsigned char *p = (const unsigned char *) data;
+	uint8		origin_len;
+
+	if (len < RKM_HEADER_SIZE)
+	{
+		*error = "record is shorter than the header";
+		return false;
+	}
+	if (p[0] != RKM_MAGIC_0 || p[1] != RKM_MAGIC_1)
+	{
+		*error = "record does not start with the replkafka magic bytes";
+		return false;
+	}
+	hdr->version = p[2];
+	if (hdr->version != RKM_VERSION)
+	{
+		*error = "unsupported format version";
+		return false;
+	}
+	hdr->type = p[3];
+	if (rkm_type_name(hdr->type) == NULL)
+	{
+		*error = "invalid record type";
+		return false;
+	}
+	if ((p[4] & ~RKM_FLAG_LAST) != 0 || p[6] != 0 || p[7] != 0)
+	{
+		*error = "invalid flags or reserved bytes";
+		return false;
+	}
+	hdr->last = (p[4] & RKM_FLAG_LAST) != 0;
+	origin_len = p[5];
+	if (origin_len < 1 || origin_len > RKM_MAX_ORIGIN)
+	{
+		*error = "invalid origin name length";
+		return false;
+	}
+	hdr->partition = get_u32(p + 8);
+	hdr->chunk = get_u32(p + 12);
+	hdr->scn = get_u64(p + 16);
+	hdr->commit_lsn = get_u64(p + 24);
+	hdr->commit_time = (int64) get_u64(p + 32);
+	hdr->xid = get_u32(p + 40);
+	hdr->body_len = get_u32(p + 44);
+
+	if (len - RKM_HEADER_SIZE < origin_len)
+	{
+		*error = "record is shorter than its origin name";
+		return false;
+	}
+	memcpy(hdr->origin, p + RKM_HEADER_SIZE, origin_len);
+	hdr->origin[origin_len] = '\0';
+	if (strlen(hdr->origin) != origin_len)
+	{
+		*error = "origin name contains a zero byte";
+		return false;
+	}
+	if ((uint64) hdr->body_len != (uint64) (len - RKM_HEADER_SIZE - origin_len))
+	{
+		*error = "body length does not match the record's length";
+		return false;
+	}
+	if (hdr->type != RKM_TXN && hdr->body_len != 0)
+	{
+		*error = "control record has a body";
+		return false;
+	}
+	if (hdr->type != RKM_TXN && (hdr->chunk != 0 || !hdr->last))
+	{
+		*error = "control record is marked as a chunk";
+		return false;
+	}
+	return true;
+}
+
+static bool
+cursor_u8(RkmCursor *c, uint8 *v)
+{
+	if (c->end - c->p < 1)
+		return false;
+	*v = *c->p++;
+	return true;
+}
+
+static bool
+cursor_u16(RkmCursor *c, uint16 *v)
+{
+	if (c->end - c->p < 2)
+		return false;
+	*v = (uint16) ((c->p[0] << 8) | c->p[1]);
+	c->p += 2;
+	return true;
+}
+
+static bool
+cursor_u32(RkmCursor *c, uint32 *v)
+{
+	if (c->end - c->p < 4)
+		return false;
+	*v = get_u32(c->p);
+	c->p += 4;
+	return true;
+}
+
+static bool
+cursor_str(RkmCursor *c, const char **s, int *len)
+{
+	uint16		l;
+
+	if (!cursor_u16(c, &l) || c->end - c->p < l)
+		return false;
+	*s = (const char *) c->p;
+	*len = l;
+	c->p += l;
+	return true;
+}
+
+/*
+ * Make *array hold at least need elements of size elem.
+ */
+static void
+reserve(void **array, int *cap, int need, size_t elem)
+{
+	if (need <= *cap)
+		return;
+	if (*array == NULL)
+		*array = rkm_alloc(need * elem);
+	else
+		*array = rkm_realloc(*array, need * elem);
+	*cap = need;
+}
+
+/*
+ * Start reading the body records in data[0..len).
+ */
+void
+rkm_reader_init(RkmReader *reader, const char *data, size_t len)
+{
+	memset(reader, 0, sizeof(RkmReader));
+	reader->data = data;
+	reader->len = len;
+}
+
+/*
+ * Release the arrays a reader allocated.
+ */
+void
+rkm_reader_free(RkmReader *reader)
+{
+	if (reader->columns)
+		rkm_free(reader->columns);
+	if (reader->old_values)
+		rkm_free(reader->old_values);
+	if (reader->new_values)
+		rkm_free(reader->new_values);
+	reader->columns = NULL;
+	reader->old_values = NULL;
+	reader->new_values = NULL;
+	reader->columns_cap = reader->old_cap = reader->new_cap = 0;
+}
+
+/*
+ * Read a tuple.  Each value takes at least one byte, which bounds the
+ * array by the record's size.
+ */
+static bool
+read_tuple(RkmCursor *c, RkmReader *reader, uint16 *natts, RkmValue **values,
+		   int *cap)
+{
+	if (!cursor_u16(c, natts))
+	{
+		reader->error = "truncated tuple";
+		return false;
+	}
+	if (*natts > RKM_MAX_ATTS || *natts > c->end - c->p)
+	{
+		reader->error = "tuple has more values than the record can hold";
+		return false;
+	}
+	reserve((void **) values, cap, Max(*natts, 1), sizeof(RkmValue));
+	for (int i = 0; i < *natts; i++)
+	{
+		RkmValue   *v = &(*values)[i];
+		uint8		kind;
+
+		if (!cursor_u8(c, &kind))
+		{
+			reader->error = "truncated tuple";
+			return false;
+		}
+		v->kind = (char) kind;
+		v->len = 0;
+		v->data = NULL;
+		switch (kind)
+		{
+			case RKM_VAL_NULL:
+			case RKM_VAL_UNCHANGED:
+			case RKM_VAL_ABSENT:
+				break;
+			case RKM_VAL_TEXT:
+				if (!cursor_u32(c, &v->len) || (size_t) (c->end - c->p) < v->len)
+				{
+					reader->error = "truncated value";
+					return false;
+				}
+				v->data = (const char *) c->p;
+				c->p += v->len;
+				break;
+			default:
+				reader->error = "invalid value kind";
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Decode the next body record.  RKM_READ_INCOMPLETE means the bytes end
+ * inside a record (a chunked transaction whose next chunk has not been
+ * read); the position is left at that record's start.
+ */
+RkmReadResult
+rkm_next_record(RkmReader *reader, RkmRecord *rec)
+{
+	const unsigned char *start = (const unsigned char *) reader->data + reader->pos;
+	size_t		avail = reader->len - reader->pos;
+	uint32		payload;
+	RkmCursor	c;
+	uint8		old_kind;
+
+	if (avail == 0)
+		return RKM_READ_END;
+	if (avail < RKM_REC_HEADER_SIZE)
+		return RKM_READ_INCOMPLETE;
+	payload = get_u32(start + 1);
+	if (avail - RKM_REC_HEADER_SIZE < payload)
+		return RKM_READ_INCOMPLETE;
+
+	c.p = start + RKM_REC_HEADER_SIZE;
+	c.end = c.p + payload;
+	memset(rec, 0, sizeof(RkmRecord));
+	rec->kind = (char) start[0];
+
+	if (rec->kind != RKM_REC_RELATION && rec->kind != RKM_REC_INSERT &&
+		rec->kind != RKM_REC_UPDATE && rec->kind != RKM_REC_DELETE)
+	{
+		reader->error = "invalid body record kind";
+		return RKM_READ_ERROR;
+	}
+	if (!cursor_u16(&c, &rec->relation))
+	{
+		reader->error = "truncated body record";
+		return RKM_READ_ERROR;
+	}
+
+	switch (rec->kind)
+	{
+		case RKM_REC_RELATION:
+			if (!cursor_str(&c, &rec->schema, &rec->schema_len) ||
+				!cursor_str(&c, &rec->table, &rec->table_len) ||
+				!cursor_u16(&c, &rec->natts))
+			{
+				reader->error = "truncated relation";
+				return RKM_READ_ERROR;
+			}
+			if (rec->schema_len == 0 || rec->table_len == 0)
+			{
+				reader->error = "relation has an empty name";
+				return RKM_READ_ERROR;
+			}
+			/* each column takes at least 5 bytes */
+			if (rec->natts > RKM_MAX_ATTS || rec->natts > (c.end - c.p) / 5)
+			{
+				reader->error = "relation has more columns than the record can hold";
+				return RKM_READ_ERROR;
+			}
+			reserve((void **) &reader->columns, &reader->columns_cap,
+					Max(rec->natts, 1), sizeof(RkmColumn));
+			rec->columns = reader->columns;
+			for (int i = 0; i < rec->natts; i++)
+			{
+				RkmColumn  *col = &rec->columns[i];
+
+				if (!cursor_str(&c, &col->name, &col->name_len) ||
+					!cursor_str(&c, &col->type, &col->type_len) ||
+					!cursor_u8(&c, &col->flags))
+				{
+					reader->error = "truncated column definition";
+					return RKM_READ_ERROR;
+				}
+				if (col->name_len == 0 || col->type_len == 0 ||
+					(col->flags & ~RKM_COL_KEY) != 0)
+				{
+					reader->error = "invalid column definition";
+					return RKM_READ_ERROR;
+				}
+			}
+			break;
+
+		case RKM_REC_INSERT:
+			if (!read_tuple(&c, reader, &rec->new_natts, &reader->new_values,
+							&reader->new_cap))
+				return RKM_READ_ERROR;
+			rec->new_values = reader->new_values;
+			break;
+
+		case RKM_REC_UPDATE:
+		case RKM_REC_DELETE:
+			if (!cursor_u8(&c, &old_kind))
+			{
+				reader->error = "truncated change";
+				return RKM_READ_ERROR;
+			}
+			rec->old_kind = (char) old_kind;
+			if (old_kind != RKM_OLD_KEY && old_kind != RKM_OLD_FULL &&
+				!(old_kind == RKM_OLD_NONE && rec->kind == RKM_REC_UPDATE))
+			{
+				reader->error = "invalid old tuple kind";
+				return RKM_READ_ERROR;
+			}
+			if (old_kind != RKM_OLD_NONE)
+			{
+				if (!read_tuple(&c, reader, &rec->old_natts,
+								&reader->old_values, &reader->old_cap))
+					return RKM_READ_ERROR;
+				rec->old_values = reader->old_values;
+			}
+			if (rec->kind == RKM_REC_UPDATE)
+			{
+				if (!read_tuple(&c, reader, &rec->new_natts,
+								&reader->new_values, &reader->new_cap))
+					return RKM_READ_ERROR;
+				rec->new_values = reader->new_values;
+			}
+			break;
+	}
+
+	if (c.p != c.end)
+	{
+		reader->error = "body record has trailing bytes";
+		return RKM_READ_ERROR;
+	}
+	reader->pos += RKM_REC_HEADER_SIZE + payload;
+	return RKM_READ_OK;
+}
