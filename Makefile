@@ -4,10 +4,14 @@ MODULE_big = replkafka
 OBJS = \
 	$(WIN32RES) \
 	src/catalog.o \
+	src/decoder.o \
+	src/fence.o \
 	src/functions.o \
 	src/kafka.o \
 	src/message.o \
-	src/replkafka.o
+	src/partition.o \
+	src/replkafka.o \
+	src/shmem.o
 
 EXTENSION = replkafka
 DATA = replkafka--0.1.sql

@@ -9,6 +9,7 @@
 --
 
 -- The cluster this node belongs to: one row, written by create_cluster().
+-- Read by the output plugin during decoding, hence a user catalog table.
 CREATE TABLE replkafka.cluster (
 	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	topic text NOT NULL,
@@ -17,7 +18,7 @@ CREATE TABLE replkafka.cluster (
 		CHECK (replication_factor BETWEEN 1 AND 32767),
 	node_name text NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
+) WITH (user_catalog_table = true);
 COMMENT ON TABLE replkafka.cluster IS
 	'The replkafka cluster this node belongs to: its topic and partition count';
 
@@ -82,18 +83,36 @@ COMMENT ON TABLE replkafka.consumer_checkpoints IS
 --
 -- Monitoring.
 --
+CREATE FUNCTION replkafka.partition_status(
+	OUT partition integer,
+	OUT role text,
+	OUT generation bigint,
+	OUT shipped_scn bigint,
+	OUT shipped_offset bigint,
+	OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'replkafka_partition_status'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.partition_status() IS
+	'Run-time state of every partition on this node, from shared memory';
+
 CREATE VIEW replkafka.partitions AS
 	SELECT r.partition,
-		   r.role,
-		   r.generation,
-		   CASE r.role WHEN 'primary' THEN pc.scn ELSE cc.scn END AS scn,
-		   CASE r.role WHEN 'primary' THEN pc.kafka_offset
-					   ELSE cc.kafka_offset END AS kafka_offset,
+		   coalesce(s.role, r.role) AS role,
+		   coalesce(s.generation, r.generation) AS generation,
+		   CASE coalesce(s.role, r.role)
+			   WHEN 'primary' THEN coalesce(s.shipped_scn, pc.scn)
+			   ELSE cc.scn END AS scn,
+		   CASE coalesce(s.role, r.role)
+			   WHEN 'primary' THEN coalesce(s.shipped_offset, pc.kafka_offset)
+			   ELSE cc.kafka_offset END AS kafka_offset,
 		   NULL::bigint AS lag_messages,
 		   NULL::double precision AS lag_seconds,
 		   0::bigint AS zombies_skipped,
-		   r.last_error
+		   coalesce(s.last_error, r.last_error) AS last_error
 	  FROM replkafka.partition_roles r
+	  LEFT JOIN replkafka.partition_status() s
+		ON s.partition OPERATOR(pg_catalog.=) r.partition
 	  LEFT JOIN replkafka.producer_checkpoints pc
 		ON pc.partition OPERATOR(pg_catalog.=) r.partition
 	  LEFT JOIN replkafka.consumer_checkpoints cc
@@ -111,6 +130,52 @@ AS 'MODULE_PATHNAME', 'replkafka_create_cluster'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.create_cluster(integer, integer) IS
 	'Sets up this node''s membership: records the partition count and creates or checks the Kafka topic';
+
+CREATE FUNCTION replkafka.add_table(rel regclass, partition_key text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_add_table'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.add_table(regclass, text) IS
+	'Replicates a table; partition_key names primary key columns, separated by commas';
+
+CREATE FUNCTION replkafka.remove_table(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_remove_table'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.remove_table(regclass) IS
+	'Stops replicating a table';
+
+CREATE FUNCTION replkafka.partition_of(rel regclass, key anyelement)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'replkafka_partition_of'
+LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION replkafka.partition_of(regclass, anyelement) IS
+	'The partition of a key of a replicated table; a key of several columns is passed as a row';
+
+-- The write fence: installed on every replicated table by add_table().
+CREATE FUNCTION replkafka.fence()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'replkafka_fence'
+LANGUAGE C;
+COMMENT ON FUNCTION replkafka.fence() IS
+	'Trigger that lets writes through only on the primary of their partition';
+
+-- A dropped table is no longer replicated.
+CREATE FUNCTION replkafka.forget_dropped_tables()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM replkafka.tables t
+	 USING pg_catalog.pg_event_trigger_dropped_objects() d
+	 WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+	   AND d.objsubid OPERATOR(pg_catalog.=) 0
+	   AND t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+END;
+$$;
+CREATE EVENT TRIGGER replkafka_forget_dropped_tables ON sql_drop
+	EXECUTE FUNCTION replkafka.forget_dropped_tables();
 
 --
 -- Nothing here is for PUBLIC.

@@ -16,11 +16,24 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
 
 #include "catalog.h"
+#include "partition.h"
+#include "replkafka.h"
+#include "shmem.h"
 
 static void catalog_spi_execute(const char *sql, int nargs, Oid *argtypes,
 								Datum *values, bool read_only, int expected);
@@ -110,4 +123,278 @@ replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster)
 						" SELECT pg_catalog.generate_series(0, $1 - 1)",
 						1, &types[1], &values[1], false, SPI_OK_INSERT);
 	SPI_finish();
+}
+
+/*
+ * Read replkafka.partition_roles into a list of ReplkafkaRoleRow, allocated
+ * in the caller's context.  Returns the partition count P, or 0 if the
+ * cluster was not created on this node (or the extension does not exist).
+ *
+ * Any backend writing to a replicated table may need this (the write fence
+ * loads shared memory on first use), whatever its privileges, so the table
+ * is read with a system-table scan, which checks none.
+ */
+int
+replkafka_catalog_get_roles(List **roles)
+{
+	Oid			nspid;
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			partitions;
+
+	*roles = NIL;
+	partitions = replkafka_cluster_partitions();
+	if (partitions <= 0)
+		return 0;
+
+	nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false);
+	relid = get_relname_relid("partition_roles", nspid);
+	if (!OidIsValid(relid))
+		elog(ERROR, "replkafka.partition_roles does not exist");
+
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		ReplkafkaRoleRow *row = palloc(sizeof(ReplkafkaRoleRow));
+		bool		isnull;
+		char	   *role;
+		Datum		err;
+		ReplkafkaRole r;
+
+		/* columns: partition, role, generation, last_error, changed_at */
+		row->partition = DatumGetInt32(heap_getattr(tup, 1, desc, &isnull));
+		role = TextDatumGetCString(heap_getattr(tup, 2, desc, &isnull));
+		if (!replkafka_role_from_name(role, &r))
+			elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", role);
+		row->role = r;
+		row->generation = (uint32) DatumGetInt64(heap_getattr(tup, 3, desc, &isnull));
+		err = heap_getattr(tup, 4, desc, &isnull);
+		row->last_error = isnull ? NULL : TextDatumGetCString(err);
+		if (row->partition < 0 || row->partition >= partitions)
+			elog(ERROR, "partition %d in replkafka.partition_roles is out of range",
+				 row->partition);
+		*roles = lappend(*roles, row);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return partitions;
+}
+
+/*
+ * Record this node's role and generation for a partition.
+ */
+void
+replkafka_catalog_set_role(int partition, int role, uint32 generation,
+						   const char *last_error)
+{
+	Oid			types[4] = {INT4OID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = CStringGetTextDatum(replkafka_role_name((ReplkafkaRole) role));
+	values[2] = Int64GetDatum((int64) generation);
+	if (last_error)
+		values[3] = CStringGetTextDatum(last_error);
+	else
+		nulls[3] = 'n';
+
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE replkafka.partition_roles"
+							  " SET role = $2, generation = $3, last_error = $4,"
+							  " changed_at = pg_catalog.now()"
+							  " WHERE partition = $1",
+							  4, types, values, nulls, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not update the role of partition %d", partition);
+	SPI_finish();
+}
+
+/*
+ * Record the start of a generation of a partition.
+ */
+void
+replkafka_catalog_add_generation(int partition, uint32 generation,
+								 const char *node_name, int64 kafka_offset,
+								 TimestampTz started_at)
+{
+	Oid			types[5] = {INT4OID, INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[5];
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = Int64GetDatum((int64) generation);
+	values[2] = CStringGetTextDatum(node_name);
+	values[3] = Int64GetDatum(kafka_offset);
+	values[4] = TimestampTzGetDatum(started_at);
+
+	SPI_connect();
+	catalog_spi_execute("INSERT INTO replkafka.generations"
+						" (partition, generation, node_name, kafka_offset, started_at)"
+						" VALUES ($1, $2, $3, $4, $5)"
+						" ON CONFLICT (partition, generation) DO UPDATE"
+						" SET node_name = EXCLUDED.node_name,"
+						" kafka_offset = EXCLUDED.kafka_offset,"
+						" started_at = EXCLUDED.started_at",
+						5, types, values, false, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Register a replicated table with the attribute numbers of its partition
+ * key.
+ */
+void
+replkafka_catalog_add_table(Oid relid, int nkeys, const AttrNumber *attnums)
+{
+	Oid			types[2] = {OIDOID, INT2ARRAYOID};
+	Datum		values[2];
+	Datum	   *elems = palloc(nkeys * sizeof(Datum));
+
+	for (int i = 0; i < nkeys; i++)
+		elems[i] = Int16GetDatum(attnums[i]);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = PointerGetDatum(construct_array(elems, nkeys, INT2OID,
+												sizeof(int16), true,
+												TYPALIGN_SHORT));
+
+	SPI_connect();
+	catalog_spi_execute("INSERT INTO replkafka.tables (relid, key_attnums)"
+						" VALUES ($1, $2)",
+						2, types, values, false, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Unregister a table; false if it was not registered.
+ */
+bool
+replkafka_catalog_remove_table(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	bool		found;
+
+	values[0] = ObjectIdGetDatum(relid);
+	SPI_connect();
+	catalog_spi_execute("DELETE FROM replkafka.tables WHERE relid = $1",
+						1, types, values, false, SPI_OK_DELETE);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * The partition key of a registered table: sets *attnums (palloc'd) and
+ * returns the number of key columns, or returns 0 if the table is not
+ * registered.
+ *
+ * Uses a system-table scan on the primary key index, not SPI, because the
+ * output plugin calls it while decoding, under a historic snapshot in which
+ * replkafka.tables (a user catalog table) is readable only that way.
+ */
+int
+replkafka_catalog_table_key(Oid relid, AttrNumber **attnums)
+{
+	Oid			nspid;
+	Oid			tables_relid;
+	Oid			index_relid;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	int			nkeys = 0;
+
+	nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, true);
+	if (!OidIsValid(nspid))
+		return 0;
+	tables_relid = get_relname_relid("tables", nspid);
+	index_relid = get_relname_relid("tables_pkey", nspid);
+	if (!OidIsValid(tables_relid) || !OidIsValid(index_relid))
+		return 0;
+
+	rel = table_open(tables_relid, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, index_relid, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, 2, RelationGetDescr(rel), &isnull);
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		int16	   *values = (int16 *) ARR_DATA_PTR(arr);
+
+		if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) ||
+			ARR_ELEMTYPE(arr) != INT2OID)
+			elog(ERROR, "invalid key_attnums in replkafka.tables for relation %u",
+				 relid);
+		nkeys = ARR_DIMS(arr)[0];
+		*attnums = palloc(nkeys * sizeof(AttrNumber));
+		for (int i = 0; i < nkeys; i++)
+			(*attnums)[i] = values[i];
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nkeys;
+}
+
+/*
+ * Write the producer checkpoint of a partition.
+ */
+void
+replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt)
+{
+	Oid			types[4] = {INT4OID, INT8OID, LSNOID, INT8OID};
+	Datum		values[4];
+
+	values[0] = Int32GetDatum(ckpt->partition);
+	values[1] = Int64GetDatum((int64) ckpt->scn);
+	values[2] = LSNGetDatum(ckpt->commit_lsn);
+	values[3] = Int64GetDatum(ckpt->kafka_offset);
+
+	SPI_connect();
+	catalog_spi_execute("INSERT INTO replkafka.producer_checkpoints"
+						" (partition, scn, commit_lsn, kafka_offset)"
+						" VALUES ($1, $2, $3, $4)"
+						" ON CONFLICT (partition) DO UPDATE"
+						" SET scn = EXCLUDED.scn, commit_lsn = EXCLUDED.commit_lsn,"
+						" kafka_offset = EXCLUDED.kafka_offset",
+						4, types, values, false, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Read the producer checkpoint of a partition; false if there is none.
+ */
+bool
+replkafka_catalog_get_producer_checkpoint(int partition,
+										  ReplkafkaProducerCheckpoint *ckpt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		found = false;
+
+	values[0] = Int32GetDatum(partition);
+	SPI_connect();
+	catalog_spi_execute("SELECT scn, commit_lsn, kafka_offset"
+						" FROM replkafka.producer_checkpoints WHERE partition = $1",
+						1, types, values, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		ckpt->partition = partition;
+		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		ckpt->commit_lsn = DatumGetLSN(SPI_getbinval(tup, desc, 2, &isnull));
+		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
 }

@@ -10,8 +10,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CATALOG_H
-#define CATALOG_H
+#ifndef REPLKAFKA_CATALOG_H
+#define REPLKAFKA_CATALOG_H
+
+#include "access/attnum.h"
+#include "access/xlogdefs.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
 
 /* The row of replkafka.cluster. */
 typedef struct ReplkafkaCluster
@@ -22,8 +27,41 @@ typedef struct ReplkafkaCluster
 	char	   *node_name;
 } ReplkafkaCluster;
 
+/* A row of replkafka.partition_roles. */
+typedef struct ReplkafkaRoleRow
+{
+	int			partition;
+	int			role;			/* ReplkafkaRole */
+	uint32		generation;
+	char	   *last_error;		/* NULL if none */
+} ReplkafkaRoleRow;
+
+/* A producer checkpoint: the last transaction of a partition in Kafka. */
+typedef struct ReplkafkaProducerCheckpoint
+{
+	int			partition;
+	uint64		scn;
+	XLogRecPtr	commit_lsn;
+	int64		kafka_offset;
+} ReplkafkaProducerCheckpoint;
+
 extern void replkafka_catalog_lock_cluster(void);
 extern bool replkafka_catalog_get_cluster(ReplkafkaCluster *cluster);
 extern void replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster);
+extern int	replkafka_catalog_get_roles(List **roles);
+extern void replkafka_catalog_set_role(int partition, int role,
+									   uint32 generation,
+									   const char *last_error);
+extern void replkafka_catalog_add_generation(int partition, uint32 generation,
+											 const char *node_name,
+											 int64 kafka_offset,
+											 TimestampTz started_at);
+extern void replkafka_catalog_add_table(Oid relid, int nkeys,
+										const AttrNumber *attnums);
+extern bool replkafka_catalog_remove_table(Oid relid);
+extern int	replkafka_catalog_table_key(Oid relid, AttrNumber **attnums);
+extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);
+extern bool replkafka_catalog_get_producer_checkpoint(int partition,
+													  ReplkafkaProducerCheckpoint *ckpt);
 
-#endif							/* CATALOG_H */
+#endif							/* REPLKAFKA_CATALOG_H */

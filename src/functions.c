@@ -15,20 +15,48 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "commands/dbcommands.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "utils/varlena.h"
 
 #include "catalog.h"
 #include "kafka.h"
+#include "partition.h"
 #include "replkafka.h"
+#include "shmem.h"
 
 /* Kafka stores the replication factor in 16 bits. */
 #define REPLKAFKA_MAX_REPLICATION_FACTOR	32767
 
 PG_FUNCTION_INFO_V1(replkafka_create_cluster);
+PG_FUNCTION_INFO_V1(replkafka_add_table);
+PG_FUNCTION_INFO_V1(replkafka_remove_table);
+PG_FUNCTION_INFO_V1(replkafka_partition_of);
+PG_FUNCTION_INFO_V1(replkafka_partition_status);
 
 static void check_node_configured(void);
+static int	check_cluster_exists(void);
+static void check_replicable_table(Relation rel);
+static int	parse_partition_key(Relation rel, const char *partition_key,
+								AttrNumber *attnums);
+static void run_sql(const char *sql);
+static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
+							  int32 totypmod);
 
 /*
  * Fail unless this node has a name and runs in replkafka's database.
@@ -121,7 +149,365 @@ replkafka_create_cluster(PG_FUNCTION_ARGS)
 		cluster.replication_factor = replication_factor;
 		cluster.node_name = replkafka_node_name;
 		replkafka_catalog_insert_cluster(&cluster);
+		replkafka_shmem_reload_at_commit();
 	}
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * Fail unless the cluster was created on this node; returns P.
+ */
+static int
+check_cluster_exists(void)
+{
+	int			partitions = replkafka_cluster_partitions();
+
+	if (partitions <= 0)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("replkafka cluster does not exist on this node"),
+				errhint("Call replkafka.create_cluster() first."));
+	return partitions;
+}
+
+/*
+ * Fail unless rel is a table replkafka can replicate: a permanent, plain,
+ * user table with a primary key that is its replica identity.
+ */
+static void
+check_replicable_table(Relation rel)
+{
+	const char *name = RelationGetRelationName(rel);
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate partitioned table \"%s\"", name),
+				errhint("Replicate its partitions instead."));
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				errmsg("\"%s\" is not a table", name));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate temporary or unlogged table \"%s\"", name),
+				errdetail("Changes of such tables are not written to the WAL."));
+	if (IsCatalogRelation(rel) ||
+		RelationGetNamespace(rel) == get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false))
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate system table \"%s\"", name));
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s\" has no primary key", name),
+				errdetail("Replicas find the rows to update and delete by primary key."),
+				errhint("Add a primary key with ALTER TABLE ... ADD PRIMARY KEY."));
+	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_DEFAULT &&
+		rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s\" does not log its primary key", name),
+				errdetail("Its replica identity must be DEFAULT or FULL."),
+				errhint("Use ALTER TABLE ... REPLICA IDENTITY DEFAULT."));
+}
+
+/*
+ * Parse the column list of a partition key ("a" or "a, b", identifiers as
+ * in SQL) into attnums; every column must be part of the primary key and
+ * hashable.  Returns the number of columns.
+ */
+static int
+parse_partition_key(Relation rel, const char *partition_key, AttrNumber *attnums)
+{
+	char	   *raw = pstrdup(partition_key);
+	List	   *names;
+	ListCell   *lc;
+	int			nkeys = 0;
+	HeapTuple	indtup;
+	Form_pg_index index;
+	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+
+	if (!SplitIdentifierString(raw, ',', &names) || names == NIL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid partition key \"%s\"", partition_key),
+				errhint("Name the key columns, separated by commas."));
+
+	indtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
+	if (!HeapTupleIsValid(indtup))
+		elog(ERROR, "cache lookup failed for index %u", pkoid);
+	index = (Form_pg_index) GETSTRUCT(indtup);
+
+	foreach(lc, names)
+	{
+		char	   *colname = lfirst(lc);
+		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), colname);
+		bool		in_pk = false;
+		Oid			typid;
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_COLUMN),
+					errmsg("column \"%s\" of relation \"%s\" does not exist",
+						   colname, RelationGetRelationName(rel)));
+		for (int i = 0; i < index->indnkeyatts; i++)
+			if (index->indkey.values[i] == attnum)
+				in_pk = true;
+		if (!in_pk)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("column \"%s\" is not part of the primary key of table \"%s\"",
+						   colname, RelationGetRelationName(rel)),
+					errdetail("The partition key must be part of the primary key, so that a key is unique within its partition."));
+		for (int i = 0; i < nkeys; i++)
+			if (attnums[i] == attnum)
+				ereport(ERROR,
+						errcode(ERRCODE_DUPLICATE_COLUMN),
+						errmsg("column \"%s\" appears twice in the partition key",
+							   colname));
+		typid = get_atttype(RelationGetRelid(rel), attnum);
+		if (replkafka_key_hash_function(typid) == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("column \"%s\" of type %s cannot be a partition key",
+						   colname, format_type_be(typid)),
+					errdetail("The type has no extended hash function."));
+		attnums[nkeys++] = attnum;
+	}
+	ReleaseSysCache(indtup);
+	return nkeys;
+}
+
+/*
+ * Run a utility statement through SPI.
+ */
+static void
+run_sql(const char *sql)
+{
+	SPI_connect();
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not run \"%s\"", sql);
+	SPI_finish();
+}
+
+/*
+ * replkafka.add_table(rel regclass, partition_key text)
+ *
+ * Register a table for replication: record its partition key and install
+ * the write fence triggers.
+ */
+Datum
+replkafka_add_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *partition_key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Relation	rel;
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	AttrNumber *existing;
+	int			nkeys;
+	char	   *qualname;
+
+	check_node_configured();
+	check_cluster_exists();
+
+	/* CREATE TRIGGER takes the same lock. */
+	rel = table_open(relid, ShareRowExclusiveLock);
+	check_replicable_table(rel);
+	qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+
+	if (replkafka_catalog_table_key(relid, &existing) > 0)
+		ereport(ERROR,
+				errcode(ERRCODE_DUPLICATE_OBJECT),
+				errmsg("table \"%s\" is already replicated",
+					   RelationGetRelationName(rel)));
+	nkeys = parse_partition_key(rel, partition_key, attnums);
+
+	replkafka_catalog_add_table(relid, nkeys, attnums);
+	run_sql(psprintf("CREATE TRIGGER replkafka_fence"
+					 " BEFORE INSERT OR UPDATE OR DELETE ON %s"
+					 " FOR EACH ROW EXECUTE FUNCTION replkafka.fence()",
+					 qualname));
+	run_sql(psprintf("CREATE TRIGGER replkafka_fence_truncate"
+					 " BEFORE TRUNCATE ON %s"
+					 " FOR EACH STATEMENT EXECUTE FUNCTION replkafka.fence()",
+					 qualname));
+
+	/* Existing rows are this node's alone; say so. */
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qualname),
+					true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+		ereport(WARNING,
+				errmsg("table \"%s\" already has rows", RelationGetRelationName(rel)),
+				errdetail("Rows written before the table was registered are not replicated."));
+	SPI_finish();
+
+	CacheInvalidateRelcacheByRelid(relid);
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * replkafka.remove_table(rel regclass)
+ *
+ * Stop replicating a table: forget it and drop its fence triggers.
+ */
+Datum
+replkafka_remove_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel;
+	char	   *qualname;
+
+	replkafka_check_preloaded();
+	rel = table_open(relid, ShareRowExclusiveLock);
+	if (!replkafka_catalog_remove_table(relid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("table \"%s\" is not replicated",
+					   RelationGetRelationName(rel)));
+	qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+	run_sql(psprintf("DROP TRIGGER IF EXISTS replkafka_fence ON %s", qualname));
+	run_sql(psprintf("DROP TRIGGER IF EXISTS replkafka_fence_truncate ON %s", qualname));
+	CacheInvalidateRelcacheByRelid(relid);
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Convert a key value to the key column's type through their text forms,
+ * so that partition_of('t', 42) works for a bigint or numeric key.
+ */
+static Datum
+coerce_key_value(Datum value, Oid fromtype, Oid totype, int32 totypmod)
+{
+	Oid			outfunc;
+	Oid			infunc;
+	Oid			ioparam;
+	bool		isvarlena;
+	char	   *text;
+
+	if (fromtype == totype)
+		return value;
+	getTypeOutputInfo(fromtype, &outfunc, &isvarlena);
+	text = OidOutputFunctionCall(outfunc, value);
+	getTypeInputInfo(totype, &infunc, &ioparam);
+	return OidInputFunctionCall(infunc, text, ioparam, totypmod);
+}
+
+/*
+ * replkafka.partition_of(rel regclass, key anyelement) returns int
+ *
+ * The partition of a key value of a replicated table.  For a key of
+ * several columns, pass a row: partition_of('t', row(1, 'x')).
+ */
+Datum
+replkafka_partition_of(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Relation	rel;
+	ReplkafkaTableKey *key;
+	TupleDesc	desc;
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			partition;
+
+	replkafka_check_preloaded();
+	rel = table_open(relid, AccessShareLock);
+	key = replkafka_table_key(rel);
+	if (key == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("table \"%s\" is not replicated",
+					   RelationGetRelationName(rel)));
+	desc = RelationGetDescr(rel);
+
+	if (key->nkeys == 1 && !type_is_rowtype(argtype))
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, key->attnums[0] - 1);
+
+		values[0] = coerce_key_value(PG_GETARG_DATUM(1), argtype,
+									 att->atttypid, att->atttypmod);
+		isnull[0] = false;
+	}
+	else if (type_is_rowtype(argtype))
+	{
+		HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(1);
+		TupleDesc	rowdesc;
+		HeapTupleData tuple;
+
+		rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row),
+										 HeapTupleHeaderGetTypMod(row));
+		if (rowdesc->natts != key->nkeys)
+			ereport(ERROR,
+					errcode(ERRCODE_DATATYPE_MISMATCH),
+					errmsg("partition key of table \"%s\" has %d columns, but the row has %d",
+						   RelationGetRelationName(rel), key->nkeys, rowdesc->natts));
+		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+		tuple.t_data = row;
+		for (int i = 0; i < key->nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, key->attnums[i] - 1);
+			Datum		v = heap_getattr(&tuple, i + 1, rowdesc, &isnull[i]);
+
+			if (isnull[i])
+				ereport(ERROR,
+						errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("partition key column \"%s\" cannot be null",
+							   NameStr(att->attname)));
+			values[i] = coerce_key_value(v, TupleDescAttr(rowdesc, i)->atttypid,
+										 att->atttypid, att->atttypmod);
+		}
+		ReleaseTupleDesc(rowdesc);
+	}
+	else
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("partition key of table \"%s\" has %d columns",
+					   RelationGetRelationName(rel), key->nkeys),
+				errhint("Pass the key as a row, for example row(1, 'x')."));
+
+	partition = replkafka_partition_of_values(key, values, isnull);
+	table_close(rel, AccessShareLock);
+	PG_RETURN_INT32(partition);
+}
+
+/*
+ * replkafka.partition_status(): this node's run-time state of every
+ * partition, from shared memory, for the replkafka.partitions view.
+ */
+Datum
+replkafka_partition_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	replkafka_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	replkafka_shmem_ensure_loaded();
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	for (int p = 0; p < replkafka_shared->npartitions; p++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = Int32GetDatum(p);
+		values[1] = CStringGetTextDatum(replkafka_role_name(part->role));
+		values[2] = Int64GetDatum((int64) part->generation);
+		values[3] = Int64GetDatum((int64) part->shipped_scn);
+		nulls[3] = part->shipped_scn == 0;
+		values[4] = Int64GetDatum(part->shipped_offset);
+		nulls[4] = part->shipped_scn == 0;
+		values[5] = CStringGetTextDatum(part->last_error);
+		nulls[5] = part->last_error[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(replkafka_shared->lock);
+	return (Datum) 0;
 }

@@ -11,8 +11,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef KAFKA_H
-#define KAFKA_H
+#ifndef REPLKAFKA_KAFKA_H
+#define REPLKAFKA_KAFKA_H
 
 /* What a Kafka client handle is for; decides its fixed settings. */
 typedef enum ReplkafkaClientKind
@@ -34,4 +34,4 @@ extern bool replkafka_kafka_validate_options(const char *options,
 											 char **detail);
 extern void replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec);
 
-#endif							/* KAFKA_H */
+#endif							/* REPLKAFKA_KAFKA_H */

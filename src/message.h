@@ -19,8 +19,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef MESSAGE_H
-#define MESSAGE_H
+#ifndef REPLKAFKA_MESSAGE_H
+#define REPLKAFKA_MESSAGE_H
 
 #include "lib/stringinfo.h"
 
@@ -229,4 +229,4 @@ extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
 extern const char *rkm_type_name(uint8 type);
 
-#endif							/* MESSAGE_H */
+#endif							/* REPLKAFKA_MESSAGE_H */

@@ -25,8 +25,10 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "decoder.h"
 #include "kafka.h"
 #include "replkafka.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -46,6 +48,7 @@ bool		replkafka_synchronous_commit = false;
 int			replkafka_apply_workers = 2;
 int			replkafka_max_partitions = 1024;
 int			replkafka_request_timeout = 10000;
+int			replkafka_chunk_size = 512 * 1024;
 
 bool		replkafka_preloaded = false;
 
@@ -149,7 +152,19 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("replkafka.chunk_size",
+							gettext_noop("Sets the largest body of a Kafka record; larger transactions are cut into chunks."),
+							gettext_noop("Must stay below the topic's \"max.message.bytes\"."),
+							&replkafka_chunk_size,
+							512 * 1024,
+							REPLKAFKA_MIN_CHUNK_SIZE, REPLKAFKA_MAX_CHUNK_SIZE,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved(REPLKAFKA_EXTENSION_NAME);
+
+	replkafka_shmem_init();
 }
 
 /*

@@ -33,6 +33,7 @@ extern bool replkafka_synchronous_commit;
 extern int	replkafka_apply_workers;
 extern int	replkafka_max_partitions;
 extern int	replkafka_request_timeout;
+extern int	replkafka_chunk_size;
 
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool replkafka_preloaded;

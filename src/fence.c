@@ -1,0 +1,250 @@
+/*-------------------------------------------------------------------------
+ *
+ * fence.c
+ *		The write fence on replicated tables, and what happens at commit of
+ *		a transaction that wrote to one.
+ *
+ * add_table() installs two triggers on a replicated table: a BEFORE ROW
+ * trigger for INSERT, UPDATE and DELETE, and a BEFORE TRUNCATE statement
+ * trigger, both running replkafka.fence().  The row trigger computes the
+ * row's partition and lets the write through only if this node is the
+ * partition's primary, the transaction has written no other partition,
+ * and an UPDATE keeps the partition key.  TRUNCATE is refused: it cannot
+ * be expressed per partition.
+ *
+ * The triggers are ordinary (ENABLE) triggers, so they do not fire with
+ * session_replication_role = replica, which is how the apply worker writes
+ * rows that come from Kafka.
+ *
+ * At commit of a transaction that passed the fence, the shipper is woken
+ * so that it ships the transaction at once, and with
+ * replkafka.synchronous_commit = on the backend then waits until Kafka has
+ * acknowledged the transaction.  The wait follows PostgreSQL's synchronous
+ * replication (SyncRepWaitForLSN): the transaction is already committed
+ * locally, so a cancel or a shutdown ends the wait with a WARNING saying
+ * so, never with an error.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/fence.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/wait_event.h"
+
+#include "partition.h"
+#include "replkafka.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(replkafka_fence);
+
+static void fence_check_partition(Relation rel, int partition);
+static void fence_check_key_unchanged(const ReplkafkaTableKey *key,
+									  Relation rel, HeapTuple oldtup,
+									  HeapTuple newtup);
+static void fence_xact_callback(XactEvent event, void *arg);
+static void fence_wait_for_kafka(XLogRecPtr lsn);
+
+/* The partition the current transaction writes, or -1. */
+static int	xact_partition = -1;
+static bool xact_callback_registered = false;
+
+/*
+ * replkafka.fence(): the trigger function of the write fence.
+ */
+Datum
+replkafka_fence(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	ReplkafkaTableKey *key;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("replkafka.fence() must be called as a trigger"));
+
+	rel = trigdata->tg_relation;
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot truncate replicated table \"%s\"",
+					   RelationGetRelationName(rel)),
+				errdetail("TRUNCATE cannot be replicated per partition."),
+				errhint("Use DELETE, or stop replicating the table with replkafka.remove_table() first."));
+
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("replkafka.fence() must be fired BEFORE ROW or BEFORE TRUNCATE"));
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		tuple = trigdata->tg_newtuple;
+	else
+		tuple = trigdata->tg_trigtuple;
+
+	/* A table that is no longer replicated but kept its trigger. */
+	key = replkafka_table_key(rel);
+	if (key == NULL)
+		return PointerGetDatum(tuple);
+
+	desc = RelationGetDescr(rel);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		fence_check_key_unchanged(key, rel, trigdata->tg_trigtuple, tuple);
+	fence_check_partition(rel, replkafka_partition_of_tuple(key, desc, tuple));
+
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * Refuse an UPDATE that changes the partition key of a row.
+ */
+static void
+fence_check_key_unchanged(const ReplkafkaTableKey *key, Relation rel,
+						  HeapTuple oldtup, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < key->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, key->attnums[i] - 1);
+		bool		oldnull;
+		bool		newnull;
+		Datum		oldval = heap_getattr(oldtup, key->attnums[i], desc, &oldnull);
+		Datum		newval = heap_getattr(newtup, key->attnums[i], desc, &newnull);
+
+		if (oldnull != newnull ||
+			(!oldnull && !datum_image_eq(oldval, newval, att->attbyval,
+										 att->attlen)))
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("cannot change partition key column \"%s\" of replicated table \"%s\"",
+						   NameStr(att->attname), RelationGetRelationName(rel)),
+					errdetail("The partition key of a row decides its partition and never changes."),
+					errhint("Delete the row and insert it with the new key, in separate transactions if the partition changes."));
+	}
+}
+
+/*
+ * Let a write to partition through, or refuse it.
+ */
+static void
+fence_check_partition(Relation rel, int partition)
+{
+	ReplkafkaPartition *part;
+	ReplkafkaRole role;
+
+	replkafka_shmem_ensure_loaded();
+	if (partition >= replkafka_shared->npartitions)
+		elog(ERROR, "partition %d of relation \"%s\" is out of range",
+			 partition, RelationGetRelationName(rel));
+
+	if (xact_partition >= 0 && xact_partition != partition)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("transaction cannot write to more than one partition"),
+				errdetail("The transaction wrote to partition %d; this row of table \"%s\" belongs to partition %d.",
+						  xact_partition, RelationGetRelationName(rel),
+						  partition),
+				errhint("Write each partition's rows in a transaction of its own."));
+
+	part = replkafka_partition_state(partition);
+	role = part->role;
+	if (role != REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				errmsg("cannot write to partition %d on node \"%s\"",
+					   partition, replkafka_node_name),
+				errdetail("This node's role in partition %d is %s; only its primary accepts writes.",
+						  partition, replkafka_role_name(role)),
+				role == REPLKAFKA_ROLE_ERROR && part->last_error[0] ?
+				errhint("The partition is in error: %s", part->last_error) : 0);
+
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(fence_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	xact_partition = partition;
+}
+
+/*
+ * At commit of a transaction that wrote a partition: wake the shipper, and
+ * in synchronous mode wait for Kafka.
+ */
+static void
+fence_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (xact_partition < 0)
+				break;
+			xact_partition = -1;
+			replkafka_wake_shipper();
+			if (replkafka_synchronous_commit && XactLastCommitEnd != InvalidXLogRecPtr)
+				fence_wait_for_kafka(XactLastCommitEnd);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			xact_partition = -1;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Wait until the shipper reports that Kafka holds everything committed up
+ * to lsn.  Runs after the local commit with interrupts held, so it checks
+ * for cancel and shutdown requests itself and never raises an error.
+ */
+static void
+fence_wait_for_kafka(XLogRecPtr lsn)
+{
+	ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
+	for (;;)
+	{
+		if (pg_atomic_read_u64(&replkafka_shared->acked_lsn) >= lsn)
+			break;
+
+		if (ProcDiePending)
+		{
+			ereport(WARNING,
+					errcode(ERRCODE_ADMIN_SHUTDOWN),
+					errmsg("canceling the wait for Kafka and terminating connection due to administrator command"),
+					errdetail("The transaction has already committed locally, but might not have reached Kafka."));
+			/* do not let the client take this for a clean commit */
+			whereToSendOutput = DestNone;
+			break;
+		}
+		if (QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(WARNING,
+					errmsg("canceling the wait for Kafka due to user request"),
+					errdetail("The transaction has already committed locally, but might not have reached Kafka."));
+			break;
+		}
+
+		(void) ConditionVariableTimedSleep(&replkafka_shared->ack_cv, 1000,
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}

@@ -1,0 +1,310 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		replkafka's shared memory: this node's role in every partition,
+ *		the shipper's progress, and what synchronous commits wait for.
+ *
+ * The catalog table replkafka.partition_roles is the durable truth about
+ * this node's roles; shared memory mirrors it so that the write fence can
+ * check a role without a catalog lookup per row.  The mirror is loaded from
+ * the catalog by the first process that needs it after the server starts,
+ * and afterwards changed only by the transactions that change the catalog,
+ * when they commit.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/memutils.h"
+
+#include "catalog.h"
+#include "replkafka.h"
+#include "shmem.h"
+
+/* A role change to publish in shared memory when its transaction commits. */
+typedef struct PendingRole
+{
+	int			partition;
+	ReplkafkaRole role;
+	uint32		generation;
+} PendingRole;
+
+static void shmem_request(void);
+static void shmem_startup(void);
+static Size shmem_size(void);
+static void shmem_xact_callback(XactEvent event, void *arg);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Pointer to shared memory state. */
+ReplkafkaShared *replkafka_shared = NULL;
+
+/* Role changes of the current transaction, in TopTransactionContext. */
+static List *pending_roles = NIL;
+
+/* The current transaction created the cluster: reload the roles. */
+static bool pending_reload = false;
+static bool xact_callback_registered = false;
+
+static const char *const role_names[] = {
+	[REPLKAFKA_ROLE_OFFLINE] = "offline",
+	[REPLKAFKA_ROLE_REPLICA] = "replica",
+	[REPLKAFKA_ROLE_PRIMARY] = "primary",
+	[REPLKAFKA_ROLE_ERROR] = "error",
+};
+
+/*
+ * Install the shared memory hooks; called from _PG_init while preloading.
+ */
+void
+replkafka_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
+
+/*
+ * Size of the shared state, for replkafka.max_partitions partitions.
+ */
+static Size
+shmem_size(void)
+{
+	return add_size(offsetof(ReplkafkaShared, partitions),
+					mul_size(replkafka_max_partitions,
+							 sizeof(ReplkafkaPartition)));
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(shmem_size());
+	RequestNamedLWLockTranche(REPLKAFKA_EXTENSION_NAME, 1);
+}
+
+static void
+shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	replkafka_shared = ShmemInitStruct("replkafka shared state",
+									   shmem_size(), &found);
+	if (!found)
+	{
+		memset(replkafka_shared, 0, shmem_size());
+		replkafka_shared->lock =
+			&(GetNamedLWLockTranche(REPLKAFKA_EXTENSION_NAME))->lock;
+		pg_atomic_init_u64(&replkafka_shared->acked_lsn, 0);
+		ConditionVariableInit(&replkafka_shared->ack_cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Name of a role, as stored in the catalog and shown in views.
+ */
+const char *
+replkafka_role_name(ReplkafkaRole role)
+{
+	Assert(role >= REPLKAFKA_ROLE_OFFLINE && role <= REPLKAFKA_ROLE_ERROR);
+	return role_names[role];
+}
+
+/*
+ * Parse a role name; false if it is not one.
+ */
+bool
+replkafka_role_from_name(const char *name, ReplkafkaRole *role)
+{
+	for (int i = 0; i < lengthof(role_names); i++)
+	{
+		if (strcmp(name, role_names[i]) == 0)
+		{
+			*role = (ReplkafkaRole) i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Load the roles from the catalog into shared memory, once per server
+ * start.  Must be called inside a transaction in replkafka's database;
+ * reads the catalog with a fresh snapshot.
+ */
+void
+replkafka_shmem_ensure_loaded(void)
+{
+	List	   *roles;
+	ListCell   *lc;
+	int			partitions;
+
+	replkafka_check_preloaded();
+	if (replkafka_shared->loaded)
+		return;
+
+	/* Read first, so that no catalog access happens under the LWLock. */
+	partitions = replkafka_catalog_get_roles(&roles);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (!replkafka_shared->loaded && partitions > 0 &&
+		partitions <= replkafka_max_partitions)
+	{
+		replkafka_shared->npartitions = partitions;
+		foreach(lc, roles)
+		{
+			ReplkafkaRoleRow *row = lfirst(lc);
+			ReplkafkaPartition *part = &replkafka_shared->partitions[row->partition];
+
+			part->role = row->role;
+			part->generation = row->generation;
+			strlcpy(part->last_error, row->last_error ? row->last_error : "",
+					REPLKAFKA_ERROR_LEN);
+		}
+		replkafka_shared->loaded = true;
+	}
+	LWLockRelease(replkafka_shared->lock);
+
+	if (partitions > replkafka_max_partitions)
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg("cluster has %d partitions, more than \"replkafka.max_partitions\" (%d)",
+					   partitions, replkafka_max_partitions),
+				errhint("Raise \"replkafka.max_partitions\" and restart the server."));
+}
+
+/*
+ * Make the next replkafka_shmem_ensure_loaded() read the catalog again
+ * once the current transaction commits (it created the cluster).
+ */
+void
+replkafka_shmem_reload_at_commit(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(shmem_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	pending_reload = true;
+}
+
+/*
+ * Shared state of a partition.  The roles must be loaded.
+ */
+ReplkafkaPartition *
+replkafka_partition_state(int partition)
+{
+	Assert(replkafka_shared->loaded);
+	Assert(partition >= 0 && partition < replkafka_shared->npartitions);
+	return &replkafka_shared->partitions[partition];
+}
+
+/*
+ * Publish a role change in shared memory when the current transaction
+ * commits; the caller changes the catalog in the same transaction.  A new
+ * generation resets the shipped position.
+ */
+void
+replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
+							 uint32 generation)
+{
+	MemoryContext oldcxt;
+	PendingRole *pending;
+
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(shmem_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	pending = palloc(sizeof(PendingRole));
+	pending->partition = partition;
+	pending->role = role;
+	pending->generation = generation;
+	pending_roles = lappend(pending_roles, pending);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Apply the pending role changes at commit, forget them at abort.
+ */
+static void
+shmem_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (pending_reload)
+			{
+				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+				replkafka_shared->loaded = false;
+				LWLockRelease(replkafka_shared->lock);
+				pending_reload = false;
+				replkafka_wake_shipper();
+			}
+			if (pending_roles == NIL)
+				break;
+			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+			foreach(lc, pending_roles)
+			{
+				PendingRole *pending = lfirst(lc);
+				ReplkafkaPartition *part = &replkafka_shared->partitions[pending->partition];
+
+				if (part->generation != pending->generation)
+				{
+					part->shipped_scn = 0;
+					part->shipped_offset = -1;
+				}
+				part->role = pending->role;
+				part->generation = pending->generation;
+				if (pending->role != REPLKAFKA_ROLE_ERROR)
+					part->last_error[0] = '\0';
+			}
+			LWLockRelease(replkafka_shared->lock);
+			pending_roles = NIL;
+			replkafka_wake_shipper();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_roles = NIL;
+			pending_reload = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Set the shipper's latch, if it runs.
+ */
+void
+replkafka_wake_shipper(void)
+{
+	Latch	   *latch = replkafka_shared->shipper_latch;
+
+	if (latch)
+		SetLatch(latch);
+}

@@ -1,0 +1,86 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		replkafka's shared memory: this node's role in every partition,
+ *		the shipper's progress, and what synchronous commits wait for.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPLKAFKA_SHMEM_H
+#define REPLKAFKA_SHMEM_H
+
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* This node's role in a partition (catalog: replkafka.partition_roles). */
+typedef enum ReplkafkaRole
+{
+	REPLKAFKA_ROLE_OFFLINE = 0,
+	REPLKAFKA_ROLE_REPLICA,
+	REPLKAFKA_ROLE_PRIMARY,
+	REPLKAFKA_ROLE_ERROR,
+} ReplkafkaRole;
+
+#define REPLKAFKA_ERROR_LEN		512
+
+/* Shared state of one partition. */
+typedef struct ReplkafkaPartition
+{
+	/* Role and generation, mirrored from replkafka.partition_roles. */
+	ReplkafkaRole role;
+	uint32		generation;
+
+	/* Primary: last transaction Kafka acknowledged, and its offset. */
+	uint64		shipped_scn;
+	int64		shipped_offset;
+
+	/* Why the partition is in error, or why shipping it failed last. */
+	char		last_error[REPLKAFKA_ERROR_LEN];
+} ReplkafkaPartition;
+
+/* The whole shared state. */
+typedef struct ReplkafkaShared
+{
+	LWLock	   *lock;			/* protects everything below but acked_lsn */
+
+	/* Roles were loaded from the catalog since the server started. */
+	bool		loaded;
+	int			npartitions;	/* P, or 0 before create_cluster */
+
+	/* The shipper, woken at commit of transactions it has to ship. */
+	pid_t		shipper_pid;
+	Latch	   *shipper_latch;
+	char		shipper_error[REPLKAFKA_ERROR_LEN];
+
+	/*
+	 * Every transaction committed before this WAL position that had to go
+	 * to Kafka is acknowledged by Kafka.  Synchronous commits wait on ack_cv
+	 * until it passes their commit record.
+	 */
+	pg_atomic_uint64 acked_lsn;
+	ConditionVariable ack_cv;
+
+	ReplkafkaPartition partitions[FLEXIBLE_ARRAY_MEMBER];
+} ReplkafkaShared;
+
+extern ReplkafkaShared *replkafka_shared;
+
+extern void replkafka_shmem_init(void);
+extern void replkafka_shmem_ensure_loaded(void);
+extern void replkafka_shmem_reload_at_commit(void);
+extern ReplkafkaPartition *replkafka_partition_state(int partition);
+extern const char *replkafka_role_name(ReplkafkaRole role);
+extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
+extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
+										 uint32 generation);
+extern void replkafka_wake_shipper(void);
+
+#endif							/* REPLKAFKA_SHMEM_H */
