@@ -8,9 +8,11 @@ OBJS = \
 	src/fence.o \
 	src/functions.o \
 	src/kafka.o \
+	src/mastership.o \
 	src/message.o \
 	src/partition.o \
 	src/replkafka.o \
+	src/shipper.o \
 	src/shmem.o
 
 EXTENSION = replkafka

@@ -152,6 +152,14 @@ LANGUAGE C STRICT STABLE;
 COMMENT ON FUNCTION replkafka.partition_of(regclass, anyelement) IS
 	'The partition of a key of a replicated table; a key of several columns is passed as a row';
 
+CREATE FUNCTION replkafka.promote(partition integer,
+								  timeout interval DEFAULT '30s')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'replkafka_promote_partition'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.promote(integer, interval) IS
+	'Makes this node the primary of a partition in a new generation, which it returns';
+
 -- The write fence: installed on every replicated table by add_table().
 CREATE FUNCTION replkafka.fence()
 RETURNS trigger

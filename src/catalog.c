@@ -398,3 +398,92 @@ replkafka_catalog_get_producer_checkpoint(int partition,
 	SPI_finish();
 	return found;
 }
+
+/*
+ * Lock this node's row of partition in replkafka.partition_roles until the
+ * end of the transaction, serializing role changes of the partition, and
+ * return its role and generation.
+ */
+void
+replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	char	   *name;
+	ReplkafkaRole r;
+
+	values[0] = Int32GetDatum(partition);
+	SPI_connect();
+	catalog_spi_execute("SELECT role, generation FROM replkafka.partition_roles"
+						" WHERE partition = $1 FOR UPDATE",
+						1, types, values, false, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "partition %d is missing from replkafka.partition_roles",
+			 partition);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (!replkafka_role_from_name(name, &r))
+		elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", name);
+	*role = r;
+	*generation = (uint32) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc,
+													   2, &isnull));
+	SPI_finish();
+}
+
+/*
+ * Read the consumer checkpoint of a partition; false if there is none.
+ */
+bool
+replkafka_catalog_get_consumer_checkpoint(int partition,
+										  ReplkafkaConsumerCheckpoint *ckpt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		found = false;
+
+	values[0] = Int32GetDatum(partition);
+	SPI_connect();
+	catalog_spi_execute("SELECT generation, scn, kafka_offset"
+						" FROM replkafka.consumer_checkpoints WHERE partition = $1",
+						1, types, values, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		ckpt->partition = partition;
+		ckpt->generation = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Write the consumer checkpoint of a partition.
+ */
+void
+replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[4];
+
+	values[0] = Int32GetDatum(ckpt->partition);
+	values[1] = Int64GetDatum((int64) ckpt->generation);
+	values[2] = Int64GetDatum((int64) ckpt->scn);
+	values[3] = Int64GetDatum(ckpt->kafka_offset);
+
+	SPI_connect();
+	catalog_spi_execute("INSERT INTO replkafka.consumer_checkpoints"
+						" (partition, generation, scn, kafka_offset)"
+						" VALUES ($1, $2, $3, $4)"
+						" ON CONFLICT (partition) DO UPDATE"
+						" SET generation = EXCLUDED.generation, scn = EXCLUDED.scn,"
+						" kafka_offset = EXCLUDED.kafka_offset",
+						4, types, values, false, SPI_OK_INSERT);
+	SPI_finish();
+}

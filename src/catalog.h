@@ -45,6 +45,15 @@ typedef struct ReplkafkaProducerCheckpoint
 	int64		kafka_offset;
 } ReplkafkaProducerCheckpoint;
 
+/* A consumer checkpoint: the last transaction of a partition applied. */
+typedef struct ReplkafkaConsumerCheckpoint
+{
+	int			partition;
+	uint32		generation;
+	uint64		scn;
+	int64		kafka_offset;
+} ReplkafkaConsumerCheckpoint;
+
 extern void replkafka_catalog_lock_cluster(void);
 extern bool replkafka_catalog_get_cluster(ReplkafkaCluster *cluster);
 extern void replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster);
@@ -63,5 +72,10 @@ extern int	replkafka_catalog_table_key(Oid relid, AttrNumber **attnums);
 extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);
 extern bool replkafka_catalog_get_producer_checkpoint(int partition,
 													  ReplkafkaProducerCheckpoint *ckpt);
+extern void replkafka_catalog_lock_partition(int partition, int *role,
+											 uint32 *generation);
+extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
+													  ReplkafkaConsumerCheckpoint *ckpt);
+extern void replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt);
 
 #endif							/* REPLKAFKA_CATALOG_H */

@@ -26,7 +26,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -36,6 +38,7 @@
 
 #include "catalog.h"
 #include "kafka.h"
+#include "mastership.h"
 #include "partition.h"
 #include "replkafka.h"
 #include "shmem.h"
@@ -48,6 +51,7 @@ PG_FUNCTION_INFO_V1(replkafka_add_table);
 PG_FUNCTION_INFO_V1(replkafka_remove_table);
 PG_FUNCTION_INFO_V1(replkafka_partition_of);
 PG_FUNCTION_INFO_V1(replkafka_partition_status);
+PG_FUNCTION_INFO_V1(replkafka_promote_partition);
 
 static void check_node_configured(void);
 static int	check_cluster_exists(void);
@@ -57,6 +61,8 @@ static int	parse_partition_key(Relation rel, const char *partition_key,
 static void run_sql(const char *sql);
 static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
 							  int32 totypmod);
+static void check_partition_number(int partition, int partitions);
+static int	interval_to_ms(Interval *interval);
 
 /*
  * Fail unless this node has a name and runs in replkafka's database.
@@ -510,4 +516,60 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(replkafka_shared->lock);
 	return (Datum) 0;
+}
+
+/*
+ * Fail unless partition is one of the cluster's.
+ */
+static void
+check_partition_number(int partition, int partitions)
+{
+	if (partition < 0 || partition >= partitions)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("partition %d does not exist", partition),
+				errdetail("The cluster's partitions are numbered 0 to %d.",
+						  partitions - 1));
+}
+
+/*
+ * An interval as a positive number of milliseconds, at most INT_MAX.
+ */
+static int
+interval_to_ms(Interval *interval)
+{
+	double		ms;
+
+	ms = (interval->time / 1000.0) +
+		((double) interval->day * SECS_PER_DAY +
+		 (double) interval->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000.0;
+	if (ms <= 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("timeout must be greater than zero"));
+	return (int) Min(ms, (double) INT_MAX);
+}
+
+/*
+ * replkafka.promote(partition int, timeout interval default '30s') returns bigint
+ *
+ * Make this node the primary of a partition in a new generation.  It runs
+ * outside a transaction block: the NEW_GEN record it writes to Kafka cannot
+ * be rolled back.
+ */
+Datum
+replkafka_promote_partition(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	int			timeout_ms = interval_to_ms(PG_GETARG_INTERVAL_P(1));
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				errmsg("replkafka.promote() cannot run inside a transaction block"),
+				errdetail("The record it writes to Kafka cannot be rolled back."));
+
+	PG_RETURN_INT64((int64) replkafka_promote(partition, timeout_ms));
 }

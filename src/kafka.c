@@ -73,7 +73,8 @@ static bool kafka_apply_options(rd_kafka_conf_t *conf, List *options,
 								char **detail);
 static void kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
 						   const char *value);
-static rd_kafka_t *kafka_new_client(ReplkafkaClientKind kind);
+static void kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+							 void *opaque);
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 						 const char *buf);
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
@@ -85,9 +86,17 @@ static int	kafka_topic_partitions(rd_kafka_t *rk, const char *topic,
 static bool kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
 							   TimestampTz deadline);
 static void kafka_report_unreachable(rd_kafka_resp_err_t err) pg_attribute_noreturn();
+static bool kafka_transient(rd_kafka_resp_err_t err);
+static void kafka_read_loop(rd_kafka_t *consumer, const char *topic,
+							int partition, int64 next, int64 to,
+							TimestampTz deadline, ReplkafkaRecordCallback cb,
+							void *arg);
 
 /* Last error reported by librdkafka's error callback, for error details. */
 static char kafka_last_error[512];
+
+/* Set when librdkafka reports a fatal error. */
+static bool kafka_fatal = false;
 
 
 /*
@@ -266,14 +275,16 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 
 /*
  * Create a Kafka client handle of the given kind from replkafka's settings.
+ * A producer's delivery reports go to dr_cb (NULL: none), served by
+ * rd_kafka_poll() like the log lines.
  *
  * The fixed settings follow the delivery contract: the producer is
  * idempotent (acks=all, ordered retries) and never gives up on a message;
  * consumers never commit offsets to Kafka and never jump to another offset
  * on their own, because replkafka stores its positions in its own catalog.
  */
-static rd_kafka_t *
-kafka_new_client(ReplkafkaClientKind kind)
+rd_kafka_t *
+replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 {
 	static const char *const kind_names[] = {"admin", "producer", "consumer"};
 	rd_kafka_conf_t *conf;
@@ -309,6 +320,11 @@ kafka_new_client(ReplkafkaClientKind kind)
 		case REPLKAFKA_CLIENT_PRODUCER:
 			kafka_conf_set(conf, "enable.idempotence", "true");
 			kafka_conf_set(conf, "message.timeout.ms", "0");
+			/* defaults users may override: bounded memory, some batching */
+			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
+			kafka_conf_set(conf, "linger.ms", "2");
+			if (dr_cb)
+				rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 			break;
 		case REPLKAFKA_CLIENT_CONSUMER:
 			/* librdkafka 2.0 wants a group even for manual assignment. */
@@ -342,6 +358,9 @@ kafka_new_client(ReplkafkaClientKind kind)
 
 	/* Route log lines to the main queue, served by rd_kafka_poll(). */
 	rd_kafka_set_log_queue(rk, NULL);
+	/* A consumer serves the main queue from rd_kafka_consumer_poll(). */
+	if (kind == REPLKAFKA_CLIENT_CONSUMER)
+		rd_kafka_poll_set_consumer(rk);
 	kafka_last_error[0] = '\0';
 	return rk;
 }
@@ -374,6 +393,32 @@ static void
 kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	strlcpy(kafka_last_error, reason, sizeof(kafka_last_error));
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		kafka_fatal = true;
+}
+
+/*
+ * The last error librdkafka reported on any client of this process, or "".
+ */
+const char *
+replkafka_kafka_last_error(void)
+{
+	return kafka_last_error;
+}
+
+/*
+ * True once a client of this process hit a fatal error (an idempotent
+ * producer whose guarantees can no longer hold); it must be destroyed.
+ * Fills reason with librdkafka's explanation.
+ */
+bool
+replkafka_kafka_fatal(rd_kafka_t *rk, char *reason, size_t size)
+{
+	if (!kafka_fatal)
+		return false;
+	if (rd_kafka_fatal_error(rk, reason, size) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		strlcpy(reason, kafka_last_error, size);
+	return true;
 }
 
 /*
@@ -630,7 +675,7 @@ replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   replkafka_request_timeout);
-	rk = kafka_new_client(REPLKAFKA_CLIENT_ADMIN);
+	rk = replkafka_kafka_new(REPLKAFKA_CLIENT_ADMIN, NULL);
 	PG_TRY();
 	{
 		existing = kafka_topic_partitions(rk, spec->name, deadline, false);
@@ -655,4 +700,252 @@ replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec)
 		rd_kafka_destroy(rk);
 	}
 	PG_END_TRY();
+}
+
+
+/* ----------------------------------------------------------------
+ * Reading and writing records
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Errors that a retry can cure: the cluster is (still) unreachable, or a
+ * leader is moving.
+ */
+static bool
+kafka_transient(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR__TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__TRANSPORT:
+		case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		case RD_KAFKA_RESP_ERR__WAIT_COORD:
+		case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+		case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+		case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The low and high watermarks of a partition: the offset of its first
+ * record and the offset the next record will get.  Retries until deadline.
+ */
+void
+replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
+						   int64 *low, int64 *high, TimestampTz deadline)
+{
+	for (;;)
+	{
+		rd_kafka_resp_err_t err;
+		int			remaining = kafka_remaining_ms(deadline);
+
+		err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
+											   Max(1, Min(remaining, 1000)));
+		rd_kafka_poll(rk, 0);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return;
+		if (!kafka_transient(err))
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not read the offsets of partition %d of Kafka topic \"%s\": %s",
+						   partition, topic, rd_kafka_err2str(err)));
+		if (kafka_remaining_ms(deadline) <= 0)
+			kafka_report_unreachable(err);
+		kafka_pause(KAFKA_RETRY_PAUSE_MS);
+	}
+}
+
+/*
+ * The reading loop of replkafka_kafka_read(), once the partition is
+ * assigned.
+ */
+static void
+kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
+				int64 next, int64 to, TimestampTz deadline,
+				ReplkafkaRecordCallback cb, void *arg)
+{
+	while (next < to)
+	{
+		rd_kafka_message_t *msg;
+		bool		more = true;
+
+		CHECK_FOR_INTERRUPTS();
+		msg = rd_kafka_consumer_poll(consumer, KAFKA_POLL_SLICE_MS);
+		if (msg == NULL)
+		{
+			if (kafka_remaining_ms(deadline) <= 0)
+				ereport(ERROR,
+						errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read offsets %lld to %lld of partition %d of Kafka topic \"%s\" within %d ms",
+							   (long long) next, (long long) to - 1,
+							   partition, topic, replkafka_request_timeout),
+						kafka_last_error[0] ?
+						errdetail("The last error was: %s.", kafka_last_error) : 0);
+			continue;
+		}
+		if (msg->err)
+		{
+			rd_kafka_resp_err_t merr = msg->err;
+			char	   *text = pstrdup(rd_kafka_message_errstr(msg));
+
+			rd_kafka_message_destroy(msg);
+			if (kafka_transient(merr))
+				continue;
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not read partition %d of Kafka topic \"%s\" at offset %lld: %s",
+						   partition, topic, (long long) next, text));
+		}
+		if (msg->partition == partition && msg->offset >= next)
+		{
+			if (msg->offset < to)
+			{
+				/* the message must be destroyed whatever cb does */
+				PG_TRY();
+				{
+					more = cb(arg, msg->offset, msg->payload, msg->len);
+				}
+				PG_CATCH();
+				{
+					rd_kafka_message_destroy(msg);
+					PG_RE_THROW();
+				}
+				PG_END_TRY();
+			}
+			next = msg->offset + 1;
+		}
+		rd_kafka_message_destroy(msg);
+		if (!more)
+			break;
+	}
+}
+
+/*
+ * Read the records of a partition with offsets in [from, to), in order,
+ * with a consumer handle, passing each to cb until it returns false.
+ * Fails if the records cannot all be read before deadline.
+ */
+void
+replkafka_kafka_read(rd_kafka_t *consumer, const char *topic, int partition,
+					 int64 from, int64 to, TimestampTz deadline,
+					 ReplkafkaRecordCallback cb, void *arg)
+{
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_resp_err_t err;
+
+	if (from >= to)
+		return;
+
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = from;
+	err = rd_kafka_assign(consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				errcode(ERRCODE_CONNECTION_FAILURE),
+				errmsg("could not assign partition %d of Kafka topic \"%s\": %s",
+					   partition, topic, rd_kafka_err2str(err)));
+
+	PG_TRY();
+	{
+		kafka_read_loop(consumer, topic, partition, from, to, deadline, cb, arg);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_assign(consumer, NULL);
+	}
+	PG_END_TRY();
+}
+
+/* Outcome of one synchronously produced record. */
+typedef struct KafkaSyncDelivery
+{
+	bool		done;
+	rd_kafka_resp_err_t err;
+	int64		offset;
+} KafkaSyncDelivery;
+
+/*
+ * Delivery report callback of replkafka_kafka_produce_sync().
+ */
+static void
+kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	KafkaSyncDelivery *d = msg->_private;
+
+	if (d == NULL)
+		return;
+	d->done = true;
+	d->err = msg->err;
+	d->offset = msg->offset;
+}
+
+/*
+ * Produce one record to a partition with a new idempotent producer and
+ * wait for Kafka's acknowledgement; returns the record's offset.  Used for
+ * control records written by SQL functions.  Fails if Kafka has not
+ * acknowledged the record by deadline; the record may then still arrive,
+ * which the protocol tolerates (a control record is idempotent in effect).
+ */
+int64
+replkafka_kafka_produce_sync(const char *topic, int partition,
+							 const char *data, size_t len,
+							 TimestampTz deadline)
+{
+	rd_kafka_t *rk;
+	KafkaSyncDelivery delivery = {false, RD_KAFKA_RESP_ERR_NO_ERROR, -1};
+
+	rk = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, kafka_sync_dr_cb);
+	PG_TRY();
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_producev(rk,
+								RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_PARTITION(partition),
+								RD_KAFKA_V_VALUE((void *) data, len),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_OPAQUE(&delivery),
+								RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not produce to partition %d of Kafka topic \"%s\": %s",
+						   partition, topic, rd_kafka_err2str(err)));
+
+		while (!delivery.done)
+		{
+			char		reason[512];
+
+			rd_kafka_poll(rk, KAFKA_POLL_SLICE_MS);
+			CHECK_FOR_INTERRUPTS();
+			if (replkafka_kafka_fatal(rk, reason, sizeof(reason)))
+				ereport(ERROR,
+						errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("Kafka producer failed: %s", reason));
+			if (!delivery.done && kafka_remaining_ms(deadline) <= 0)
+				kafka_report_unreachable(RD_KAFKA_RESP_ERR__TIMED_OUT);
+		}
+		if (delivery.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("Kafka did not accept the record for partition %d of topic \"%s\": %s",
+						   partition, topic, rd_kafka_err2str(delivery.err)));
+	}
+	PG_FINALLY();
+	{
+		/* an undelivered record is abandoned: purge it, do not wait */
+		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(rk, 0);
+		rd_kafka_destroy(rk);
+	}
+	PG_END_TRY();
+	return delivery.offset;
 }

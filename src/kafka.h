@@ -14,6 +14,10 @@
 #ifndef REPLKAFKA_KAFKA_H
 #define REPLKAFKA_KAFKA_H
 
+#include <librdkafka/rdkafka.h>
+
+#include "utils/timestamp.h"
+
 /* What a Kafka client handle is for; decides its fixed settings. */
 typedef enum ReplkafkaClientKind
 {
@@ -30,8 +34,31 @@ typedef struct ReplkafkaTopicSpec
 	int			replication_factor;
 } ReplkafkaTopicSpec;
 
+/* Delivery report callback of a producer. */
+typedef void (*ReplkafkaDeliveryCallback) (rd_kafka_t *rk,
+										   const rd_kafka_message_t *msg,
+										   void *opaque);
+
+/* Called for each record read; returns false to stop reading. */
+typedef bool (*ReplkafkaRecordCallback) (void *arg, int64 offset,
+										 const void *data, size_t len);
+
 extern bool replkafka_kafka_validate_options(const char *options,
 											 char **detail);
+extern rd_kafka_t *replkafka_kafka_new(ReplkafkaClientKind kind,
+									   ReplkafkaDeliveryCallback dr_cb);
+extern const char *replkafka_kafka_last_error(void);
+extern bool replkafka_kafka_fatal(rd_kafka_t *rk, char *reason, size_t size);
 extern void replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec);
+extern void replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic,
+									   int partition, int64 *low, int64 *high,
+									   TimestampTz deadline);
+extern void replkafka_kafka_read(rd_kafka_t *consumer, const char *topic,
+								 int partition, int64 from, int64 to,
+								 TimestampTz deadline,
+								 ReplkafkaRecordCallback cb, void *arg);
+extern int64 replkafka_kafka_produce_sync(const char *topic, int partition,
+										  const char *data, size_t len,
+										  TimestampTz deadline);
 
 #endif							/* REPLKAFKA_KAFKA_H */

@@ -28,6 +28,7 @@
 #include "decoder.h"
 #include "kafka.h"
 #include "replkafka.h"
+#include "shipper.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -165,6 +166,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved(REPLKAFKA_EXTENSION_NAME);
 
 	replkafka_shmem_init();
+	replkafka_shipper_register();
 }
 
 /*

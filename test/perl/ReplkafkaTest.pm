@@ -79,6 +79,10 @@ replkafka.node_name = '$name'
 replkafka.brokers = '@{[ $kafka->bootstrap ]}'
 replkafka.request_timeout = '30s'
 });
+	# Servers that restrict output plugins must allow the shipper's.
+	$node->append_conf('postgresql.conf',
+		"output_plugin_libraries = 'pgoutput, test_decoding, replkafka'")
+	  if plugin_libraries_restricted();
 	$node->append_conf('postgresql.conf', $params{conf}) if $params{conf};
 	return $node if defined $params{start} && !$params{start};
 
@@ -86,6 +90,19 @@ replkafka.request_timeout = '30s'
 	$node->safe_psql('postgres', 'CREATE EXTENSION replkafka')
 	  unless defined $params{extension} && !$params{extension};
 	return $node;
+}
+
+# Does this server have output_plugin_libraries (recent minor releases)?
+my $plugin_libraries_restricted;
+
+sub plugin_libraries_restricted
+{
+	if (!defined $plugin_libraries_restricted)
+	{
+		my $out = `postgres --describe-config 2>/dev/null`;
+		$plugin_libraries_restricted = $out =~ /^output_plugin_libraries\t/m ? 1 : 0;
+	}
+	return $plugin_libraries_restricted;
 }
 
 =pod

@@ -1,0 +1,904 @@
+/*-------------------------------------------------------------------------
+ *
+ * shipper.c
+ *		The shipper: a background worker that decodes this node's WAL with
+ *		the replkafka output plugin and ships the transactions of the
+ *		partitions this node is primary of to Kafka, exactly once.
+ *
+ * DECODING
+ * --------
+ * The shipper decodes in its own process, on the logical replication slot
+ * "replkafka" (created on first start), the way
+ * pg_logical_slot_get_changes() does, but without end: when it reaches
+ * the end of the flushed WAL, its page reader waits on the latch, and does
+ * the shipper's periodic work meanwhile.  Backends set the latch when they
+ * commit a transaction that wrote a replicated table.
+ *
+ * SEQUENCING
+ * ----------
+ * Each record the plugin writes belongs to one partition.  The first chunk
+ * of a transaction in a partition gets the partition's next sequence
+ * number in the current generation, and every chunk of it carries SCN =
+ * generation << 32 | sequence, stamped into the header.  Records of
+ * partitions this node is not primary of are not shipped.
+ *
+ * ACKNOWLEDGEMENTS AND THE SLOT
+ * ----------------------------
+ * Records go to the idempotent producer with the partition set
+ * explicitly.  Every transaction shipped is tracked, in decoding order
+ * (which is commit order), with the number of its records Kafka has not
+ * acknowledged yet.  Once a transaction and all before it are
+ * acknowledged, the slot's confirmed position moves to the end of its
+ * commit record, synchronous commits waiting for it are released, and the
+ * producer checkpoint of its partition is updated (written to
+ * replkafka.producer_checkpoints at most once a second, outside decoding).
+ * When nothing is in flight and the decoder waits for WAL, the confirmed
+ * position moves to the end of what was decoded, so that WAL written only
+ * by other tables never stays pinned.
+ *
+ * RECOVERY
+ * --------
+ * Kafka is the truth about what was shipped.  Before shipping a partition
+ * in a generation, the shipper reads the tail of the partition back to the
+ * last complete record this node wrote in that generation (a TXN record's
+ * last chunk, or the NEW_GEN record that started the generation).  Its
+ * sequence number is the last one used; its commit LSN tells which
+ * transactions Kafka already has: those committed at or before it are not
+ * shipped again when the slot replays them.  A transaction whose chunks
+ * reached Kafka only in part is shipped again whole, with the same SCN;
+ * replicas discard the incomplete copy.
+ *
+ * Any fatal producer error (librdkafka 2.0 can raise spurious fatal
+ * idempotence errors after disconnects), and any other error, ends the
+ * worker; the postmaster starts it again after a second and recovery runs
+ * again from the slot and the tail of each partition.  Nothing is lost,
+ * because the slot is confirmed only past acknowledged transactions, and
+ * nothing is shipped twice, because of the tail read.
+ *
+ * A record in a partition that this node did not write in its generation,
+ * or a record of a newer generation, means another node is (or was made)
+ * primary: the partition goes to "error" at once and is no longer shipped.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/shipper.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "commands/extension.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "catalog.h"
+#include "decoder.h"
+#include "kafka.h"
+#include "message.h"
+#include "partition.h"
+#include "replkafka.h"
+#include "shipper.h"
+#include "shmem.h"
+
+/* Name of the logical replication slot the shipper decodes. */
+#define SHIPPER_SLOT_NAME		"replkafka"
+
+/* Longest sleep while waiting for WAL or for the cluster (1s). */
+#define SHIPPER_NAPTIME_MS		1000
+
+/* Producer checkpoints are written at most this often (1s). */
+#define SHIPPER_CHECKPOINT_MS	1000
+
+/* Records read back per step when looking for the tail of a partition. */
+#define SHIPPER_TAIL_WINDOW		64
+
+/* A transaction shipped to one partition, until Kafka acknowledged it. */
+typedef struct Shipment
+{
+	dlist_node	node;
+	int			partition;
+	uint64		scn;
+	XLogRecPtr	commit_lsn;
+	XLogRecPtr	end_lsn;		/* end of its commit record, once decoded */
+	bool		complete;		/* all its records were produced */
+	int			pending;		/* records not acknowledged yet */
+	int64		last_offset;	/* Kafka offset of its last record */
+} Shipment;
+
+/* What the shipper knows of one partition. */
+typedef struct ShipperPartition
+{
+	uint32		generation;		/* generation recovered for, 0 if none */
+	uint32		next_seq;		/* next sequence number to use */
+	XLogRecPtr	skip_lsn;		/* transactions committed up to here are in Kafka */
+	bool		stale;			/* a foreign record was found: do not ship */
+
+	/* the transaction being decoded */
+	Shipment   *cur;
+	bool		cur_skip;
+
+	/* last acknowledged transaction, for the producer checkpoint */
+	uint64		acked_scn;
+	XLogRecPtr	acked_lsn;
+	int64		acked_offset;
+	bool		dirty;
+} ShipperPartition;
+
+/* The last complete record of a node in a generation, found in Kafka. */
+typedef struct TailScan
+{
+	uint32		generation;
+	bool		found;
+	uint32		seq;
+	XLogRecPtr	commit_lsn;
+	int64		offset;
+	bool		foreign;
+	char		foreign_detail[256];
+} TailScan;
+
+PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
+
+static void shipper_exit(int code, Datum arg);
+static bool shipper_wait_for_cluster(void);
+static void shipper_ensure_slot(void);
+static void shipper_decode(void);
+static int	shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
+							  int reqLen, XLogRecPtr targetRecPtr,
+							  char *cur_page);
+static void shipper_prepare_write(LogicalDecodingContext *ctx,
+								  XLogRecPtr lsn, TransactionId xid,
+								  bool last_write);
+static void shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+						  TransactionId xid, bool last_write);
+static void shipper_update_progress(LogicalDecodingContext *ctx,
+									XLogRecPtr lsn, TransactionId xid,
+									bool skipped_xact);
+static void shipper_txn_end(LogicalDecodingContext *ctx, XLogRecPtr end_lsn);
+static void shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+						  void *opaque);
+static void shipper_service(bool idle);
+static void shipper_produce(const char *data, size_t len, int partition,
+							Shipment *shipment);
+static void shipper_recover(int partition);
+static bool shipper_tail_record(void *arg, int64 offset, const void *data,
+								size_t len);
+static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
+static void shipper_save_state(void);
+static void shipper_reload_config(void);
+
+/* The producer, and a consumer to read partition tails. */
+static rd_kafka_t *producer = NULL;
+static rd_kafka_t *consumer = NULL;
+static rd_kafka_topic_t *topic_handle = NULL;
+
+/* The topic and the number of partitions of the cluster. */
+static char *topic_name = NULL;
+static int	npartitions = 0;
+
+static ShipperPartition *partitions = NULL;
+
+/* Shipments in decoding order. */
+static dlist_head shipments = DLIST_STATIC_INIT(shipments);
+
+/* The decoding context, while decoding. */
+static LogicalDecodingContext *decoding_ctx = NULL;
+
+/* Everything up to here is confirmed to the slot and to waiting commits. */
+static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
+
+/* An error reported by a delivery report, acted on after the poll. */
+static char delivery_error[512];
+
+/* Partitions whose role must become "error" in the catalog. */
+static List *pending_errors = NIL;
+
+static TimestampTz last_checkpoint = 0;
+static TimestampTz last_ack = 0;
+
+/*
+ * Register the shipper; called from _PG_init while preloading.
+ */
+void
+replkafka_shipper_register(void)
+{
+	BackgroundWorker bgw;
+
+	if (IsBinaryUpgrade)
+		return;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	strlcpy(bgw.bgw_library_name, REPLKAFKA_EXTENSION_NAME, BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "replkafka_shipper_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "replkafka shipper", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "replkafka shipper", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
+
+/*
+ * Entry point of the shipper.
+ */
+void
+replkafka_shipper_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(replkafka_database, NULL, 0);
+	pgstat_report_appname("replkafka shipper");
+
+	before_shmem_exit(shipper_exit, (Datum) 0);
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_shared->shipper_pid = MyProcPid;
+	replkafka_shared->shipper_latch = MyLatch;
+	LWLockRelease(replkafka_shared->lock);
+
+	/* Our own bookkeeping need not wait for a WAL flush. */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	while (!shipper_wait_for_cluster())
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10 * SHIPPER_NAPTIME_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		shipper_reload_config();
+	}
+
+	partitions = MemoryContextAllocZero(TopMemoryContext,
+										npartitions * sizeof(ShipperPartition));
+	producer = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, shipper_dr_cb);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	topic_handle = rd_kafka_topic_new(producer, topic_name, NULL);
+	last_ack = GetCurrentTimestamp();
+
+	shipper_ensure_slot();
+	ereport(LOG,
+			errmsg("replkafka shipper started for topic \"%s\" with %d partitions",
+				   topic_name, npartitions));
+	shipper_decode();
+}
+
+/*
+ * Release Kafka handles and the shared-memory registration on exit.
+ * Unacknowledged records are dropped: the slot was not confirmed past
+ * them, so the next start ships them again.
+ */
+static void
+shipper_exit(int code, Datum arg)
+{
+	if (topic_handle)
+		rd_kafka_topic_destroy(topic_handle);
+	topic_handle = NULL;
+	if (producer)
+	{
+		rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(producer, 0);
+		rd_kafka_destroy(producer);
+		producer = NULL;
+	}
+	if (consumer)
+	{
+		rd_kafka_consumer_close(consumer);
+		rd_kafka_destroy(consumer);
+		consumer = NULL;
+	}
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (replkafka_shared->shipper_pid == MyProcPid)
+	{
+		replkafka_shared->shipper_pid = 0;
+		replkafka_shared->shipper_latch = NULL;
+	}
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Re-read the configuration on SIGHUP.  A different Kafka configuration
+ * needs new clients: exit and let the postmaster start a new shipper.
+ */
+static void
+shipper_reload_config(void)
+{
+	char	   *brokers;
+	char	   *options;
+
+	if (!ConfigReloadPending)
+		return;
+	ConfigReloadPending = false;
+	brokers = pstrdup(replkafka_brokers);
+	options = pstrdup(replkafka_kafka_options);
+	ProcessConfigFile(PGC_SIGHUP);
+	if (producer &&
+		(strcmp(brokers, replkafka_brokers) != 0 ||
+		 strcmp(options, replkafka_kafka_options) != 0))
+	{
+		ereport(LOG,
+				errmsg("replkafka shipper restarting because the Kafka configuration changed"));
+		proc_exit(1);
+	}
+	pfree(brokers);
+	pfree(options);
+}
+
+/*
+ * Is everything in place to ship: the extension, a cluster, a node name,
+ * brokers, the roles loaded?  Remembers the topic and partition count.
+ */
+static bool
+shipper_wait_for_cluster(void)
+{
+	bool		ready = false;
+	ReplkafkaCluster cluster;
+
+	if (replkafka_node_name[0] == '\0' || replkafka_brokers[0] == '\0')
+		return false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)) &&
+		replkafka_catalog_get_cluster(&cluster))
+	{
+		replkafka_shmem_ensure_loaded();
+		topic_name = MemoryContextStrdup(TopMemoryContext, cluster.topic);
+		npartitions = cluster.partitions;
+		ready = true;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return ready;
+}
+
+/*
+ * Create the slot on first start.  Like pg_create_logical_replication_slot:
+ * it waits for transactions running now to finish.
+ */
+static void
+shipper_ensure_slot(void)
+{
+	LogicalDecodingContext *ctx;
+
+	if (SearchNamedReplicationSlot(SHIPPER_SLOT_NAME, true) != NULL)
+		return;
+
+	CheckLogicalDecodingRequirements();
+	StartTransactionCommand();
+	ReplicationSlotCreate(SHIPPER_SLOT_NAME, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext(REPLKAFKA_EXTENSION_NAME, NIL, false,
+									InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	FreeDecodingContext(ctx);
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+	CommitTransactionCommand();
+	ereport(LOG,
+			errmsg("replkafka shipper created replication slot \"%s\"",
+				   SHIPPER_SLOT_NAME));
+}
+
+/*
+ * Decode forever.  Errors end the worker.
+ */
+static void
+shipper_decode(void)
+{
+	List	   *options;
+	uint32		n = 0;
+
+	options = list_make1(makeDefElem("chunk_size",
+									 (Node *) makeString(psprintf("%d", replkafka_chunk_size)),
+									 -1));
+
+	ReplicationSlotAcquire(SHIPPER_SLOT_NAME, true);
+	decoding_ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
+										 XL_ROUTINE(.page_read = shipper_read_page,
+													.segment_open = wal_segment_open,
+													.segment_close = wal_segment_close),
+										 shipper_prepare_write,
+										 shipper_write,
+										 shipper_update_progress);
+	replkafka_txn_end_hook = shipper_txn_end;
+	confirmed_lsn = MyReplicationSlot->data.confirmed_flush;
+	pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirmed_lsn);
+	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+
+	XLogBeginRead(decoding_ctx->reader, MyReplicationSlot->data.restart_lsn);
+	InvalidateSystemCaches();
+
+	for (;;)
+	{
+		XLogRecord *record;
+		char	   *errm = NULL;
+
+		record = XLogReadRecord(decoding_ctx->reader, &errm);
+		if (errm)
+			elog(ERROR, "could not find record for logical decoding: %s", errm);
+		if (record != NULL)
+			LogicalDecodingProcessRecord(decoding_ctx, decoding_ctx->reader);
+
+		CHECK_FOR_INTERRUPTS();
+		if (++n % 256 == 0)
+			shipper_service(false);
+	}
+}
+
+/*
+ * Page reader: like read_local_xlog_page, but waits for WAL on the latch,
+ * doing the shipper's periodic work meanwhile.
+ */
+static int
+shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
+				  int reqLen, XLogRecPtr targetRecPtr, char *cur_page)
+{
+	while (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+	{
+		shipper_service(true);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 SHIPPER_NAPTIME_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr,
+								cur_page);
+}
+
+static void
+shipper_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+					  TransactionId xid, bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+static void
+shipper_update_progress(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+						TransactionId xid, bool skipped_xact)
+{
+	rd_kafka_poll(producer, 0);
+}
+
+/*
+ * A record from the plugin: decide whether it is shipped, stamp its SCN
+ * and produce it.
+ */
+static void
+shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
+			  bool last_write)
+{
+	RkmHeader	hdr;
+	const char *err;
+	ShipperPartition *sp;
+	ReplkafkaPartition *part;
+
+	if (!rkm_read_header(ctx->out->data, ctx->out->len, &hdr, &err))
+		elog(ERROR, "output plugin wrote an invalid record: %s", err);
+	if (hdr.partition >= npartitions)
+		elog(ERROR, "output plugin wrote a record for partition %u of %d",
+			 hdr.partition, npartitions);
+	sp = &partitions[hdr.partition];
+
+	if (hdr.chunk == 0)
+	{
+		part = replkafka_partition_state(hdr.partition);
+		sp->cur = NULL;
+		sp->cur_skip = true;
+		if (part->role == REPLKAFKA_ROLE_PRIMARY && !sp->stale)
+		{
+			if (sp->generation != part->generation)
+				shipper_recover(hdr.partition);
+			if (!sp->stale && part->role == REPLKAFKA_ROLE_PRIMARY &&
+				hdr.commit_lsn > sp->skip_lsn)
+			{
+				Shipment   *s = MemoryContextAllocZero(TopMemoryContext,
+													   sizeof(Shipment));
+
+				s->partition = hdr.partition;
+				s->scn = RKM_SCN(sp->generation, sp->next_seq);
+				s->commit_lsn = hdr.commit_lsn;
+				s->last_offset = -1;
+				sp->next_seq++;
+				dlist_push_tail(&shipments, &s->node);
+				sp->cur = s;
+				sp->cur_skip = false;
+			}
+		}
+		else if (part->role != REPLKAFKA_ROLE_PRIMARY)
+			ereport(WARNING,
+					errmsg("transaction %u wrote partition %u, of which node \"%s\" is %s; it is not shipped",
+						   hdr.xid, hdr.partition, replkafka_node_name,
+						   replkafka_role_name(part->role)));
+	}
+
+	if (sp->cur_skip || sp->cur == NULL)
+		return;
+
+	rkm_set_scn(ctx->out->data, sp->cur->scn);
+	shipper_produce(ctx->out->data, ctx->out->len, hdr.partition, sp->cur);
+}
+
+/*
+ * Hand a record to the producer, waiting while its queue is full.
+ */
+static void
+shipper_produce(const char *data, size_t len, int partition, Shipment *shipment)
+{
+	for (;;)
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_producev(producer,
+								RD_KAFKA_V_RKT(topic_handle),
+								RD_KAFKA_V_PARTITION(partition),
+								RD_KAFKA_V_VALUE((void *) data, len),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_OPAQUE(shipment),
+								RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not produce to partition %d of Kafka topic \"%s\": %s",
+						   partition, topic_name, rd_kafka_err2str(err)));
+		/* back-pressure: serve delivery reports until there is room */
+		rd_kafka_poll(producer, 100);
+		CHECK_FOR_INTERRUPTS();
+		shipper_service(false);
+	}
+	shipment->pending++;
+}
+
+/*
+ * End of a decoded transaction: its shipments are complete.
+ */
+static void
+shipper_txn_end(LogicalDecodingContext *ctx, XLogRecPtr end_lsn)
+{
+	for (int p = 0; p < npartitions; p++)
+	{
+		ShipperPartition *sp = &partitions[p];
+
+		if (sp->cur)
+		{
+			sp->cur->end_lsn = end_lsn;
+			sp->cur->complete = true;
+		}
+		sp->cur = NULL;
+		sp->cur_skip = false;
+	}
+}
+
+/*
+ * Delivery report, served by rd_kafka_poll() on this thread.  Never raises
+ * errors: it records them for shipper_service().
+ */
+static void
+shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	Shipment   *s = msg->_private;
+
+	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (delivery_error[0] == '\0')
+			snprintf(delivery_error, sizeof(delivery_error),
+					 "partition %d: %s", (int) msg->partition,
+					 rd_kafka_err2str(msg->err));
+		return;
+	}
+	if (s == NULL)
+		return;
+	s->pending--;
+	if (msg->offset > s->last_offset)
+		s->last_offset = msg->offset;
+	last_ack = GetCurrentTimestamp();
+}
+
+/*
+ * Periodic work: serve delivery reports, advance the confirmed position,
+ * write checkpoints and pending role changes, recover partitions that
+ * became primary.  With idle, the decoder has caught up with the WAL.
+ */
+static void
+shipper_service(bool idle)
+{
+	XLogRecPtr	confirm = InvalidXLogRecPtr;
+	char		reason[512];
+	bool		in_xact = IsTransactionOrTransactionBlock();
+
+	rd_kafka_poll(producer, 0);
+	if (replkafka_kafka_fatal(producer, reason, sizeof(reason)))
+		ereport(ERROR,
+				errcode(ERRCODE_CONNECTION_FAILURE),
+				errmsg("Kafka producer failed: %s", reason),
+				errdetail("The shipper restarts and resumes from what Kafka holds."));
+	if (delivery_error[0] != '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_CONNECTION_FAILURE),
+				errmsg("Kafka did not accept a record: %s", delivery_error),
+				errdetail("The shipper restarts and resumes from what Kafka holds."));
+
+	/* Pop acknowledged transactions, in order. */
+	while (!dlist_is_empty(&shipments))
+	{
+		Shipment   *s = dlist_head_element(Shipment, node, &shipments);
+		ShipperPartition *sp = &partitions[s->partition];
+		ReplkafkaPartition *part = replkafka_partition_state(s->partition);
+		Shipment   *next;
+
+		if (!s->complete || s->pending > 0)
+			break;
+		dlist_pop_head_node(&shipments);
+
+		sp->acked_scn = s->scn;
+		sp->acked_lsn = s->commit_lsn;
+		sp->acked_offset = s->last_offset;
+		sp->dirty = true;
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		if (part->generation == RKM_SCN_GENERATION(s->scn))
+		{
+			part->shipped_scn = s->scn;
+			part->shipped_offset = s->last_offset;
+		}
+		LWLockRelease(replkafka_shared->lock);
+
+		/* the commit is confirmed once all its partitions are */
+		next = dlist_is_empty(&shipments) ? NULL :
+			dlist_head_element(Shipment, node, &shipments);
+		if (next == NULL || next->end_lsn != s->end_lsn)
+			confirm = s->end_lsn;
+		pfree(s);
+	}
+
+	/* Caught up and nothing in flight: everything decoded is done. */
+	if (idle && dlist_is_empty(&shipments) && !in_xact)
+		confirm = Max(confirm, decoding_ctx->reader->EndRecPtr);
+
+	if (confirm > confirmed_lsn)
+	{
+		confirmed_lsn = confirm;
+		LogicalConfirmReceivedLocation(confirm);
+		pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirm);
+		ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+		replkafka_shared->shipper_error[0] = '\0';
+	}
+
+	/* Kafka has not answered for a while: show why. */
+	if (!dlist_is_empty(&shipments) &&
+		TimestampDifferenceExceeds(last_ack, GetCurrentTimestamp(), 5000) &&
+		replkafka_kafka_last_error()[0] != '\0')
+		strlcpy(replkafka_shared->shipper_error, replkafka_kafka_last_error(),
+				REPLKAFKA_ERROR_LEN);
+
+	/* The rest needs a transaction of our own. */
+	if (in_xact)
+		return;
+
+	shipper_reload_config();
+
+	if (idle)
+	{
+		for (int p = 0; p < npartitions; p++)
+		{
+			ReplkafkaPartition *part = replkafka_partition_state(p);
+
+			if (part->role == REPLKAFKA_ROLE_PRIMARY && !partitions[p].stale &&
+				partitions[p].generation != part->generation)
+				shipper_recover(p);
+		}
+	}
+
+	if (pending_errors != NIL ||
+		TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
+								   SHIPPER_CHECKPOINT_MS))
+		shipper_save_state();
+}
+
+/*
+ * Write the producer checkpoints that changed, and the roles of partitions
+ * found stale, in a transaction of our own.
+ */
+static void
+shipper_save_state(void)
+{
+	bool		any = pending_errors != NIL;
+
+	last_checkpoint = GetCurrentTimestamp();
+	for (int p = 0; p < npartitions && !any; p++)
+		any = partitions[p].dirty;
+	if (!any)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (int p = 0; p < npartitions; p++)
+	{
+		ShipperPartition *sp = &partitions[p];
+		ReplkafkaProducerCheckpoint ckpt;
+
+		if (!sp->dirty)
+			continue;
+		ckpt.partition = p;
+		ckpt.scn = sp->acked_scn;
+		ckpt.commit_lsn = sp->acked_lsn;
+		ckpt.kafka_offset = sp->acked_offset;
+		replkafka_catalog_save_producer_checkpoint(&ckpt);
+		sp->dirty = false;
+	}
+	while (pending_errors != NIL)
+	{
+		int			p = linitial_int(pending_errors);
+		ReplkafkaPartition *part = replkafka_partition_state(p);
+
+		replkafka_catalog_set_role(p, REPLKAFKA_ROLE_ERROR, part->generation,
+								   part->last_error);
+		pending_errors = list_delete_first(pending_errors);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Stop shipping a partition: another node wrote to it.  Shared memory
+ * changes at once, so the write fence refuses writes from now on; the
+ * catalog follows outside decoding.
+ */
+static void
+shipper_partition_error(int partition, const char *fmt,...)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	char		msg[REPLKAFKA_ERROR_LEN];
+	va_list		ap;
+	MemoryContext oldcxt;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	partitions[partition].stale = true;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->role = REPLKAFKA_ROLE_ERROR;
+	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
+	LWLockRelease(replkafka_shared->lock);
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	pending_errors = lappend_int(pending_errors, partition);
+	MemoryContextSwitchTo(oldcxt);
+
+	ereport(WARNING,
+			errmsg("partition %d stops accepting writes on node \"%s\": %s",
+				   partition, replkafka_node_name, msg));
+}
+
+/*
+ * Callback of the tail scan: note this node's last complete record of the
+ * generation, and any record another node wrote in it or after it.
+ */
+static bool
+shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
+{
+	TailScan   *scan = arg;
+	RkmHeader	hdr;
+	const char *err;
+	uint32		gen;
+
+	if (!rkm_read_header(data, len, &hdr, &err))
+		return true;			/* not ours; replicas report it */
+	gen = RKM_SCN_GENERATION(hdr.scn);
+	if (gen > scan->generation ||
+		(gen == scan->generation && strcmp(hdr.origin, replkafka_node_name) != 0))
+	{
+		scan->foreign = true;
+		snprintf(scan->foreign_detail, sizeof(scan->foreign_detail),
+				 "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
+				 (long long) offset, rkm_type_name(hdr.type), gen, hdr.origin);
+		return true;
+	}
+	if (gen == scan->generation &&
+		(hdr.type == RKM_NEW_GEN || (hdr.type == RKM_TXN && hdr.last)))
+	{
+		scan->found = true;
+		scan->seq = RKM_SCN_SEQUENCE(hdr.scn);
+		scan->commit_lsn = hdr.commit_lsn;
+		scan->offset = offset;
+	}
+	return true;
+}
+
+/*
+ * Learn from Kafka where partition stands in this node's generation: the
+ * last sequence number used and the last commit shipped.
+ */
+static void
+shipper_recover(int partition)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz deadline;
+	TailScan	scan;
+	int64		low;
+	int64		high;
+	int64		end;
+	int64		window = SHIPPER_TAIL_WINDOW;
+
+	memset(&scan, 0, sizeof(scan));
+	scan.generation = part->generation;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   Max(replkafka_request_timeout, 30000));
+
+	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
+							   deadline);
+	end = high;
+	while (end > low)
+	{
+		int64		start = Max(low, end - window);
+
+		replkafka_kafka_read(consumer, topic_name, partition, start, end,
+							 deadline, shipper_tail_record, &scan);
+		if (scan.found)
+			break;
+		end = start;
+		window *= 4;
+	}
+
+	if (scan.foreign)
+	{
+		shipper_partition_error(partition,
+								"another node wrote to the partition: %s",
+								scan.foreign_detail);
+		return;
+	}
+	if (!scan.found)
+	{
+		shipper_partition_error(partition,
+								"Kafka holds no NEW_GEN record of generation %u from this node",
+								scan.generation);
+		return;
+	}
+
+	sp->generation = scan.generation;
+	sp->next_seq = scan.seq + 1;
+	sp->skip_lsn = scan.commit_lsn;
+	sp->stale = false;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->generation == scan.generation)
+	{
+		part->shipped_scn = RKM_SCN(scan.generation, scan.seq);
+		part->shipped_offset = scan.offset;
+	}
+	LWLockRelease(replkafka_shared->lock);
+	ereport(LOG,
+			errmsg("replkafka shipper resumes partition %d of generation %u at sequence %u",
+				   partition, scan.generation, sp->next_seq),
+			errdetail("Kafka holds the transactions committed up to %X/%X.",
+					  LSN_FORMAT_ARGS(scan.commit_lsn)));
+}

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * shipper.h
+ *		The shipper background worker.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/shipper.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPLKAFKA_SHIPPER_H
+#define REPLKAFKA_SHIPPER_H
+
+extern void replkafka_shipper_register(void);
+
+#endif							/* REPLKAFKA_SHIPPER_H */
