@@ -307,6 +307,251 @@ sub describe_topic
 
 =pod
 
+=item $kafka->consume($topic)
+
+Every record of $topic, read from the beginning with kcat: a list of hashes
+{ partition, offset, payload }, ordered by partition and offset.
+
+=cut
+
+sub consume
+{
+	my ($self, $topic) = @_;
+	my ($ok, $out, $err) =
+	  $self->kcat('-C', '-t', $topic, '-o', 'beginning', '-e', '-q',
+		'-f', '%p %o %S\n%s');
+	die "kcat -C failed: $err" unless $ok;
+
+	my @records;
+	my $pos = 0;
+	while ($pos < length($out))
+	{
+		my $nl = index($out, "\n", $pos);
+		die "malformed kcat output" if $nl < 0;
+		my ($partition, $offset, $size) = split / /, substr($out, $pos, $nl - $pos);
+		$size = 0 if $size < 0;    # kcat prints -1 for a null payload
+		push @records,
+		  {
+			partition => $partition,
+			offset => $offset,
+			payload => substr($out, $nl + 1, $size)
+		  };
+		$pos = $nl + 1 + $size;
+	}
+	return sort { $a->{partition} <=> $b->{partition} || $a->{offset} <=> $b->{offset} }
+	  @records;
+}
+
+=pod
+
+=back
+
+=head1 ReplkafkaTest::Wire
+
+An independent reader of the wire format of doc/protocol.md, used as the
+tests' oracle.
+
+=over
+
+=item ReplkafkaTest::Wire::header($payload)
+
+The header of a record as a hash: type (TXN, NEW_GEN, END_GEN,
+HEARTBEAT), last, partition, chunk, scn, generation, sequence, commit_lsn,
+commit_time, xid, origin, body.  Dies on a malformed header.
+
+=cut
+
+package ReplkafkaTest::Wire;
+
+use strict;
+use warnings;
+
+my %types = (1 => 'TXN', 2 => 'NEW_GEN', 3 => 'END_GEN', 4 => 'HEARTBEAT');
+
+sub header
+{
+	my ($payload) = @_;
+	die "record too short" if length($payload) < 48;
+	my ($magic, $version, $type, $flags, $olen, $reserved, $partition,
+		$chunk, $scn, $lsn, $time, $xid, $blen)
+	  = unpack('a2 C C C C n N N Q> Q> q> N N', $payload);
+	die "bad magic" unless $magic eq 'RK';
+	die "bad version $version" unless $version == 1;
+	die "bad type $type" unless $types{$type};
+	die "bad body length" unless length($payload) == 48 + $olen + $blen;
+	return {
+		type => $types{$type},
+		last => ($flags & 1) ? 1 : 0,
+		partition => $partition,
+		chunk => $chunk,
+		scn => $scn,
+		generation => $scn >> 32,
+		sequence => $scn & 0xffffffff,
+		commit_lsn => $lsn,
+		commit_time => $time,
+		xid => $xid,
+		origin => substr($payload, 48, $olen),
+		body => substr($payload, 48 + $olen, $blen),
+	};
+}
+
+=pod
+
+=item ReplkafkaTest::Wire::changes($body)
+
+The changes of a whole transaction body (the bodies of its chunks
+concatenated): a list of hashes { op (insert, update, delete), table
+(schema.table), new, old (hashes column => value, undef for NULL) }.
+Unchanged TOASTed values are returned as the string '(unchanged)'.
+
+=cut
+
+sub changes
+{
+	my ($body) = @_;
+	my (@changes, %relations);
+	my $pos = 0;
+	my $take = sub {
+		my ($n) = @_;
+		die "truncated body" if $pos + $n > length($body);
+		my $v = substr($body, $pos, $n);
+		$pos += $n;
+		return $v;
+	};
+	my $u8 = sub { unpack('C', $take->(1)) };
+	my $u16 = sub { unpack('n', $take->(2)) };
+	my $u32 = sub { unpack('N', $take->(4)) };
+	my $str = sub { $take->($u16->()) };
+	my $tuple = sub {
+		my ($rel) = @_;
+		my $natts = $u16->();
+		die "tuple arity" unless $natts == @{ $rel->{columns} };
+		my %row;
+		for my $i (0 .. $natts - 1)
+		{
+			my $kind = chr($u8->());
+			my $col = $rel->{columns}[$i];
+			if ($kind eq 't') { $row{$col} = $take->($u32->()); }
+			elsif ($kind eq 'n') { $row{$col} = undef; }
+			elsif ($kind eq 'u') { $row{$col} = '(unchanged)'; }
+			elsif ($kind ne 'x') { die "bad value kind $kind"; }
+		}
+		return \%row;
+	};
+
+	while ($pos < length($body))
+	{
+		my $kind = chr($u8->());
+		my $len = $u32->();
+		my $end = $pos + $len;
+		my $relnum = $u16->();
+		if ($kind eq 'R')
+		{
+			my $schema = $str->();
+			my $table = $str->();
+			my $natts = $u16->();
+			my @columns;
+			for (1 .. $natts)
+			{
+				push @columns, $str->();
+				$str->();    # type
+				$u8->();     # flags
+			}
+			$relations{$relnum} =
+			  { name => "$schema.$table", columns => \@columns };
+		}
+		else
+		{
+			my $rel = $relations{$relnum} or die "undefined relation $relnum";
+			my %change = (table => $rel->{name});
+			if ($kind eq 'I')
+			{
+				$change{op} = 'insert';
+				$change{new} = $tuple->($rel);
+			}
+			elsif ($kind eq 'U' || $kind eq 'D')
+			{
+				$change{op} = $kind eq 'U' ? 'update' : 'delete';
+				my $old = chr($u8->());
+				$change{old} = $tuple->($rel) if $old ne 'N';
+				$change{new} = $tuple->($rel) if $kind eq 'U';
+			}
+			else
+			{
+				die "bad record kind $kind";
+			}
+			push @changes, \%change;
+		}
+		die "record length mismatch" unless $pos == $end;
+	}
+	return @changes;
+}
+
+=pod
+
+=item ReplkafkaTest::Wire::transactions(@records)
+
+Group the records of consume() into transactions: for each partition, in
+offset order, complete chunk sequences (chunk 0 through the last chunk)
+become { partition, offset (of the last chunk), scn, generation, sequence,
+origin, commit_lsn, chunks, changes }.  Control records are returned as
+{ partition, offset, type, scn, generation, sequence, origin }.  An
+incomplete chunk sequence followed by anything else is dropped, as the
+protocol says, and counted in $ReplkafkaTest::Wire::incomplete.
+
+=cut
+
+our $incomplete = 0;
+
+sub transactions
+{
+	my (@records) = @_;
+	my (@result, %open);
+	$incomplete = 0;
+	foreach my $r (@records)
+	{
+		my $h = header($r->{payload});
+		my $p = $r->{partition};
+		if ($h->{type} ne 'TXN' || $h->{chunk} == 0)
+		{
+			$incomplete++ if $open{$p};
+			delete $open{$p};
+		}
+		if ($h->{type} ne 'TXN')
+		{
+			push @result,
+			  { %$h, partition => $p, offset => $r->{offset}, body => undef };
+			next;
+		}
+		if ($h->{chunk} == 0)
+		{
+			$open{$p} = { %$h, body => '', chunks => 0 };
+		}
+		my $t = $open{$p};
+		next unless $t;    # a chunk without its start
+		if ($h->{chunk} != $t->{chunks} || $h->{scn} != $t->{scn})
+		{
+			$incomplete++;
+			delete $open{$p};
+			next;
+		}
+		$t->{body} .= $h->{body};
+		$t->{chunks}++;
+		if ($h->{last})
+		{
+			$t->{offset} = $r->{offset};
+			$t->{changes} = [ changes($t->{body}) ];
+			delete $t->{body};
+			push @result, $t;
+			delete $open{$p};
+		}
+	}
+	$incomplete += scalar keys %open;
+	return @result;
+}
+
+=pod
+
 =back
 
 =cut
