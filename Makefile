@@ -10,6 +10,7 @@ OBJS = \
 	src/kafka.o \
 	src/mastership.o \
 	src/message.o \
+	src/message_json.o \
 	src/partition.o \
 	src/replkafka.o \
 	src/shipper.o \
@@ -46,3 +47,10 @@ regresscheck: submake
 
 tapcheck: submake
 	$(prove_installcheck)
+
+# make fuzzcheck: the wire format fuzzer (clang 14, libFuzzer), for
+# FUZZ_SECONDS seconds.
+.PHONY: fuzzcheck
+FUZZ_SECONDS ?= 60
+fuzzcheck:
+	$(srcdir)/test/fuzz/run $(FUZZ_SECONDS)

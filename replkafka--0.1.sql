@@ -186,6 +186,23 @@ CREATE EVENT TRIGGER replkafka_forget_dropped_tables ON sql_drop
 	EXECUTE FUNCTION replkafka.forget_dropped_tables();
 
 --
+-- The wire format.
+--
+CREATE FUNCTION replkafka.decode(record bytea)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'replkafka_decode'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION replkafka.decode(bytea) IS
+	'Decodes one Kafka record of replkafka''s wire format into JSON';
+
+CREATE FUNCTION replkafka.decode_chunks(records bytea[])
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'replkafka_decode_chunks'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION replkafka.decode_chunks(bytea[]) IS
+	'Decodes a transaction from all its chunks, in order, into JSON';
+
+--
 -- Nothing here is for PUBLIC.
 --
 REVOKE ALL ON ALL TABLES IN SCHEMA replkafka FROM PUBLIC;

@@ -68,6 +68,9 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogreader.h"
@@ -82,6 +85,7 @@
 #include "replication/decode.h"
 #include "replication/logical.h"
 #include "replication/slot.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -187,9 +191,18 @@ static bool shipper_tail_record(void *arg, int64 offset, const void *data,
 static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
 static void shipper_save_state(void);
 static void shipper_reload_config(void);
+static void shipper_wakeup_init(void);
+static void shipper_wait(long timeout_ms);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
+
+/*
+ * librdkafka writes a byte to this pipe when the producer's main queue
+ * (delivery reports, log lines) becomes non-empty, so that waits on the
+ * latch also wake for Kafka.
+ */
+static int	wakeup_pipe[2] = {-1, -1};
 static rd_kafka_t *consumer = NULL;
 static rd_kafka_topic_t *topic_handle = NULL;
 
@@ -261,6 +274,17 @@ replkafka_shipper_main(Datum main_arg)
 	/* Our own bookkeeping need not wait for a WAL flush. */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * Values are shipped in their text form, with fixed settings
+	 * (doc/protocol.md), and types outside pg_catalog schema-qualified.
+	 */
+	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+
 	while (!shipper_wait_for_cluster())
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -273,6 +297,7 @@ replkafka_shipper_main(Datum main_arg)
 	partitions = MemoryContextAllocZero(TopMemoryContext,
 										npartitions * sizeof(ShipperPartition));
 	producer = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, shipper_dr_cb);
+	shipper_wakeup_init();
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	topic_handle = rd_kafka_topic_new(producer, topic_name, NULL);
 	last_ack = GetCurrentTimestamp();
@@ -453,6 +478,45 @@ shipper_decode(void)
 }
 
 /*
+ * Make the producer's main queue signal wakeup_pipe when it fills.
+ */
+static void
+shipper_wakeup_init(void)
+{
+	rd_kafka_queue_t *mainq;
+
+	if (pipe(wakeup_pipe) != 0 ||
+		fcntl(wakeup_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+		fcntl(wakeup_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+		ereport(ERROR,
+				errcode_for_socket_access(),
+				errmsg("could not create pipe for Kafka events: %m"));
+	ReserveExternalFD();
+	ReserveExternalFD();
+	mainq = rd_kafka_queue_get_main(producer);
+	rd_kafka_queue_io_event_enable(mainq, wakeup_pipe[1], "k", 1);
+	rd_kafka_queue_destroy(mainq);
+}
+
+/*
+ * Sleep until the latch is set, Kafka has something for us, or timeout.
+ */
+static void
+shipper_wait(long timeout_ms)
+{
+	char		buf[64];
+
+	(void) WaitLatchOrSocket(MyLatch,
+							 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT |
+							 WL_EXIT_ON_PM_DEATH,
+							 wakeup_pipe[0], timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	while (read(wakeup_pipe[0], buf, sizeof(buf)) > 0)
+		;
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Page reader: like read_local_xlog_page, but waits for WAL on the latch,
  * doing the shipper's periodic work meanwhile.
  */
@@ -463,10 +527,7 @@ shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 	while (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
 	{
 		shipper_service(true);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 SHIPPER_NAPTIME_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		shipper_wait(SHIPPER_NAPTIME_MS);
 	}
 	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr,
 								cur_page);

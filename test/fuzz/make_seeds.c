@@ -1,0 +1,271 @@
+/*-------------------------------------------------------------------------
+ *
+ * make_seeds.c
+ *		Writes the seed corpus of fuzz_message: valid records of every kind.
+ *
+ * Usage: make_seeds DIRECTORY
+ *
+ * The records are built with src/message.c's encoder, so the seeds follow
+ * the format as the code writes it: control records, a whole transaction
+ * with every kind of change, old tuple and value, the pieces of a chunked
+ * transaction, and bare body streams.  The output is the same on every
+ * run.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		test/fuzz/make_seeds.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres_fe.h"
+
+#include "message.h"
+
+/* A column of a seed relation. */
+typedef struct SeedColumn
+{
+	const char *name;
+	const char *type;
+	uint8		flags;
+} SeedColumn;
+
+static const char *seed_dir;
+static int	seed_count = 0;
+
+static void write_seed(const char *data, size_t len);
+static void write_record(uint8 type, bool last, uint32 chunk, uint64 scn,
+						 const char *origin, const char *body,
+						 uint32 body_len);
+static void add_relation(StringInfo body, uint16 relno, const char *schema,
+						 const char *table, int natts,
+						 const SeedColumn *columns);
+static void add_tuple(StringInfo body, int natts, const char *const *values);
+static void add_text(StringInfo body, const char *text);
+
+/*
+ * Write one seed file, named by its number.
+ */
+static void
+write_seed(const char *data, size_t len)
+{
+	char		path[MAXPGPATH];
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "%s/seed_%02d", seed_dir, seed_count++);
+	f = fopen(path, "wb");
+	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+	{
+		fprintf(stderr, "make_seeds: could not write \"%s\": %s\n", path,
+				strerror(errno));
+		exit(1);
+	}
+}
+
+/*
+ * Write a whole record with the given header fields and body.
+ */
+static void
+write_record(uint8 type, bool last, uint32 chunk, uint64 scn,
+			 const char *origin, const char *body, uint32 body_len)
+{
+	RkmHeader	hdr;
+	StringInfoData buf;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.version = RKM_VERSION;
+	hdr.type = type;
+	hdr.last = last;
+	hdr.partition = 3;
+	hdr.chunk = chunk;
+	hdr.scn = scn;
+	hdr.commit_lsn = UINT64CONST(0x16B3748);
+	hdr.commit_time = INT64CONST(1767225600123456);
+	hdr.xid = 751;
+	hdr.body_len = body_len;
+	strlcpy(hdr.origin, origin, sizeof(hdr.origin));
+
+	initStringInfo(&buf);
+	rkm_write_header(&buf, &hdr);
+	appendBinaryStringInfo(&buf, body, (int) body_len);
+	write_seed(buf.data, buf.len);
+	pfree(buf.data);
+}
+
+/*
+ * Append a relation record.
+ */
+static void
+add_relation(StringInfo body, uint16 relno, const char *schema,
+			 const char *table, int natts, const SeedColumn *columns)
+{
+	int			start = rkm_begin_record(body, RKM_REC_RELATION);
+
+	rkm_write_u16(body, relno);
+	rkm_write_str(body, schema, strlen(schema));
+	rkm_write_str(body, table, strlen(table));
+	rkm_write_u16(body, (uint16) natts);
+	for (int i = 0; i < natts; i++)
+	{
+		rkm_write_str(body, columns[i].name, strlen(columns[i].name));
+		rkm_write_str(body, columns[i].type, strlen(columns[i].type));
+		rkm_write_u8(body, columns[i].flags);
+	}
+	rkm_end_record(body, start);
+}
+
+/*
+ * Append a tuple.  A value is text, or "\n" for NULL, "\u" for an
+ * unchanged TOASTed value and "\x" for an absent one.
+ */
+static void
+add_tuple(StringInfo body, int natts, const char *const *values)
+{
+	rkm_write_u16(body, (uint16) natts);
+	for (int i = 0; i < natts; i++)
+	{
+		const char *v = values[i];
+
+		if (strcmp(v, "\\n") == 0)
+			rkm_write_value(body, RKM_VAL_NULL, NULL, 0);
+		else if (strcmp(v, "\\u") == 0)
+			rkm_write_value(body, RKM_VAL_UNCHANGED, NULL, 0);
+		else if (strcmp(v, "\\x") == 0)
+			rkm_write_value(body, RKM_VAL_ABSENT, NULL, 0);
+		else
+			rkm_write_value(body, RKM_VAL_TEXT, v, strlen(v));
+	}
+}
+
+/*
+ * Append raw text (for building bodies by hand).
+ */
+static void
+add_text(StringInfo body, const char *text)
+{
+	appendBinaryStringInfo(body, text, strlen(text));
+}
+
+/*
+ * Write the seeds into the directory named by the only argument.
+ */
+int
+main(int argc, char **argv)
+{
+	static const SeedColumn docs[] = {
+		{"id", "bigint", RKM_COL_KEY},
+		{"title", "text", 0},
+		{"body", "text", 0},
+		{"doc", "jsonb", 0},
+	};
+	static const SeedColumn accounts[] = {
+		{"id", "integer", RKM_COL_KEY},
+		{"owner", "text", 0},
+	};
+	static const char *const ins[] = {
+		"1", "First", "a long text", "{\"a\": [1, 2]}"
+	};
+	static const char *const upd_new[] = {"1", "First!", "\\u", "\\n"};
+	static const char *const key[] = {"1", "\\x", "\\x", "\\x"};
+	static const char *const upd_new2[] = {"2", "Second", "\\u", "null"};
+	static const char *const full[] = {"2", "Second", "text", "\\n"};
+	static const char *const acc[] = {"42", "ann"};
+	StringInfoData body;
+	int			start;
+	int			half;
+
+	if (argc != 2)
+	{
+		fprintf(stderr, "usage: make_seeds DIRECTORY\n");
+		return 2;
+	}
+	seed_dir = argv[1];
+
+	/* control records */
+	write_record(RKM_NEW_GEN, true, 0, RKM_SCN(3, 0), "node_b", "", 0);
+	write_record(RKM_END_GEN, true, 0, RKM_SCN(3, 41), "node_a", "", 0);
+	write_record(RKM_HEARTBEAT, true, 0, RKM_SCN(3, 41), "node_a", "", 0);
+
+	/* an empty transaction */
+	write_record(RKM_TXN, true, 0, RKM_SCN(2, 6), "node_a", "", 0);
+
+	/* one insert: the worked example of doc/protocol.md */
+	initStringInfo(&body);
+	add_relation(&body, 1, "public", "accounts", 2, accounts);
+	start = rkm_begin_record(&body, RKM_REC_INSERT);
+	rkm_write_u16(&body, 1);
+	add_tuple(&body, 2, acc);
+	rkm_end_record(&body, start);
+	write_record(RKM_TXN, true, 0, RKM_SCN(2, 7), "node_a", body.data,
+				 body.len);
+	write_seed(body.data, body.len);
+
+	/* the same transaction cut into two chunks inside the insert */
+	half = body.len - 7;
+	write_record(RKM_TXN, false, 0, RKM_SCN(2, 7), "node_a", body.data, half);
+	write_record(RKM_TXN, true, 1, RKM_SCN(2, 7), "node_a",
+				 body.data + half, body.len - half);
+
+	/* every kind of change, old tuple and value */
+	resetStringInfo(&body);
+	add_relation(&body, 7, "public", "docs", 4, docs);
+	add_relation(&body, 65535, "My Schema", "Order", 2, accounts);
+
+	start = rkm_begin_record(&body, RKM_REC_INSERT);
+	rkm_write_u16(&body, 7);
+	add_tuple(&body, 4, ins);
+	rkm_end_record(&body, start);
+
+	start = rkm_begin_record(&body, RKM_REC_UPDATE);
+	rkm_write_u16(&body, 7);
+	rkm_write_u8(&body, RKM_OLD_NONE);
+	add_tuple(&body, 4, upd_new);
+	rkm_end_record(&body, start);
+
+	start = rkm_begin_record(&body, RKM_REC_UPDATE);
+	rkm_write_u16(&body, 7);
+	rkm_write_u8(&body, RKM_OLD_KEY);
+	add_tuple(&body, 4, key);
+	add_tuple(&body, 4, upd_new2);
+	rkm_end_record(&body, start);
+
+	start = rkm_begin_record(&body, RKM_REC_UPDATE);
+	rkm_write_u16(&body, 7);
+	rkm_write_u8(&body, RKM_OLD_FULL);
+	add_tuple(&body, 4, full);
+	add_tuple(&body, 4, ins);
+	rkm_end_record(&body, start);
+
+	start = rkm_begin_record(&body, RKM_REC_DELETE);
+	rkm_write_u16(&body, 7);
+	rkm_write_u8(&body, RKM_OLD_KEY);
+	add_tuple(&body, 4, key);
+	rkm_end_record(&body, start);
+
+	start = rkm_begin_record(&body, RKM_REC_DELETE);
+	rkm_write_u16(&body, 65535);
+	rkm_write_u8(&body, RKM_OLD_FULL);
+	add_tuple(&body, 2, acc);
+	rkm_end_record(&body, start);
+
+	write_record(RKM_TXN, true, 0, RKM_SCN(2, 8), "node_a", body.data,
+				 body.len);
+	write_seed(body.data, body.len);
+
+	/* a relation without columns and a tuple without values */
+	resetStringInfo(&body);
+	add_relation(&body, 0, "s", "t", 0, NULL);
+	start = rkm_begin_record(&body, RKM_REC_INSERT);
+	rkm_write_u16(&body, 0);
+	add_tuple(&body, 0, NULL);
+	rkm_end_record(&body, start);
+	write_record(RKM_TXN, true, 0, RKM_SCN(2, 9), "n", body.data, body.len);
+
+	/* a few bytes that only look like the start of records */
+	resetStringInfo(&body);
+	add_text(&body, "RK");
+	write_seed(body.data, body.len);
+
+	pfree(body.data);
+	return 0;
+}
