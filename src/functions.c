@@ -510,8 +510,16 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		nulls[3] = part->shipped_scn == 0;
 		values[4] = Int64GetDatum(part->shipped_offset);
 		nulls[4] = part->shipped_scn == 0;
-		values[5] = CStringGetTextDatum(part->last_error);
-		nulls[5] = part->last_error[0] == '\0';
+		/* a primary partition shows why the shipper is stuck, if it is */
+		if (part->last_error[0] == '\0' && part->role == REPLKAFKA_ROLE_PRIMARY &&
+			replkafka_shared->shipper_error[0] != '\0')
+			values[5] = CStringGetTextDatum(psprintf("shipper: %s",
+													 replkafka_shared->shipper_error));
+		else
+			values[5] = CStringGetTextDatum(part->last_error);
+		nulls[5] = part->last_error[0] == '\0' &&
+			!(part->role == REPLKAFKA_ROLE_PRIMARY &&
+			  replkafka_shared->shipper_error[0] != '\0');
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);
