@@ -333,6 +333,8 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			kafka_conf_set(conf, "enable.auto.commit", "false");
 			kafka_conf_set(conf, "enable.auto.offset.store", "false");
 			kafka_conf_set(conf, "auto.offset.reset", "error");
+			/* defaults users may override: do not linger on an empty fetch */
+			kafka_conf_set(conf, "fetch.wait.max.ms", "20");
 			break;
 	}
 
