@@ -203,6 +203,8 @@ fence_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction is shipped when COMMIT PREPARED runs */
 			xact_partition = -1;
 			break;
 		default:

@@ -221,6 +221,9 @@ static LogicalDecodingContext *decoding_ctx = NULL;
 /* Everything up to here is confirmed to the slot and to waiting commits. */
 static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
 
+/* Everything up to here may be confirmed, once outside a transaction. */
+static XLogRecPtr confirm = InvalidXLogRecPtr;
+
 /* An error reported by a delivery report, acted on after the poll. */
 static char delivery_error[512];
 
@@ -691,7 +694,6 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 static void
 shipper_service(bool idle)
 {
-	XLogRecPtr	confirm = InvalidXLogRecPtr;
 	char		reason[512];
 	bool		in_xact = IsTransactionOrTransactionBlock();
 
@@ -743,7 +745,8 @@ shipper_service(bool idle)
 	if (idle && dlist_is_empty(&shipments) && !in_xact)
 		confirm = Max(confirm, decoding_ctx->reader->EndRecPtr);
 
-	if (confirm > confirmed_lsn)
+	/* Like a walsender, confirm between transactions only. */
+	if (confirm > confirmed_lsn && !in_xact)
 	{
 		confirmed_lsn = confirm;
 		LogicalConfirmReceivedLocation(confirm);
