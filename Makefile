@@ -14,7 +14,8 @@ OBJS = \
 	src/partition.o \
 	src/replkafka.o \
 	src/shipper.o \
-	src/shmem.o
+	src/shmem.o \
+	src/worker.o
 
 EXTENSION = replkafka
 DATA = replkafka--0.1.sql

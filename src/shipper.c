@@ -68,9 +68,6 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogreader.h"
@@ -105,6 +102,7 @@
 #include "replkafka.h"
 #include "shipper.h"
 #include "shmem.h"
+#include "worker.h"
 
 /* Name of the logical replication slot the shipper decodes. */
 #define SHIPPER_SLOT_NAME		"replkafka"
@@ -165,7 +163,6 @@ typedef struct TailScan
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
 
 static void shipper_exit(int code, Datum arg);
-static bool shipper_wait_for_cluster(void);
 static void shipper_ensure_slot(void);
 static void shipper_decode(void);
 static int	shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
@@ -190,19 +187,10 @@ static bool shipper_tail_record(void *arg, int64 offset, const void *data,
 								size_t len);
 static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
 static void shipper_save_state(void);
-static void shipper_reload_config(void);
-static void shipper_wakeup_init(void);
-static void shipper_wait(long timeout_ms);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
 
-/*
- * librdkafka writes a byte to this pipe when the producer's main queue
- * (delivery reports, log lines) becomes non-empty, so that waits on the
- * latch also wake for Kafka.
- */
-static int	wakeup_pipe[2] = {-1, -1};
 static rd_kafka_t *consumer = NULL;
 static rd_kafka_topic_t *topic_handle = NULL;
 
@@ -239,20 +227,8 @@ static TimestampTz last_ack = 0;
 void
 replkafka_shipper_register(void)
 {
-	BackgroundWorker bgw;
-
-	if (IsBinaryUpgrade)
-		return;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 1;
-	strlcpy(bgw.bgw_library_name, REPLKAFKA_EXTENSION_NAME, BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "replkafka_shipper_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "replkafka shipper", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "replkafka shipper", BGW_MAXLEN);
-	RegisterBackgroundWorker(&bgw);
+	if (!IsBinaryUpgrade)
+		replkafka_worker_register("replkafka shipper", "replkafka_shipper_main", -1);
 }
 
 /*
@@ -261,21 +237,14 @@ replkafka_shipper_register(void)
 void
 replkafka_shipper_main(Datum main_arg)
 {
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	rd_kafka_queue_t *mainq;
 
-	BackgroundWorkerInitializeConnection(replkafka_database, NULL, 0);
-	pgstat_report_appname("replkafka shipper");
-
+	replkafka_worker_connect("replkafka shipper");
 	before_shmem_exit(shipper_exit, (Datum) 0);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	replkafka_shared->shipper_pid = MyProcPid;
 	replkafka_shared->shipper_latch = MyLatch;
 	LWLockRelease(replkafka_shared->lock);
-
-	/* Our own bookkeeping need not wait for a WAL flush. */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * Values are shipped in their text form, with fixed settings
@@ -288,19 +257,14 @@ replkafka_shipper_main(Datum main_arg)
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
-	while (!shipper_wait_for_cluster())
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10 * SHIPPER_NAPTIME_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		shipper_reload_config();
-	}
+	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
 
 	partitions = MemoryContextAllocZero(TopMemoryContext,
 										npartitions * sizeof(ShipperPartition));
 	producer = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, shipper_dr_cb);
-	shipper_wakeup_init();
+	mainq = rd_kafka_queue_get_main(producer);
+	replkafka_worker_wakeup_init(producer, mainq);
+	rd_kafka_queue_destroy(mainq);
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	topic_handle = rd_kafka_topic_new(producer, topic_name, NULL);
 	last_ack = GetCurrentTimestamp();
@@ -344,63 +308,6 @@ shipper_exit(int code, Datum arg)
 		replkafka_shared->shipper_latch = NULL;
 	}
 	LWLockRelease(replkafka_shared->lock);
-}
-
-/*
- * Re-read the configuration on SIGHUP.  A different Kafka configuration
- * needs new clients: exit and let the postmaster start a new shipper.
- */
-static void
-shipper_reload_config(void)
-{
-	char	   *brokers;
-	char	   *options;
-
-	if (!ConfigReloadPending)
-		return;
-	ConfigReloadPending = false;
-	brokers = pstrdup(replkafka_brokers);
-	options = pstrdup(replkafka_kafka_options);
-	ProcessConfigFile(PGC_SIGHUP);
-	if (producer &&
-		(strcmp(brokers, replkafka_brokers) != 0 ||
-		 strcmp(options, replkafka_kafka_options) != 0))
-	{
-		ereport(LOG,
-				errmsg("replkafka shipper restarting because the Kafka configuration changed"));
-		proc_exit(1);
-	}
-	pfree(brokers);
-	pfree(options);
-}
-
-/*
- * Is everything in place to ship: the extension, a cluster, a node name,
- * brokers, the roles loaded?  Remembers the topic and partition count.
- */
-static bool
-shipper_wait_for_cluster(void)
-{
-	bool		ready = false;
-	ReplkafkaCluster cluster;
-
-	if (replkafka_node_name[0] == '\0' || replkafka_brokers[0] == '\0')
-		return false;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)) &&
-		replkafka_catalog_get_cluster(&cluster))
-	{
-		replkafka_shmem_ensure_loaded();
-		topic_name = MemoryContextStrdup(TopMemoryContext, cluster.topic);
-		npartitions = cluster.partitions;
-		ready = true;
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return ready;
 }
 
 /*
@@ -481,45 +388,6 @@ shipper_decode(void)
 }
 
 /*
- * Make the producer's main queue signal wakeup_pipe when it fills.
- */
-static void
-shipper_wakeup_init(void)
-{
-	rd_kafka_queue_t *mainq;
-
-	if (pipe(wakeup_pipe) != 0 ||
-		fcntl(wakeup_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
-		fcntl(wakeup_pipe[1], F_SETFL, O_NONBLOCK) != 0)
-		ereport(ERROR,
-				errcode_for_socket_access(),
-				errmsg("could not create pipe for Kafka events: %m"));
-	ReserveExternalFD();
-	ReserveExternalFD();
-	mainq = rd_kafka_queue_get_main(producer);
-	rd_kafka_queue_io_event_enable(mainq, wakeup_pipe[1], "k", 1);
-	rd_kafka_queue_destroy(mainq);
-}
-
-/*
- * Sleep until the latch is set, Kafka has something for us, or timeout.
- */
-static void
-shipper_wait(long timeout_ms)
-{
-	char		buf[64];
-
-	(void) WaitLatchOrSocket(MyLatch,
-							 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT |
-							 WL_EXIT_ON_PM_DEATH,
-							 wakeup_pipe[0], timeout_ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	while (read(wakeup_pipe[0], buf, sizeof(buf)) > 0)
-		;
-	CHECK_FOR_INTERRUPTS();
-}
-
-/*
  * Page reader: like read_local_xlog_page, but waits for WAL on the latch,
  * doing the shipper's periodic work meanwhile.
  */
@@ -530,7 +398,7 @@ shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 	while (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
 	{
 		shipper_service(true);
-		shipper_wait(SHIPPER_NAPTIME_MS);
+		replkafka_worker_wait(SHIPPER_NAPTIME_MS);
 	}
 	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr,
 								cur_page);
@@ -766,7 +634,7 @@ shipper_service(bool idle)
 	if (in_xact)
 		return;
 
-	shipper_reload_config();
+	replkafka_worker_reload_config(producer);
 
 	if (idle)
 	{
