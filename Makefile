@@ -3,6 +3,7 @@
 MODULE_big = replkafka
 OBJS = \
 	$(WIN32RES) \
+	src/apply.o \
 	src/catalog.o \
 	src/decoder.o \
 	src/fence.o \
@@ -37,6 +38,10 @@ EXTRA_CLEAN = output_regress tmp_regress tmp_check
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on every header of the project (PGXS does not track
+# header dependencies unless PostgreSQL was configured with them).
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # make installcheck: the pg_regress suites against a real broker, then the
 # TAP tests (each starts its own broker and servers).

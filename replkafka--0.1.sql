@@ -89,6 +89,11 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT generation bigint,
 	OUT shipped_scn bigint,
 	OUT shipped_offset bigint,
+	OUT applied_scn bigint,
+	OUT applied_offset bigint,
+	OUT lag_messages bigint,
+	OUT lag_seconds double precision,
+	OUT zombies_skipped bigint,
 	OUT last_error text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
@@ -102,13 +107,13 @@ CREATE VIEW replkafka.partitions AS
 		   coalesce(s.generation, r.generation) AS generation,
 		   CASE coalesce(s.role, r.role)
 			   WHEN 'primary' THEN coalesce(s.shipped_scn, pc.scn)
-			   ELSE cc.scn END AS scn,
+			   ELSE coalesce(s.applied_scn, cc.scn) END AS scn,
 		   CASE coalesce(s.role, r.role)
 			   WHEN 'primary' THEN coalesce(s.shipped_offset, pc.kafka_offset)
-			   ELSE cc.kafka_offset END AS kafka_offset,
-		   NULL::bigint AS lag_messages,
-		   NULL::double precision AS lag_seconds,
-		   0::bigint AS zombies_skipped,
+			   ELSE coalesce(s.applied_offset, cc.kafka_offset) END AS kafka_offset,
+		   s.lag_messages,
+		   s.lag_seconds,
+		   coalesce(s.zombies_skipped, 0) AS zombies_skipped,
 		   coalesce(s.last_error, r.last_error) AS last_error
 	  FROM replkafka.partition_roles r
 	  LEFT JOIN replkafka.partition_status() s
@@ -159,6 +164,20 @@ AS 'MODULE_PATHNAME', 'replkafka_promote_partition'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.promote(integer, interval) IS
 	'Makes this node the primary of a partition in a new generation, which it returns';
+
+CREATE FUNCTION replkafka.follow(partition integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_follow'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.follow(integer) IS
+	'Starts applying a partition on this node, from its checkpoint or from the start of the log';
+
+CREATE FUNCTION replkafka.unfollow(partition integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_unfollow'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.unfollow(integer) IS
+	'Stops applying a partition on this node';
 
 -- The write fence: installed on every replicated table by add_table().
 CREATE FUNCTION replkafka.fence()

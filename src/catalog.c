@@ -487,3 +487,49 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 						4, types, values, false, SPI_OK_INSERT);
 	SPI_finish();
 }
+
+/*
+ * The node that started a generation of a partition, or NULL if this node
+ * has not seen it start.
+ */
+char *
+replkafka_catalog_generation_origin(int partition, uint32 generation)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+	char	   *origin = NULL;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = Int64GetDatum((int64) generation);
+	SPI_connect();
+	catalog_spi_execute("SELECT node_name FROM replkafka.generations"
+						" WHERE partition = $1 AND generation = $2",
+						2, types, values, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		origin = MemoryContextStrdup(callercxt, v);
+	}
+	SPI_finish();
+	return origin;
+}
+
+/*
+ * Record the generation a replica partition is in, keeping its role.
+ */
+void
+replkafka_catalog_set_generation(int partition, uint32 generation)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = Int64GetDatum((int64) generation);
+	SPI_connect();
+	catalog_spi_execute("UPDATE replkafka.partition_roles SET generation = $2,"
+						" changed_at = pg_catalog.now() WHERE partition = $1",
+						2, types, values, false, SPI_OK_UPDATE);
+	SPI_finish();
+}

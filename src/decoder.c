@@ -18,9 +18,9 @@
  * (pg_recvlogical, pg_logical_slot_get_binary_changes) see unsequenced
  * records that decode all the same.
  *
- * Changes that carry a replication origin whose name starts with
- * "replkafka" were applied by an apply worker from Kafka; they are filtered
- * out so that applied transactions are never shipped again.
+ * Transactions that carry a replication origin whose name starts with
+ * "replkafka" were applied by an apply worker from Kafka; they are skipped
+ * so that applied transactions are never shipped again.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -83,6 +83,7 @@ typedef struct DecoderData
 	int			chunk_size;
 	char		origin[RKM_MAX_ORIGIN + 1];
 	List	   *streams;		/* PartitionStreams of the transaction */
+	bool		skip;			/* the transaction came from Kafka */
 } DecoderData;
 
 extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
@@ -98,8 +99,7 @@ static void decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 static void decoder_truncate(LogicalDecodingContext *ctx,
 							 ReorderBufferTXN *txn, int nrelations,
 							 Relation relations[], ReorderBufferChange *change);
-static bool decoder_filter_origin(LogicalDecodingContext *ctx,
-								  RepOriginId origin_id);
+static bool decoder_applied_origin(RepOriginId origin_id);
 static void decoder_invalidate(Datum arg, Oid relid);
 static void decoder_cache_reset(void *arg);
 static DecoderRelation *decoder_relation(DecoderData *data, Relation rel);
@@ -135,7 +135,6 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->change_cb = decoder_change;
 	cb->truncate_cb = decoder_truncate;
 	cb->commit_cb = decoder_commit;
-	cb->filter_by_origin_cb = decoder_filter_origin;
 	cb->shutdown_cb = decoder_shutdown;
 }
 
@@ -274,10 +273,13 @@ decoder_invalidate(Datum arg, Oid relid)
 }
 
 /*
- * Origin filter: skip what replkafka's apply workers wrote.
+ * Did replkafka's apply workers write a transaction of this origin?  Their
+ * origins are named "replkafka_apply_<n>".  This looks the name up in the
+ * catalog, so it runs where decoding has a transaction (the begin
+ * callback), not in a filter_by_origin callback, which runs outside one.
  */
 static bool
-decoder_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
+decoder_applied_origin(RepOriginId origin_id)
 {
 	char	   *name;
 
@@ -477,6 +479,7 @@ decoder_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	DecoderData *data = ctx->output_plugin_private;
 
 	data->streams = NIL;
+	data->skip = decoder_applied_origin(txn->origin_id);
 }
 
 /*
@@ -501,6 +504,8 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	char		kind;
 	bool		full = relation->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
 
+	if (data->skip)
+		return;
 	key = replkafka_table_key(relation);
 	if (key == NULL)
 		return;

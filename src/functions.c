@@ -52,6 +52,8 @@ PG_FUNCTION_INFO_V1(replkafka_remove_table);
 PG_FUNCTION_INFO_V1(replkafka_partition_of);
 PG_FUNCTION_INFO_V1(replkafka_partition_status);
 PG_FUNCTION_INFO_V1(replkafka_promote_partition);
+PG_FUNCTION_INFO_V1(replkafka_follow);
+PG_FUNCTION_INFO_V1(replkafka_unfollow);
 
 static void check_node_configured(void);
 static int	check_cluster_exists(void);
@@ -500,9 +502,12 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
+		Datum		values[11];
+		bool		nulls[11];
+		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
+		int64		lag = Max(part->log_end - part->next_offset, 0);
 
+		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(p);
 		values[1] = CStringGetTextDatum(replkafka_role_name(part->role));
 		values[2] = Int64GetDatum((int64) part->generation);
@@ -510,14 +515,26 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		nulls[3] = part->shipped_scn == 0;
 		values[4] = Int64GetDatum(part->shipped_offset);
 		nulls[4] = part->shipped_scn == 0;
+		values[5] = Int64GetDatum((int64) part->applied_scn);
+		nulls[5] = part->applied_scn == 0;
+		values[6] = Int64GetDatum(part->applied_offset);
+		nulls[6] = part->applied_scn == 0;
+		values[7] = Int64GetDatum(lag);
+		nulls[7] = !replica || part->log_end == 0;
+		values[8] = Float8GetDatum(lag > 0 && part->applied_commit_time != 0 ?
+								   (double) (GetCurrentTimestamp() - part->applied_commit_time) / USECS_PER_SEC :
+								   0.0);
+		nulls[8] = nulls[7];
+		values[9] = Int64GetDatum(part->zombies_skipped);
+
 		/* a primary partition shows why the shipper is stuck, if it is */
 		if (part->last_error[0] == '\0' && part->role == REPLKAFKA_ROLE_PRIMARY &&
 			replkafka_shared->shipper_error[0] != '\0')
-			values[5] = CStringGetTextDatum(psprintf("shipper: %s",
-													 replkafka_shared->shipper_error));
+			values[10] = CStringGetTextDatum(psprintf("shipper: %s",
+													  replkafka_shared->shipper_error));
 		else
-			values[5] = CStringGetTextDatum(part->last_error);
-		nulls[5] = part->last_error[0] == '\0' &&
+			values[10] = CStringGetTextDatum(part->last_error);
+		nulls[10] = part->last_error[0] == '\0' &&
 			!(part->role == REPLKAFKA_ROLE_PRIMARY &&
 			  replkafka_shared->shipper_error[0] != '\0');
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -580,4 +597,71 @@ replkafka_promote_partition(PG_FUNCTION_ARGS)
 				errdetail("The record it writes to Kafka cannot be rolled back."));
 
 	PG_RETURN_INT64((int64) replkafka_promote(partition, timeout_ms));
+}
+
+/*
+ * replkafka.follow(partition int)
+ *
+ * Start applying a partition here: offline (or error, once its cause is
+ * fixed) to replica.  The apply worker starts from this node's consumer
+ * checkpoint, or from the start of the log.
+ */
+Datum
+replkafka_follow(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	int			role;
+	uint32		generation;
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	replkafka_shmem_ensure_loaded();
+	replkafka_catalog_lock_partition(partition, &role, &generation);
+	if (role == REPLKAFKA_ROLE_REPLICA)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is already replica of partition %d",
+					   replkafka_node_name, partition));
+	if (role == REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is primary of partition %d",
+					   replkafka_node_name, partition),
+				errhint("Use replkafka.demote() to hand the partition over."));
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation, NULL);
+	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+	PG_RETURN_VOID();
+}
+
+/*
+ * replkafka.unfollow(partition int)
+ *
+ * Stop applying a partition here: replica (or error) to offline.  The
+ * consumer checkpoint stays; follow() resumes from it.
+ */
+Datum
+replkafka_unfollow(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	int			role;
+	uint32		generation;
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	replkafka_shmem_ensure_loaded();
+	replkafka_catalog_lock_partition(partition, &role, &generation);
+	if (role == REPLKAFKA_ROLE_OFFLINE)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" does not apply partition %d",
+					   replkafka_node_name, partition));
+	if (role == REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is primary of partition %d",
+					   replkafka_node_name, partition),
+				errhint("Use replkafka.demote() to hand the partition over."));
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_OFFLINE, generation, NULL);
+	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_OFFLINE, generation);
+	PG_RETURN_VOID();
 }

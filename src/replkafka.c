@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "apply.h"
 #include "decoder.h"
 #include "kafka.h"
 #include "replkafka.h"
@@ -128,8 +129,8 @@ _PG_init(void)
 							NULL,
 							&replkafka_apply_workers,
 							2,
-							1, 64,
-							PGC_SIGHUP,
+							1, REPLKAFKA_MAX_APPLY_WORKERS,
+							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
 
@@ -167,6 +168,7 @@ _PG_init(void)
 
 	replkafka_shmem_init();
 	replkafka_shipper_register();
+	replkafka_apply_register();
 }
 
 /*

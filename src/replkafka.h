@@ -20,6 +20,9 @@
 /* Longest node name; it travels in every Kafka record header. */
 #define REPLKAFKA_MAX_NODE_NAME		63
 
+/* Most apply workers a node can run. */
+#define REPLKAFKA_MAX_APPLY_WORKERS	64
+
 /* Kafka allows at most this many characters in a topic name. */
 #define REPLKAFKA_MAX_TOPIC_NAME	249
 

@@ -264,6 +264,7 @@ shmem_xact_callback(XactEvent event, void *arg)
 				LWLockRelease(replkafka_shared->lock);
 				pending_reload = false;
 				replkafka_wake_shipper();
+				replkafka_wake_apply_workers();
 			}
 			if (pending_roles == NIL)
 				break;
@@ -278,6 +279,8 @@ shmem_xact_callback(XactEvent event, void *arg)
 					part->shipped_scn = 0;
 					part->shipped_offset = -1;
 				}
+				if (pending->role != part->role)
+					part->zombies_skipped = 0;
 				part->role = pending->role;
 				part->generation = pending->generation;
 				if (pending->role != REPLKAFKA_ROLE_ERROR)
@@ -286,6 +289,7 @@ shmem_xact_callback(XactEvent event, void *arg)
 			LWLockRelease(replkafka_shared->lock);
 			pending_roles = NIL;
 			replkafka_wake_shipper();
+			replkafka_wake_apply_workers();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -307,4 +311,19 @@ replkafka_wake_shipper(void)
 
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * Set the latches of the apply workers that run.
+ */
+void
+replkafka_wake_apply_workers(void)
+{
+	for (int i = 0; i < REPLKAFKA_MAX_APPLY_WORKERS; i++)
+	{
+		Latch	   *latch = replkafka_shared->apply_latches[i];
+
+		if (latch)
+			SetLatch(latch);
+	}
 }

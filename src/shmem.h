@@ -20,6 +20,8 @@
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
+#include "replkafka.h"
+
 /* This node's role in a partition (catalog: replkafka.partition_roles). */
 typedef enum ReplkafkaRole
 {
@@ -42,6 +44,14 @@ typedef struct ReplkafkaPartition
 	uint64		shipped_scn;
 	int64		shipped_offset;
 
+	/* Replica: last transaction applied, where it is, and how far behind. */
+	uint64		applied_scn;
+	int64		applied_offset;
+	TimestampTz applied_commit_time;
+	int64		next_offset;	/* next record to read */
+	int64		log_end;		/* Kafka's high watermark, as last seen */
+	int64		zombies_skipped;
+
 	/* Why the partition is in error, or why shipping it failed last. */
 	char		last_error[REPLKAFKA_ERROR_LEN];
 } ReplkafkaPartition;
@@ -54,6 +64,9 @@ typedef struct ReplkafkaShared
 	/* Roles were loaded from the catalog since the server started. */
 	bool		loaded;
 	int			npartitions;	/* P, or 0 before create_cluster */
+
+	/* The apply workers, woken when roles change. */
+	Latch	   *apply_latches[REPLKAFKA_MAX_APPLY_WORKERS];
 
 	/* The shipper, woken at commit of transactions it has to ship. */
 	pid_t		shipper_pid;
@@ -82,5 +95,6 @@ extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
 extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 										 uint32 generation);
 extern void replkafka_wake_shipper(void);
+extern void replkafka_wake_apply_workers(void);
 
 #endif							/* REPLKAFKA_SHMEM_H */

@@ -1,0 +1,1108 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *		The apply workers: apply each replica partition's log from Kafka,
+ *		exactly once, through the executor.
+ *
+ * Each node runs replkafka.apply_workers apply workers; worker i applies
+ * the partitions p this node is replica of with p % apply_workers = i.
+ * Partitions are independent, so the workers apply in parallel, and a
+ * partition in error stops alone.
+ *
+ * OFFSETS AND DURABILITY
+ * ----------------------
+ * A worker consumes by manual assignment, starting each partition right
+ * after the Kafka offset of its consumer checkpoint (from the start of the
+ * log for a partition never applied), with auto.offset.reset=error: if
+ * Kafka no longer holds that offset the partition goes to error, never
+ * skipping records silently.  Nothing is committed to Kafka.
+ *
+ * Every transaction from Kafka is applied in one local transaction, which
+ * also updates the partition's row in replkafka.consumer_checkpoints
+ * (generation, SCN, Kafka offset).  Rows and checkpoint are kept or lost
+ * together, so the local transaction may commit asynchronously: after a
+ * crash the worker starts again from the checkpoint that survived.
+ *
+ * THE RULES
+ * ---------
+ * Per partition, the worker knows the current generation, the node whose
+ * NEW_GEN started it, and the last SCN applied.
+ *	1. A TXN whose SCN is not above the last applied is a replay: skipped.
+ *	2. Within a generation the sequence must be the last one + 1; a gap puts
+ *	   the partition in error.
+ *	3. A generation starts at a NEW_GEN of a higher generation (the first one
+ *	   wins; a NEW_GEN of a generation not above the current one lost its
+ *	   election and is skipped).  A TXN of an older generation, or of the
+ *	   current generation from another node than the one that started it,
+ *	   is a zombie write: skipped and counted.  A TXN of a newer generation
+ *	   without its NEW_GEN is an error.
+ *	4. A chunked transaction is applied only when all its chunks arrived; an
+ *	   incomplete one followed by anything else is discarded (it will come
+ *	   again whole).
+ *	5. Only replicated tables are written; a record naming another table
+ *	   puts the partition in error.
+ *
+ * ORIGINS
+ * -------
+ * The worker's session carries the replication origin
+ * "replkafka_apply_<i>", so the changes it applies are marked with it and
+ * the node's own shipper never ships them again.  It writes with
+ * session_replication_role = replica, so the write fence does not fire.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "postmaster/bgworker.h"
+#include "replication/origin.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "apply.h"
+#include "catalog.h"
+#include "kafka.h"
+#include "message.h"
+#include "partition.h"
+#include "replkafka.h"
+#include "shmem.h"
+#include "worker.h"
+
+/* Longest sleep when nothing arrives (1s). */
+#define APPLY_NAPTIME_MS		1000
+
+/* Records handled before looking at interrupts and role changes. */
+#define APPLY_BATCH				1000
+
+/* What a worker knows of one partition. */
+typedef struct ApplyPartition
+{
+	bool		assigned;		/* this worker applies it */
+	bool		stopped;		/* in error: no longer consumed */
+	uint32		generation;		/* current generation, 0 before any */
+	char		gen_origin[RKM_MAX_ORIGIN + 1]; /* whose NEW_GEN started it */
+	uint64		last_scn;		/* last SCN applied */
+	int64		next_offset;	/* next record to read; -1: the log's start */
+	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
+
+	/* a chunked transaction being collected */
+	bool		collecting;
+	RkmHeader	coll_hdr;
+	uint32		coll_next;
+	StringInfoData coll_body;
+} ApplyPartition;
+
+/* A relation defined in the transaction being applied. */
+typedef struct ApplyRelation
+{
+	Relation	rel;
+	Oid			pkindex;
+	int			nremote;		/* columns sent */
+	AttrNumber *attnum;			/* local attribute number of each */
+	FmgrInfo   *infunc;
+	Oid		   *ioparam;
+	int32	   *typmod;
+	bool	   *sent;			/* by local attribute number - 1 */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	EPQState	epq;
+	TupleTableSlot *localslot;
+	TupleTableSlot *newslot;
+	TupleTableSlot *keyslot;
+} ApplyRelation;
+
+/* Context of an error while applying, for errcontext. */
+typedef struct ApplyErrorContext
+{
+	int			partition;
+	int64		offset;
+	uint64		scn;
+	const char *origin;
+	const char *relation;
+} ApplyErrorContext;
+
+PGDLLEXPORT void replkafka_apply_main(Datum main_arg);
+
+static void apply_exit(int code, Datum arg);
+static void apply_setup_origin(void);
+static void apply_refresh_assignment(bool force);
+static void apply_load_partition(int p);
+static void apply_consume(rd_kafka_message_t *msg);
+static void apply_handle_message(rd_kafka_message_t *msg);
+static void apply_record(int p, int64 offset, const char *data, size_t len);
+static void apply_rules(int p, int64 offset, const RkmHeader *hdr,
+						const char *body, size_t len);
+static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
+static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
+							  const char *body, size_t len);
+static void apply_body(ApplyPartition *ap, const char *body, size_t len);
+static ApplyRelation *apply_open_relation(const RkmRecord *rec);
+static void apply_close_relation(ApplyRelation *ar);
+static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
+							const RkmValue *values, bool key_only);
+static void apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot);
+static void apply_find(ApplyRelation *ar, const RkmValue *key, const char *what);
+static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
+static void apply_partition_error(int p, const char *fmt,...) pg_attribute_printf(2, 3);
+static void apply_save_positions(void);
+static void apply_update_lag(void);
+static void apply_error_callback(void *arg);
+
+static int	worker_index;
+static char *topic_name = NULL;
+static int	npartitions = 0;
+static ApplyPartition *parts = NULL;
+static ReplkafkaRole *roles_seen = NULL;
+static rd_kafka_t *consumer = NULL;
+static MemoryContext ApplyContext = NULL;
+static MemoryContext ApplyMessageContext = NULL;
+static ApplyErrorContext errctx;
+
+/* The relations of the transaction being applied, by relation number. */
+static ApplyRelation **relations = NULL;
+static int	nrelations = 0;
+
+/*
+ * Register the apply workers; called from _PG_init while preloading.
+ */
+void
+replkafka_apply_register(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+	for (int i = 0; i < replkafka_apply_workers; i++)
+		replkafka_worker_register("replkafka apply worker",
+								  "replkafka_apply_main", i);
+}
+
+/*
+ * Entry point of apply worker main_arg.
+ */
+void
+replkafka_apply_main(Datum main_arg)
+{
+	rd_kafka_queue_t *queue;
+
+	worker_index = DatumGetInt32(main_arg);
+	replkafka_worker_connect("replkafka apply worker");
+	before_shmem_exit(apply_exit, (Datum) 0);
+
+	/* Like PostgreSQL's apply workers: no fence, no user search path. */
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
+	/* Values come in the forms the shipper writes (doc/protocol.md). */
+	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+
+	ApplyContext = AllocSetContextCreate(TopMemoryContext, "replkafka apply",
+										 ALLOCSET_DEFAULT_SIZES);
+	ApplyMessageContext = AllocSetContextCreate(ApplyContext, "replkafka apply message",
+										   ALLOCSET_DEFAULT_SIZES);
+
+	/* Role changes and the cluster's creation wake us. */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_shared->apply_latches[worker_index] = MyLatch;
+	LWLockRelease(replkafka_shared->lock);
+
+	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
+	apply_setup_origin();
+
+	parts = MemoryContextAllocZero(ApplyContext, npartitions * sizeof(ApplyPartition));
+	roles_seen = MemoryContextAllocZero(ApplyContext, npartitions * sizeof(ReplkafkaRole));
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	queue = rd_kafka_queue_get_consumer(consumer);
+	replkafka_worker_wakeup_init(consumer, queue);
+	rd_kafka_queue_destroy(queue);
+
+	ereport(LOG,
+			errmsg("replkafka apply worker %d started for topic \"%s\"",
+				   worker_index, topic_name));
+
+	apply_refresh_assignment(true);
+	for (;;)
+	{
+		int			n = 0;
+		rd_kafka_message_t *msg;
+
+		while (n++ < APPLY_BATCH &&
+			   (msg = rd_kafka_consumer_poll(consumer, 0)) != NULL)
+		{
+			apply_consume(msg);
+			MemoryContextReset(ApplyMessageContext);
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		apply_refresh_assignment(false);
+		apply_update_lag();
+		if (n <= APPLY_BATCH)
+		{
+			/* caught up */
+			apply_save_positions();
+			replkafka_worker_reload_config(consumer);
+			replkafka_worker_wait(APPLY_NAPTIME_MS);
+		}
+	}
+}
+
+/*
+ * Close the consumer on exit.  Nothing needs flushing: positions are in
+ * the catalog.
+ */
+static void
+apply_exit(int code, Datum arg)
+{
+	if (replkafka_shared && worker_index >= 0)
+	{
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		if (replkafka_shared->apply_latches[worker_index] == MyLatch)
+			replkafka_shared->apply_latches[worker_index] = NULL;
+		LWLockRelease(replkafka_shared->lock);
+	}
+	if (consumer)
+	{
+		rd_kafka_consumer_close(consumer);
+		rd_kafka_destroy(consumer);
+		consumer = NULL;
+	}
+}
+
+/*
+ * Mark everything this worker applies with its replication origin.
+ */
+static void
+apply_setup_origin(void)
+{
+	char		name[NAMEDATALEN];
+	RepOriginId origin;
+
+	snprintf(name, sizeof(name), "%s_apply_%d", REPLKAFKA_EXTENSION_NAME,
+			 worker_index);
+	StartTransactionCommand();
+	origin = replorigin_by_name(name, true);
+	if (origin == InvalidRepOriginId)
+		origin = replorigin_create(name);
+	CommitTransactionCommand();
+	replorigin_session_setup(origin);
+	replorigin_session_origin = origin;
+}
+
+/*
+ * Read a partition's state from the catalog: checkpoint, and the node
+ * that started its current generation.
+ */
+static void
+apply_load_partition(int p)
+{
+	ApplyPartition *ap = &parts[p];
+	ReplkafkaConsumerCheckpoint ckpt;
+	char	   *origin;
+
+	memset(ap, 0, sizeof(ApplyPartition));
+	ap->next_offset = -1;
+	ap->ckpt_offset = -1;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (replkafka_catalog_get_consumer_checkpoint(p, &ckpt))
+	{
+		ap->generation = ckpt.generation;
+		ap->last_scn = ckpt.scn;
+		ap->next_offset = ckpt.kafka_offset + 1;
+		ap->ckpt_offset = ckpt.kafka_offset;
+		origin = ckpt.generation > 0 ?
+			replkafka_catalog_generation_origin(p, ckpt.generation) : NULL;
+		if (origin)
+			strlcpy(ap->gen_origin, origin, sizeof(ap->gen_origin));
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	ap->assigned = true;
+}
+
+/*
+ * Apply the partitions this node is replica of that belong to this
+ * worker; assign them to the consumer when the set changed.
+ */
+static void
+apply_refresh_assignment(bool force)
+{
+	bool		changed = force;
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+
+	for (int p = 0; p < npartitions; p++)
+	{
+		ReplkafkaRole role = replkafka_partition_state(p)->role;
+		bool		want = role == REPLKAFKA_ROLE_REPLICA &&
+			p % replkafka_apply_workers == worker_index;
+
+		if (role != roles_seen[p])
+			changed = true;
+		roles_seen[p] = role;
+		if (want && !parts[p].assigned)
+		{
+			apply_load_partition(p);
+			changed = true;
+		}
+		else if (!want && parts[p].assigned)
+		{
+			parts[p].assigned = false;
+			parts[p].collecting = false;
+			changed = true;
+		}
+	}
+	if (!changed)
+		return;
+
+	list = rd_kafka_topic_partition_list_new(npartitions);
+	for (int p = 0; p < npartitions; p++)
+	{
+		ApplyPartition *ap = &parts[p];
+
+		if (!ap->assigned || ap->stopped)
+			continue;
+		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset =
+			ap->next_offset >= 0 ? ap->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+	}
+	err = rd_kafka_assign(consumer, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				errcode(ERRCODE_CONNECTION_FAILURE),
+				errmsg("could not assign partitions of Kafka topic \"%s\": %s",
+					   topic_name, rd_kafka_err2str(err)));
+}
+
+/*
+ * Handle a message and destroy it, whatever happens.
+ */
+static void
+apply_consume(rd_kafka_message_t *msg)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ApplyMessageContext);
+
+	PG_TRY();
+	{
+		apply_handle_message(msg);
+	}
+	PG_CATCH();
+	{
+		rd_kafka_message_destroy(msg);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	rd_kafka_message_destroy(msg);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * One message from the consumer: a record, or an error about a partition.
+ */
+static void
+apply_handle_message(rd_kafka_message_t *msg)
+{
+	int			p = msg->partition;
+	ApplyPartition *ap;
+
+	if (msg->err)
+	{
+		if ((msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+			 msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
+			p >= 0 && p < npartitions && parts[p].assigned)
+			apply_partition_error(p,
+								  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt",
+								  (long long) Max(parts[p].next_offset, 0));
+		else
+			ereport(DEBUG1,
+					errmsg_internal("Kafka consumer: %s", rd_kafka_message_errstr(msg)));
+		return;
+	}
+	if (p < 0 || p >= npartitions)
+		return;
+	ap = &parts[p];
+	if (!ap->assigned || ap->stopped || msg->offset < ap->next_offset)
+		return;
+	ap->next_offset = msg->offset + 1;
+	apply_record(p, msg->offset, msg->payload, msg->len);
+}
+
+/*
+ * A record of partition p at offset: reassemble chunks, then apply the
+ * rules.
+ */
+static void
+apply_record(int p, int64 offset, const char *data, size_t len)
+{
+	ApplyPartition *ap = &parts[p];
+	RkmHeader	hdr;
+	const char *err;
+	const char *body;
+
+	if (!rkm_read_header(data, len, &hdr, &err))
+	{
+		apply_partition_error(p, "the record at Kafka offset %lld is malformed: %s",
+							  (long long) offset, err);
+		return;
+	}
+	if (hdr.partition != (uint32) p)
+	{
+		apply_partition_error(p, "the record at Kafka offset %lld says it belongs to partition %u",
+							  (long long) offset, hdr.partition);
+		return;
+	}
+	body = data + RKM_HEADER_SIZE + strlen(hdr.origin);
+
+	if (hdr.type == RKM_TXN && !(hdr.chunk == 0 && hdr.last))
+	{
+		bool		continues = ap->collecting && hdr.chunk == ap->coll_next &&
+			hdr.scn == ap->coll_hdr.scn && hdr.xid == ap->coll_hdr.xid &&
+			strcmp(hdr.origin, ap->coll_hdr.origin) == 0;
+
+		if (hdr.chunk == 0 || !continues)
+		{
+			/* rule 4: an incomplete transaction is discarded */
+			if (ap->collecting)
+				ereport(LOG,
+						errmsg("partition %d: discarding incomplete transaction %X/%X (%u chunks) at Kafka offset %lld",
+							   p, (uint32) (ap->coll_hdr.scn >> 32),
+							   (uint32) ap->coll_hdr.scn, ap->coll_next,
+							   (long long) offset));
+			ap->collecting = false;
+			if (hdr.chunk != 0)
+				return;			/* the rest of a transaction we do not have */
+			if (ap->coll_body.data == NULL)
+			{
+				MemoryContext oldcxt = MemoryContextSwitchTo(ApplyContext);
+
+				initStringInfo(&ap->coll_body);
+				MemoryContextSwitchTo(oldcxt);
+			}
+			resetStringInfo(&ap->coll_body);
+			ap->collecting = true;
+			ap->coll_hdr = hdr;
+			ap->coll_next = 0;
+		}
+		appendBinaryStringInfo(&ap->coll_body, body, hdr.body_len);
+		ap->coll_next++;
+		if (!hdr.last)
+			return;
+		ap->collecting = false;
+		apply_rules(p, offset, &hdr, ap->coll_body.data, ap->coll_body.len);
+		return;
+	}
+
+	if (ap->collecting)
+	{
+		ereport(LOG,
+				errmsg("partition %d: discarding incomplete transaction at Kafka offset %lld",
+					   p, (long long) offset));
+		ap->collecting = false;
+	}
+	apply_rules(p, offset, &hdr, body, hdr.body_len);
+}
+
+/*
+ * The rules of DESIGN section 6 for one whole record.
+ */
+static void
+apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
+			size_t len)
+{
+	ApplyPartition *ap = &parts[p];
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
+
+	switch (hdr->type)
+	{
+		case RKM_NEW_GEN:
+			if (gen > ap->generation)
+				apply_new_generation(p, offset, hdr);
+			else
+				ereport(DEBUG1,
+						errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
+										p, gen, hdr->origin, ap->generation));
+			return;
+
+		case RKM_END_GEN:
+		case RKM_HEARTBEAT:
+			if (gen < ap->generation ||
+				(gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
+			{
+				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+				replkafka_partition_state(p)->zombies_skipped++;
+				LWLockRelease(replkafka_shared->lock);
+			}
+			return;
+
+		case RKM_TXN:
+			break;
+	}
+
+	if (gen < ap->generation ||
+		(gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
+	{
+		/* rule 3: a zombie write */
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		replkafka_partition_state(p)->zombies_skipped++;
+		LWLockRelease(replkafka_shared->lock);
+		ereport(LOG,
+				errmsg("partition %d: skipping a transaction of generation %u from node \"%s\" at Kafka offset %lld",
+					   p, gen, hdr->origin, (long long) offset),
+				errdetail("Generation %u of the partition was started by node \"%s\".",
+						  ap->generation, ap->gen_origin));
+		return;
+	}
+	if (gen > ap->generation)
+	{
+		apply_partition_error(p, "the transaction at Kafka offset %lld is of generation %u, which no NEW_GEN record started",
+							  (long long) offset, gen);
+		return;
+	}
+	if (hdr->scn <= ap->last_scn)
+		return;					/* rule 1: a replay */
+	if (seq != RKM_SCN_SEQUENCE(ap->last_scn) + 1)
+	{
+		/* rule 2 */
+		apply_partition_error(p, "sequence gap at Kafka offset %lld: expected transaction %u of generation %u, found %u",
+							  (long long) offset,
+							  RKM_SCN_SEQUENCE(ap->last_scn) + 1, gen, seq);
+		return;
+	}
+	apply_transaction(p, offset, hdr, body, len);
+}
+
+/*
+ * Start a generation: remember who started it, durably.
+ */
+static void
+apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
+{
+	ApplyPartition *ap = &parts[p];
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+	ReplkafkaConsumerCheckpoint ckpt;
+	TimestampTz started = hdr->commit_time -
+		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	replkafka_catalog_add_generation(p, gen, hdr->origin, offset, started);
+	ckpt.partition = p;
+	ckpt.generation = gen;
+	ckpt.scn = RKM_SCN(gen, 0);
+	ckpt.kafka_offset = offset;
+	replkafka_catalog_save_consumer_checkpoint(&ckpt);
+	replkafka_catalog_set_generation(p, gen);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	ap->generation = gen;
+	strlcpy(ap->gen_origin, hdr->origin, sizeof(ap->gen_origin));
+	ap->last_scn = RKM_SCN(gen, 0);
+	ap->ckpt_offset = offset;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_partition_state(p)->generation = gen;
+	replkafka_partition_state(p)->applied_scn = RKM_SCN(gen, 0);
+	replkafka_partition_state(p)->applied_offset = offset;
+	LWLockRelease(replkafka_shared->lock);
+	ereport(LOG,
+			errmsg("partition %d: generation %u started by node \"%s\" at Kafka offset %lld",
+				   p, gen, hdr->origin, (long long) offset));
+}
+
+/*
+ * Apply one transaction, with its checkpoint, in a local transaction.  An
+ * error puts the partition in error and leaves the others alone.
+ */
+static void
+apply_transaction(int p, int64 offset, const RkmHeader *hdr,
+				  const char *body, size_t len)
+{
+	ApplyPartition *ap = &parts[p];
+	ErrorContextCallback callback;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ReplkafkaConsumerCheckpoint ckpt;
+	TimestampTz commit_time = hdr->commit_time -
+		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+
+	errctx.partition = p;
+	errctx.offset = offset;
+	errctx.scn = hdr->scn;
+	errctx.origin = hdr->origin;
+	errctx.relation = NULL;
+	callback.callback = apply_error_callback;
+	callback.arg = NULL;
+	callback.previous = error_context_stack;
+
+	PG_TRY();
+	{
+		error_context_stack = &callback;
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		replorigin_session_origin_lsn = hdr->commit_lsn;
+		replorigin_session_origin_timestamp = commit_time;
+
+		apply_body(ap, body, len);
+
+		ckpt.partition = p;
+		ckpt.generation = ap->generation;
+		ckpt.scn = hdr->scn;
+		ckpt.kafka_offset = offset;
+		replkafka_catalog_save_consumer_checkpoint(&ckpt);
+
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		error_context_stack = callback.previous;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		error_context_stack = callback.previous;
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		/* the relations went with the transaction's memory */
+		relations = NULL;
+		nrelations = 0;
+		apply_partition_error(p, "could not apply the transaction at Kafka offset %lld: %s",
+							  (long long) offset, edata->message);
+		FreeErrorData(edata);
+		return;
+	}
+	PG_END_TRY();
+
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	ap->last_scn = hdr->scn;
+	ap->ckpt_offset = offset;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_partition_state(p)->applied_scn = hdr->scn;
+	replkafka_partition_state(p)->applied_offset = offset;
+	replkafka_partition_state(p)->applied_commit_time = commit_time;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Apply the body records of a transaction.  Runs in the local transaction.
+ */
+static void
+apply_body(ApplyPartition *ap, const char *body, size_t len)
+{
+	RkmReader	reader;
+	RkmRecord	rec;
+	RkmReadResult res;
+
+	rkm_reader_init(&reader, body, len);
+	nrelations = 0;
+	relations = palloc0(sizeof(ApplyRelation *) * 16);
+	while ((res = rkm_next_record(&reader, &rec)) == RKM_READ_OK)
+	{
+		if (rec.kind == RKM_REC_RELATION)
+		{
+			if (rec.relation >= nrelations)
+			{
+				int			n = Max(rec.relation + 1, nrelations * 2);
+
+				relations = repalloc(relations, sizeof(ApplyRelation *) * Max(n, 16));
+				for (int i = nrelations; i < Max(n, 16); i++)
+					relations[i] = NULL;
+				nrelations = Max(n, 16);
+			}
+			if (relations[rec.relation])
+				apply_close_relation(relations[rec.relation]);
+			relations[rec.relation] = apply_open_relation(&rec);
+			continue;
+		}
+		if (rec.relation >= nrelations || relations[rec.relation] == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_PROTOCOL_VIOLATION),
+					errmsg("change of undefined relation number %u", rec.relation));
+		apply_change(relations[rec.relation], &rec);
+	}
+	if (res != RKM_READ_END)
+		ereport(ERROR,
+				errcode(ERRCODE_PROTOCOL_VIOLATION),
+				errmsg("malformed transaction body: %s",
+					   res == RKM_READ_INCOMPLETE ? "it ends inside a record" : reader.error));
+	for (int i = 0; i < nrelations; i++)
+	{
+		if (relations[i])
+			apply_close_relation(relations[i]);
+		relations[i] = NULL;
+	}
+	nrelations = 0;
+}
+
+/*
+ * Open the local table a relation record names and map its columns.
+ * Rule 5: the table must be replicated here.
+ */
+static ApplyRelation *
+apply_open_relation(const RkmRecord *rec)
+{
+	char	   *schema = pnstrdup(rec->schema, rec->schema_len);
+	char	   *table = pnstrdup(rec->table, rec->table_len);
+	Oid			relid;
+	ApplyRelation *ar = palloc0(sizeof(ApplyRelation));
+	TupleDesc	desc;
+	RangeTblEntry *rte;
+
+	errctx.relation = psprintf("%s.%s", schema, table);
+	relid = RangeVarGetRelid(makeRangeVar(schema, table, -1), RowExclusiveLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("table \"%s.%s\" does not exist on this node", schema, table));
+	ar->rel = table_open(relid, NoLock);
+	if (replkafka_table_key(ar->rel) == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s.%s\" is not replicated on this node", schema, table),
+				errhint("Register it with replkafka.add_table() as on the other nodes."));
+	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
+	desc = RelationGetDescr(ar->rel);
+
+	ar->nremote = rec->natts;
+	ar->attnum = palloc(rec->natts * sizeof(AttrNumber));
+	ar->infunc = palloc(rec->natts * sizeof(FmgrInfo));
+	ar->ioparam = palloc(rec->natts * sizeof(Oid));
+	ar->typmod = palloc(rec->natts * sizeof(int32));
+	ar->sent = palloc0(desc->natts * sizeof(bool));
+	for (int i = 0; i < rec->natts; i++)
+	{
+		char	   *name = pnstrdup(rec->columns[i].name, rec->columns[i].name_len);
+		AttrNumber attnum = get_attnum(relid, name);
+		Form_pg_attribute att;
+		Oid			infunc;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_COLUMN),
+					errmsg("column \"%s\" of table \"%s.%s\" does not exist on this node",
+						   name, schema, table));
+		att = TupleDescAttr(desc, attnum - 1);
+		if (att->attgenerated)
+			ereport(ERROR,
+					errcode(ERRCODE_GENERATED_ALWAYS),
+					errmsg("column \"%s\" of table \"%s.%s\" is generated on this node",
+						   name, schema, table));
+		ar->attnum[i] = attnum;
+		ar->sent[attnum - 1] = true;
+		getTypeInputInfo(att->atttypid, &infunc, &ar->ioparam[i]);
+		fmgr_info(infunc, &ar->infunc[i]);
+		ar->typmod[i] = att->atttypmod;
+	}
+
+	/* An executor state, as for a plain INSERT, UPDATE or DELETE. */
+	ar->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = ar->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(ar->estate, list_make1(rte));
+	ar->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(ar->rri, ar->rel, 1, NULL, 0);
+	ar->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(ar->rri, false);
+	EvalPlanQualInit(&ar->epq, ar->estate, NULL, NIL, -1);
+	ar->localslot = table_slot_create(ar->rel, &ar->estate->es_tupleTable);
+	ar->newslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
+	ar->keyslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
+	AfterTriggerBeginQuery();
+	return ar;
+}
+
+/*
+ * Finish the executor state of a relation (fires queued AFTER triggers).
+ */
+static void
+apply_close_relation(ApplyRelation *ar)
+{
+	AfterTriggerEndQuery(ar->estate);
+	EvalPlanQualEnd(&ar->epq);
+	ExecCloseIndices(ar->rri);
+	ExecResetTupleTable(ar->estate->es_tupleTable, false);
+	FreeExecutorState(ar->estate);
+	table_close(ar->rel, NoLock);
+}
+
+/*
+ * Store sent values into a virtual slot whose other columns are already
+ * set.  Unchanged TOASTed values and absent key columns leave the slot's
+ * value as it is.
+ */
+static void
+apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
+				bool key_only)
+{
+	for (int i = 0; i < ar->nremote; i++)
+	{
+		int			att = ar->attnum[i] - 1;
+
+		switch (values[i].kind)
+		{
+			case RKM_VAL_NULL:
+				slot->tts_values[att] = (Datum) 0;
+				slot->tts_isnull[att] = true;
+				break;
+			case RKM_VAL_TEXT:
+				{
+					char	   *text = pnstrdup(values[i].data, values[i].len);
+
+					slot->tts_values[att] = InputFunctionCall(&ar->infunc[i], text,
+															  ar->ioparam[i],
+															  ar->typmod[i]);
+					slot->tts_isnull[att] = false;
+				}
+				break;
+			case RKM_VAL_UNCHANGED:
+				if (key_only)
+					ereport(ERROR,
+							errcode(ERRCODE_PROTOCOL_VIOLATION),
+							errmsg("key value of column %d is marked unchanged", i + 1));
+				break;
+			case RKM_VAL_ABSENT:
+				break;
+		}
+	}
+}
+
+/*
+ * Give the columns of a new row that were not sent their default values.
+ */
+static void
+apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(ar->rel);
+	ExprContext *econtext = GetPerTupleExprContext(ar->estate);
+
+	for (int att = 0; att < desc->natts; att++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, att);
+		Expr	   *defexpr;
+
+		if (ar->sent[att] || a->attisdropped || a->attgenerated)
+			continue;
+		defexpr = (Expr *) build_column_default(ar->rel, att + 1);
+		if (defexpr != NULL)
+		{
+			ExprState  *state = ExecPrepareExpr(expression_planner(defexpr), ar->estate);
+
+			slot->tts_values[att] = ExecEvalExpr(state, econtext,
+												 &slot->tts_isnull[att]);
+		}
+	}
+}
+
+/*
+ * Find the local row with the primary key values in key, into localslot.
+ */
+static void
+apply_find(ApplyRelation *ar, const RkmValue *key, const char *what)
+{
+	TupleTableSlot *slot = ar->keyslot;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, slot->tts_tupleDescriptor->natts * sizeof(bool));
+	apply_fill_slot(ar, slot, key, true);
+	ExecStoreVirtualTuple(slot);
+	if (!RelationFindReplTupleByIndex(ar->rel, ar->pkindex, LockTupleExclusive,
+									  slot, ar->localslot))
+		ereport(ERROR,
+				errcode(ERRCODE_DATA_CORRUPTED),
+				errmsg("the row to %s is missing from table \"%s\"",
+					   what, RelationGetRelationName(ar->rel)),
+				errdetail("The replica no longer matches the partition's log."));
+}
+
+/*
+ * Apply one change through the executor.
+ */
+static void
+apply_change(ApplyRelation *ar, const RkmRecord *rec)
+{
+	TupleTableSlot *newslot = ar->newslot;
+	int			natts = RelationGetDescr(ar->rel)->natts;
+
+	if ((rec->new_values && rec->new_natts != ar->nremote) ||
+		(rec->old_values && rec->old_natts != ar->nremote))
+		ereport(ERROR,
+				errcode(ERRCODE_PROTOCOL_VIOLATION),
+				errmsg("tuple does not have the relation's %d columns", ar->nremote));
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	switch (rec->kind)
+	{
+		case RKM_REC_INSERT:
+			ExecClearTuple(newslot);
+			memset(newslot->tts_isnull, true, natts * sizeof(bool));
+			apply_fill_slot(ar, newslot, rec->new_values, false);
+			apply_fill_defaults(ar, newslot);
+			ExecStoreVirtualTuple(newslot);
+			ExecSimpleRelationInsert(ar->rri, ar->estate, newslot);
+			break;
+
+		case RKM_REC_UPDATE:
+			apply_find(ar, rec->old_kind == RKM_OLD_NONE ? rec->new_values : rec->old_values,
+					   "update");
+			ExecClearTuple(newslot);
+			slot_getallattrs(ar->localslot);
+			memcpy(newslot->tts_values, ar->localslot->tts_values, natts * sizeof(Datum));
+			memcpy(newslot->tts_isnull, ar->localslot->tts_isnull, natts * sizeof(bool));
+			apply_fill_slot(ar, newslot, rec->new_values, false);
+			ExecStoreVirtualTuple(newslot);
+			EvalPlanQualSetSlot(&ar->epq, ar->localslot);
+			ExecSimpleRelationUpdate(ar->rri, ar->estate, &ar->epq, ar->localslot,
+									 newslot);
+			break;
+
+		case RKM_REC_DELETE:
+			apply_find(ar, rec->old_values, "delete");
+			EvalPlanQualSetSlot(&ar->epq, ar->localslot);
+			ExecSimpleRelationDelete(ar->rri, ar->estate, &ar->epq, ar->localslot);
+			break;
+	}
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+}
+
+/*
+ * Stop applying partition p: record why, in shared memory at once and in
+ * the catalog; the other partitions go on.
+ */
+static void
+apply_partition_error(int p, const char *fmt,...)
+{
+	char		msg[REPLKAFKA_ERROR_LEN];
+	va_list		ap;
+	ReplkafkaPartition *part = replkafka_partition_state(p);
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	parts[p].stopped = true;
+	parts[p].collecting = false;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->role = REPLKAFKA_ROLE_ERROR;
+	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
+	LWLockRelease(replkafka_shared->lock);
+	roles_seen[p] = REPLKAFKA_ROLE_ERROR;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	replkafka_catalog_set_role(p, REPLKAFKA_ROLE_ERROR, part->generation, msg);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	ereport(WARNING,
+			errmsg("partition %d stops applying on node \"%s\": %s",
+				   p, replkafka_node_name, msg));
+	parts[p].assigned = false;
+	apply_refresh_assignment(true);
+}
+
+/*
+ * Move the checkpoint of partitions past records that were read but not
+ * applied (replays, zombies, lost elections), so that the checkpoint says
+ * how far the log was read.
+ */
+static void
+apply_save_positions(void)
+{
+	bool		started = false;
+
+	for (int p = 0; p < npartitions; p++)
+	{
+		ApplyPartition *ap = &parts[p];
+		ReplkafkaConsumerCheckpoint ckpt;
+
+		if (!ap->assigned || ap->stopped || ap->collecting ||
+			ap->next_offset - 1 <= ap->ckpt_offset || ap->generation == 0)
+			continue;
+		if (!started)
+		{
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			started = true;
+		}
+		ckpt.partition = p;
+		ckpt.generation = ap->generation;
+		ckpt.scn = ap->last_scn;
+		ckpt.kafka_offset = ap->next_offset - 1;
+		replkafka_catalog_save_consumer_checkpoint(&ckpt);
+		ap->ckpt_offset = ckpt.kafka_offset;
+	}
+	if (started)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+}
+
+/*
+ * Publish how far behind the log each partition is.
+ */
+static void
+apply_update_lag(void)
+{
+	for (int p = 0; p < npartitions; p++)
+	{
+		ApplyPartition *ap = &parts[p];
+		int64		low;
+		int64		high;
+
+		if (!ap->assigned)
+			continue;
+		if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
+			RD_KAFKA_RESP_ERR_NO_ERROR)
+			continue;
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		replkafka_partition_state(p)->log_end = high;
+		replkafka_partition_state(p)->next_offset = Max(ap->next_offset, 0);
+		LWLockRelease(replkafka_shared->lock);
+	}
+}
+
+/*
+ * errcontext of apply errors: where the transaction came from.
+ */
+static void
+apply_error_callback(void *arg)
+{
+	if (errctx.relation)
+		errcontext("applying transaction %u of generation %u from node \"%s\" (partition %d, Kafka offset %lld), table %s",
+				   RKM_SCN_SEQUENCE(errctx.scn), RKM_SCN_GENERATION(errctx.scn),
+				   errctx.origin, errctx.partition, (long long) errctx.offset,
+				   errctx.relation);
+	else
+		errcontext("applying transaction %u of generation %u from node \"%s\" (partition %d, Kafka offset %lld)",
+				   RKM_SCN_SEQUENCE(errctx.scn), RKM_SCN_GENERATION(errctx.scn),
+				   errctx.origin, errctx.partition, (long long) errctx.offset);
+}
