@@ -464,12 +464,14 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 }
 
 /*
- * Write the consumer checkpoint of a partition.
+ * Write the consumer checkpoint of a partition.  The apply workers call
+ * this once per applied transaction, so the statement is prepared once per
+ * process.
  */
 void
 replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
 {
-	Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
+	static SPIPlanPtr plan = NULL;
 	Datum		values[4];
 
 	values[0] = Int32GetDatum(ckpt->partition);
@@ -478,13 +480,26 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 	values[3] = Int64GetDatum(ckpt->kafka_offset);
 
 	SPI_connect();
-	catalog_spi_execute("INSERT INTO replkafka.consumer_checkpoints"
+	if (plan == NULL)
+	{
+		Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
+		SPIPlanPtr	p;
+
+		p = SPI_prepare("INSERT INTO replkafka.consumer_checkpoints"
 						" (partition, generation, scn, kafka_offset)"
 						" VALUES ($1, $2, $3, $4)"
 						" ON CONFLICT (partition) DO UPDATE"
 						" SET generation = EXCLUDED.generation, scn = EXCLUDED.scn,"
 						" kafka_offset = EXCLUDED.kafka_offset",
-						4, types, values, false, SPI_OK_INSERT);
+						4, types);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the consumer checkpoint of partition %d",
+			 ckpt->partition);
 	SPI_finish();
 }
 

@@ -44,6 +44,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 
 # test/kafka/kafka-cluster, found relative to this file.
 our $harness = abs_path(dirname(__FILE__) . '/../kafka/kafka-cluster');
@@ -118,6 +119,72 @@ sub new_nodes
 	my ($kafka, $count, %params) = @_;
 	return map { new_node('node_' . chr(ord('a') + $_), $kafka, %params) }
 	  0 .. $count - 1;
+}
+
+=pod
+
+=item ReplkafkaTest::setup_cluster(\@nodes, $partitions, \%primary_of, $sql)
+
+On every node: create the cluster, run $sql (tables and add_table), then
+promote the partitions %primary_of lists for the node (by node name) and
+follow all the others.
+
+=cut
+
+sub setup_cluster
+{
+	my ($nodes, $partitions, $primary_of, $sql) = @_;
+	foreach my $node (@$nodes)
+	{
+		$node->safe_psql('postgres', "SELECT replkafka.create_cluster($partitions, 1)");
+		$node->safe_psql('postgres', $sql) if $sql;
+	}
+	foreach my $node (@$nodes)
+	{
+		$node->safe_psql('postgres', "SELECT replkafka.promote($_)")
+		  foreach @{ $primary_of->{ $node->name } || [] };
+	}
+	foreach my $node (@$nodes)
+	{
+		my %mine = map { $_ => 1 } @{ $primary_of->{ $node->name } || [] };
+		$node->safe_psql('postgres', "SELECT replkafka.follow($_)")
+		  foreach grep { !$mine{$_} } 0 .. $partitions - 1;
+	}
+}
+
+=pod
+
+=item ReplkafkaTest::wait_for_convergence(\@nodes, $table, $key)
+
+Wait until every node shows the same SCN for every partition and the same
+checksum of $table's rows in every partition ($key: the partition key
+column, default id).  Returns true if they converged within
+$PostgreSQL::Test::Utils::timeout_default seconds; shows the differences
+otherwise.
+
+=cut
+
+sub wait_for_convergence
+{
+	my ($nodes, $table, $key) = @_;
+	$key //= 'id';
+	my $query = qq{
+SELECT (SELECT string_agg(partition || ':' || coalesce(scn, 0), ' ' ORDER BY partition)
+		  FROM replkafka.partitions) || ' / ' ||
+	   coalesce((SELECT string_agg(p || ':' || c, ' ' ORDER BY p)
+		  FROM (SELECT replkafka.partition_of('$table', $key) AS p,
+					   md5(string_agg(t::text, '|' ORDER BY $key)) AS c
+				  FROM $table t GROUP BY 1) s), '')};
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	my @states;
+	while (time < $deadline)
+	{
+		@states = map { $_->safe_psql('postgres', $query) } @$nodes;
+		return 1 unless grep { $_ ne $states[0] } @states;
+		Time::HiRes::usleep(200_000);
+	}
+	diag $nodes->[$_]->name . ": $states[$_]" foreach 0 .. $#states;
+	return 0;
 }
 
 END
@@ -307,6 +374,32 @@ sub describe_topic
 
 =pod
 
+=item $kafka->produce($topic, $partition, @payloads)
+
+Write records (binary strings) to a partition of $topic with kcat, one
+Kafka record per payload, in order.
+
+=cut
+
+sub produce
+{
+	my ($self, $topic, $partition, @payloads) = @_;
+	my @files;
+	foreach my $i (0 .. $#payloads)
+	{
+		my $file = "$self->{dir}/produce_${partition}_$i.bin";
+		open my $fh, '>:raw', $file or die "could not write $file: $!";
+		print $fh $payloads[$i];
+		close $fh;
+		push @files, $file;
+	}
+	my ($ok, $out, $err) = $self->kcat('-P', '-t', $topic, '-p', $partition, @files);
+	die "kcat -P failed: $err" unless $ok;
+	unlink @files;
+}
+
+=pod
+
 =item $kafka->consume($topic)
 
 Every record of $topic, read from the beginning with kcat: a list of hashes
@@ -393,6 +486,55 @@ sub header
 		origin => substr($payload, 48, $olen),
 		body => substr($payload, 48 + $olen, $blen),
 	};
+}
+
+=pod
+
+=item ReplkafkaTest::Wire::record(%fields)
+
+Encode a record: type (TXN, NEW_GEN, END_GEN, HEARTBEAT; default TXN),
+partition, generation, sequence, origin, commit_lsn, commit_time (µs since
+1970), xid, chunk (default 0), last (default 1), body (bytes).  For tests
+that write records of their own into the topic.
+
+=cut
+
+sub record
+{
+	my (%f) = @_;
+	my %codes = reverse %types;
+	my $body = $f{body} // '';
+	my $origin = $f{origin} // 'node_a';
+	return pack('a2 C C C C n N N Q> Q> q> N N',
+		'RK', 1, $codes{ $f{type} // 'TXN' },
+		($f{last} // 1) ? 1 : 0,
+		length($origin), 0, $f{partition} // 0, $f{chunk} // 0,
+		(($f{generation} // 1) << 32) | ($f{sequence} // 0),
+		$f{commit_lsn} // 0, $f{commit_time} // 0, $f{xid} // 0,
+		length($body))
+	  . $origin
+	  . $body;
+}
+
+=pod
+
+=item ReplkafkaTest::Wire::insert_body($schema, $table, \@columns, \@values)
+
+The body of a transaction inserting one row: a relation definition
+(columns as [name, type, is_key]) and an insert of @values (undef: NULL).
+
+=cut
+
+sub insert_body
+{
+	my ($schema, $table, $columns, $values) = @_;
+	my $rec = sub { my ($kind, $payload) = @_; return $kind . pack('N', length $payload) . $payload };
+	my $str = sub { return pack('n', length $_[0]) . $_[0] };
+	my $rel = pack('n', 0) . $str->($schema) . $str->($table) . pack('n', scalar @$columns);
+	$rel .= $str->($_->[0]) . $str->($_->[1]) . pack('C', $_->[2] ? 1 : 0) foreach @$columns;
+	my $tuple = pack('n', scalar @$values);
+	$tuple .= defined $_ ? 't' . pack('N', length $_) . $_ : 'n' foreach @$values;
+	return $rec->('R', $rel) . $rec->('I', pack('n', 0) . $tuple);
 }
 
 =pod
