@@ -125,6 +125,7 @@ typedef struct ApplyRelation
 	Oid		   *ioparam;
 	int32	   *typmod;
 	bool	   *sent;			/* by local attribute number - 1 */
+	bool	   *key;			/* remote column is a primary key column */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	EPQState	epq;
@@ -176,6 +177,9 @@ static int	npartitions = 0;
 static ApplyPartition *parts = NULL;
 static ReplkafkaRole *roles_seen = NULL;
 static rd_kafka_t *consumer = NULL;
+
+/* The message being handled, destroyed on exit if a FATAL cut it short. */
+static rd_kafka_message_t *current_msg = NULL;
 static MemoryContext ApplyContext = NULL;
 static MemoryContext ApplyMessageContext = NULL;
 static ApplyErrorContext errctx;
@@ -267,8 +271,10 @@ replkafka_apply_main(Datum main_arg)
 }
 
 /*
- * Close the consumer on exit.  Nothing needs flushing: positions are in
- * the catalog.
+ * Destroy the consumer on exit.  Nothing needs flushing: positions are in
+ * the catalog, and the consumer is in no group, so it need not leave one.
+ * A message a FATAL error cut short must be destroyed first, or
+ * rd_kafka_destroy() would wait for it forever.
  */
 static void
 apply_exit(int code, Datum arg)
@@ -280,10 +286,12 @@ apply_exit(int code, Datum arg)
 			replkafka_shared->apply_latches[worker_index] = NULL;
 		LWLockRelease(replkafka_shared->lock);
 	}
+	if (current_msg)
+		rd_kafka_message_destroy(current_msg);
+	current_msg = NULL;
 	if (consumer)
 	{
-		rd_kafka_consumer_close(consumer);
-		rd_kafka_destroy(consumer);
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 		consumer = NULL;
 	}
 }
@@ -403,16 +411,19 @@ apply_consume(rd_kafka_message_t *msg)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ApplyMessageContext);
 
+	current_msg = msg;
 	PG_TRY();
 	{
 		apply_handle_message(msg);
 	}
 	PG_CATCH();
 	{
+		current_msg = NULL;
 		rd_kafka_message_destroy(msg);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	current_msg = NULL;
 	rd_kafka_message_destroy(msg);
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -793,6 +804,7 @@ apply_open_relation(const RkmRecord *rec)
 	ar->ioparam = palloc(rec->natts * sizeof(Oid));
 	ar->typmod = palloc(rec->natts * sizeof(int32));
 	ar->sent = palloc0(desc->natts * sizeof(bool));
+	ar->key = palloc(rec->natts * sizeof(bool));
 	for (int i = 0; i < rec->natts; i++)
 	{
 		char	   *name = pnstrdup(rec->columns[i].name, rec->columns[i].name_len);
@@ -813,6 +825,7 @@ apply_open_relation(const RkmRecord *rec)
 						   name, schema, table));
 		ar->attnum[i] = attnum;
 		ar->sent[attnum - 1] = true;
+		ar->key[i] = (rec->columns[i].flags & RKM_COL_KEY) != 0;
 		getTypeInputInfo(att->atttypid, &infunc, &ar->ioparam[i]);
 		fmgr_info(infunc, &ar->infunc[i]);
 		ar->typmod[i] = att->atttypmod;
@@ -865,6 +878,9 @@ apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 	{
 		int			att = ar->attnum[i] - 1;
 
+		/* a search uses the primary key alone */
+		if (key_only && !ar->key[i])
+			continue;
 		switch (values[i].kind)
 		{
 			case RKM_VAL_NULL:

@@ -231,8 +231,7 @@ replkafka_promote(int partition, int timeout_ms)
 	}
 	PG_FINALLY();
 	{
-		rd_kafka_consumer_close(consumer);
-		rd_kafka_destroy(consumer);
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	}
 	PG_END_TRY();
 	new_generation = pr.new_generation;

@@ -296,8 +296,7 @@ shipper_exit(int code, Datum arg)
 	}
 	if (consumer)
 	{
-		rd_kafka_consumer_close(consumer);
-		rd_kafka_destroy(consumer);
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 		consumer = NULL;
 	}
 
