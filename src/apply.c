@@ -75,6 +75,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -113,6 +114,29 @@ typedef struct ApplyPartition
 	uint32		coll_next;
 	StringInfoData coll_body;
 } ApplyPartition;
+
+/*
+ * How the columns of a relation definition map to a local table: kept
+ * from one transaction to the next while the definition and the table stay
+ * the same.
+ */
+typedef struct ApplyRelMap
+{
+	char	   *schema;
+	char	   *table;
+	Oid			relid;
+	bool		valid;			/* false after an invalidation */
+	int			nremote;		/* columns sent */
+	char	  **names;			/* their names and types, as sent */
+	char	  **types;
+	uint8	   *flags;
+	AttrNumber *attnum;			/* local attribute number of each */
+	FmgrInfo   *infunc;
+	Oid		   *ioparam;
+	int32	   *typmod;
+	bool	   *key;			/* remote column is a primary key column */
+	bool	   *sent;			/* by local attribute number - 1 */
+} ApplyRelMap;
 
 /* A relation defined in the transaction being applied. */
 typedef struct ApplyRelation
@@ -160,6 +184,8 @@ static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const char *body, size_t len);
 static void apply_body(ApplyPartition *ap, const char *body, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
+static ApplyRelMap *apply_relmap(const RkmRecord *rec);
+static void apply_relmap_invalidate(Datum arg, Oid relid);
 static void apply_close_relation(ApplyRelation *ar);
 static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
 							const RkmValue *values, bool key_only);
@@ -183,6 +209,10 @@ static rd_kafka_message_t *current_msg = NULL;
 static MemoryContext ApplyContext = NULL;
 static MemoryContext ApplyMessageContext = NULL;
 static ApplyErrorContext errctx;
+
+/* Column maps of the relations seen, in ApplyContext. */
+static List *relmaps = NIL;
+static bool relmap_callback_registered = false;
 
 /* The relations of the transaction being applied, by relation number. */
 static ApplyRelation **relations = NULL;
@@ -770,45 +800,106 @@ apply_body(ApplyPartition *ap, const char *body, size_t len)
 }
 
 /*
- * Open the local table a relation record names and map its columns.
- * Rule 5: the table must be replicated here.
+ * Relcache invalidation callback: column maps of relid (or of every
+ * relation) must be built again.
  */
-static ApplyRelation *
-apply_open_relation(const RkmRecord *rec)
+static void
+apply_relmap_invalidate(Datum arg, Oid relid)
 {
-	char	   *schema = pnstrdup(rec->schema, rec->schema_len);
-	char	   *table = pnstrdup(rec->table, rec->table_len);
-	Oid			relid;
-	ApplyRelation *ar = palloc0(sizeof(ApplyRelation));
-	TupleDesc	desc;
-	RangeTblEntry *rte;
+	ListCell   *lc;
 
-	errctx.relation = psprintf("%s.%s", schema, table);
-	relid = RangeVarGetRelid(makeRangeVar(schema, table, -1), RowExclusiveLock, true);
-	if (!OidIsValid(relid))
+	foreach(lc, relmaps)
+	{
+		ApplyRelMap *map = lfirst(lc);
+
+		if (!OidIsValid(relid) || map->relid == relid)
+			map->valid = false;
+	}
+}
+
+/*
+ * Does a cached map describe this relation definition?
+ */
+static bool
+apply_relmap_matches(const ApplyRelMap *map, const RkmRecord *rec)
+{
+	if (!map->valid || map->nremote != rec->natts ||
+		strlen(map->schema) != rec->schema_len ||
+		strncmp(map->schema, rec->schema, rec->schema_len) != 0 ||
+		strlen(map->table) != rec->table_len ||
+		strncmp(map->table, rec->table, rec->table_len) != 0)
+		return false;
+	for (int i = 0; i < rec->natts; i++)
+	{
+		const RkmColumn *col = &rec->columns[i];
+
+		if (map->flags[i] != col->flags ||
+			strlen(map->names[i]) != col->name_len ||
+			strncmp(map->names[i], col->name, col->name_len) != 0 ||
+			strlen(map->types[i]) != col->type_len ||
+			strncmp(map->types[i], col->type, col->type_len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The column map of a relation definition: from the cache, or built by
+ * looking the table and its columns up.  Rule 5: the table must be
+ * replicated here.
+ */
+static ApplyRelMap *
+apply_relmap(const RkmRecord *rec)
+{
+	ListCell   *lc;
+	ApplyRelMap *map;
+	MemoryContext oldcxt;
+	Relation	rel;
+	TupleDesc	desc;
+
+	foreach(lc, relmaps)
+	{
+		map = lfirst(lc);
+		if (apply_relmap_matches(map, rec))
+			return map;
+	}
+
+	if (!relmap_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(apply_relmap_invalidate, (Datum) 0);
+		relmap_callback_registered = true;
+	}
+
+	oldcxt = MemoryContextSwitchTo(ApplyContext);
+	map = palloc0(sizeof(ApplyRelMap));
+	map->schema = pnstrdup(rec->schema, rec->schema_len);
+	map->table = pnstrdup(rec->table, rec->table_len);
+	map->nremote = rec->natts;
+	map->names = palloc(rec->natts * sizeof(char *));
+	map->types = palloc(rec->natts * sizeof(char *));
+	map->flags = palloc(rec->natts * sizeof(uint8));
+	map->attnum = palloc(rec->natts * sizeof(AttrNumber));
+	map->infunc = palloc(rec->natts * sizeof(FmgrInfo));
+	map->ioparam = palloc(rec->natts * sizeof(Oid));
+	map->typmod = palloc(rec->natts * sizeof(int32));
+	map->key = palloc(rec->natts * sizeof(bool));
+	MemoryContextSwitchTo(oldcxt);
+
+	errctx.relation = psprintf("%s.%s", map->schema, map->table);
+	map->relid = RangeVarGetRelid(makeRangeVar(map->schema, map->table, -1),
+								  RowExclusiveLock, true);
+	if (!OidIsValid(map->relid))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_TABLE),
-				errmsg("table \"%s.%s\" does not exist on this node", schema, table));
-	ar->rel = table_open(relid, NoLock);
-	if (replkafka_table_key(ar->rel) == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("table \"%s.%s\" is not replicated on this node", schema, table),
-				errhint("Register it with replkafka.add_table() as on the other nodes."));
-	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
-	desc = RelationGetDescr(ar->rel);
-
-	ar->nremote = rec->natts;
-	ar->attnum = palloc(rec->natts * sizeof(AttrNumber));
-	ar->infunc = palloc(rec->natts * sizeof(FmgrInfo));
-	ar->ioparam = palloc(rec->natts * sizeof(Oid));
-	ar->typmod = palloc(rec->natts * sizeof(int32));
-	ar->sent = palloc0(desc->natts * sizeof(bool));
-	ar->key = palloc(rec->natts * sizeof(bool));
+				errmsg("table \"%s.%s\" does not exist on this node",
+					   map->schema, map->table));
+	rel = table_open(map->relid, NoLock);
+	desc = RelationGetDescr(rel);
+	map->sent = MemoryContextAllocZero(ApplyContext, desc->natts * sizeof(bool));
 	for (int i = 0; i < rec->natts; i++)
 	{
 		char	   *name = pnstrdup(rec->columns[i].name, rec->columns[i].name_len);
-		AttrNumber attnum = get_attnum(relid, name);
+		AttrNumber	attnum = get_attnum(map->relid, name);
 		Form_pg_attribute att;
 		Oid			infunc;
 
@@ -816,20 +907,64 @@ apply_open_relation(const RkmRecord *rec)
 			ereport(ERROR,
 					errcode(ERRCODE_UNDEFINED_COLUMN),
 					errmsg("column \"%s\" of table \"%s.%s\" does not exist on this node",
-						   name, schema, table));
+						   name, map->schema, map->table));
 		att = TupleDescAttr(desc, attnum - 1);
 		if (att->attgenerated)
 			ereport(ERROR,
 					errcode(ERRCODE_GENERATED_ALWAYS),
 					errmsg("column \"%s\" of table \"%s.%s\" is generated on this node",
-						   name, schema, table));
-		ar->attnum[i] = attnum;
-		ar->sent[attnum - 1] = true;
-		ar->key[i] = (rec->columns[i].flags & RKM_COL_KEY) != 0;
-		getTypeInputInfo(att->atttypid, &infunc, &ar->ioparam[i]);
-		fmgr_info(infunc, &ar->infunc[i]);
-		ar->typmod[i] = att->atttypmod;
+						   name, map->schema, map->table));
+		map->names[i] = MemoryContextStrdup(ApplyContext, name);
+		map->types[i] = MemoryContextStrdup(ApplyContext,
+											pnstrdup(rec->columns[i].type,
+													 rec->columns[i].type_len));
+		map->flags[i] = rec->columns[i].flags;
+		map->attnum[i] = attnum;
+		map->sent[attnum - 1] = true;
+		map->key[i] = (rec->columns[i].flags & RKM_COL_KEY) != 0;
+		getTypeInputInfo(att->atttypid, &infunc, &map->ioparam[i]);
+		fmgr_info_cxt(infunc, &map->infunc[i], ApplyContext);
+		map->typmod[i] = att->atttypmod;
 	}
+	table_close(rel, NoLock);
+
+	map->valid = true;
+	oldcxt = MemoryContextSwitchTo(ApplyContext);
+	relmaps = lappend(relmaps, map);
+	MemoryContextSwitchTo(oldcxt);
+	return map;
+}
+
+/*
+ * Open the local table a relation record names, with its column map.
+ * Rule 5: the table must be replicated here.
+ */
+static ApplyRelation *
+apply_open_relation(const RkmRecord *rec)
+{
+	ApplyRelMap *map = apply_relmap(rec);
+	ApplyRelation *ar = palloc0(sizeof(ApplyRelation));
+	TupleDesc	desc;
+	RangeTblEntry *rte;
+	Oid			relid = map->relid;
+
+	errctx.relation = psprintf("%s.%s", map->schema, map->table);
+	ar->rel = table_open(relid, RowExclusiveLock);
+	if (replkafka_table_key(ar->rel) == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s.%s\" is not replicated on this node",
+					   map->schema, map->table),
+				errhint("Register it with replkafka.add_table() as on the other nodes."));
+	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
+	desc = RelationGetDescr(ar->rel);
+	ar->nremote = map->nremote;
+	ar->attnum = map->attnum;
+	ar->infunc = map->infunc;
+	ar->ioparam = map->ioparam;
+	ar->typmod = map->typmod;
+	ar->key = map->key;
+	ar->sent = map->sent;
 
 	/* An executor state, as for a plain INSERT, UPDATE or DELETE. */
 	ar->estate = CreateExecutorState();
