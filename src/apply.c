@@ -105,7 +105,7 @@ typedef struct ApplyPartition
 	uint32		generation;		/* current generation, 0 before any */
 	char		gen_origin[RKM_MAX_ORIGIN + 1]; /* whose NEW_GEN started it */
 	uint64		last_scn;		/* last SCN applied */
-	int64		next_offset;	/* next record to read; -1: the log's start */
+	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
 
 	/* a chunked transaction being collected */
@@ -358,7 +358,8 @@ apply_load_partition(int p)
 	char	   *origin;
 
 	memset(ap, 0, sizeof(ApplyPartition));
-	ap->next_offset = -1;
+	/* never applied: from offset 0, which Kafka must still hold */
+	ap->next_offset = 0;
 	ap->ckpt_offset = -1;
 
 	StartTransactionCommand();
@@ -421,8 +422,7 @@ apply_refresh_assignment(bool force)
 
 		if (!ap->assigned || ap->stopped)
 			continue;
-		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset =
-			ap->next_offset >= 0 ? ap->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset = ap->next_offset;
 	}
 	err = rd_kafka_assign(consumer, list);
 	rd_kafka_topic_partition_list_destroy(list);
@@ -474,7 +474,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 			p >= 0 && p < npartitions && parts[p].assigned)
 			apply_partition_error(p,
 								  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt",
-								  (long long) Max(parts[p].next_offset, 0));
+								  (long long) parts[p].next_offset);
 		else
 			ereport(DEBUG1,
 					errmsg_internal("Kafka consumer: %s", rd_kafka_message_errstr(msg)));
@@ -1236,7 +1236,7 @@ apply_update_lag(void)
 			continue;
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		replkafka_partition_state(p)->log_end = high;
-		replkafka_partition_state(p)->next_offset = Max(ap->next_offset, 0);
+		replkafka_partition_state(p)->next_offset = ap->next_offset;
 		LWLockRelease(replkafka_shared->lock);
 	}
 }

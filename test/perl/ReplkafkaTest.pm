@@ -360,6 +360,20 @@ sub topic_partitions
 
 =pod
 
+=item $kafka->delete_records($topic, $partition, $offset)
+
+Delete the records of a partition before $offset, as retention would.
+
+=cut
+
+sub delete_records
+{
+	my ($self, $topic, $partition, $offset) = @_;
+	return $self->harness('delete-records', $topic, $partition, $offset);
+}
+
+=pod
+
 =item $kafka->describe_topic($topic)
 
 Kafka's own description of $topic (TopicCommand --describe).
