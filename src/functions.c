@@ -65,6 +65,7 @@ static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
 							  int32 totypmod);
 static void check_partition_number(int partition, int partitions);
 static int	interval_to_ms(Interval *interval);
+static void set_replica_role(int32 partition, ReplkafkaRole to);
 
 /*
  * Fail unless this node has a name and runs in replkafka's database.
@@ -600,6 +601,37 @@ replkafka_promote_partition(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Move this node's role in a partition between replica and offline (the
+ * two roles an apply worker cares about), from any role but primary.
+ */
+static void
+set_replica_role(int32 partition, ReplkafkaRole to)
+{
+	int			role;
+	uint32		generation;
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	replkafka_shmem_ensure_loaded();
+	replkafka_catalog_lock_partition(partition, &role, &generation);
+	if (role == to)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				to == REPLKAFKA_ROLE_REPLICA ?
+				errmsg("node \"%s\" is already replica of partition %d",
+					   replkafka_node_name, partition) :
+				errmsg("node \"%s\" does not apply partition %d",
+					   replkafka_node_name, partition));
+	if (role == REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is primary of partition %d",
+					   replkafka_node_name, partition));
+	replkafka_catalog_set_role(partition, to, generation, NULL);
+	replkafka_set_role_at_commit(partition, to, generation);
+}
+
+/*
  * replkafka.follow(partition int)
  *
  * Start applying a partition here: offline (or error, once its cause is
@@ -609,27 +641,7 @@ replkafka_promote_partition(PG_FUNCTION_ARGS)
 Datum
 replkafka_follow(PG_FUNCTION_ARGS)
 {
-	int32		partition = PG_GETARG_INT32(0);
-	int			role;
-	uint32		generation;
-
-	check_node_configured();
-	check_partition_number(partition, check_cluster_exists());
-	replkafka_shmem_ensure_loaded();
-	replkafka_catalog_lock_partition(partition, &role, &generation);
-	if (role == REPLKAFKA_ROLE_REPLICA)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is already replica of partition %d",
-					   replkafka_node_name, partition));
-	if (role == REPLKAFKA_ROLE_PRIMARY)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is primary of partition %d",
-					   replkafka_node_name, partition),
-				errhint("Use replkafka.demote() to hand the partition over."));
-	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation, NULL);
-	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+	set_replica_role(PG_GETARG_INT32(0), REPLKAFKA_ROLE_REPLICA);
 	PG_RETURN_VOID();
 }
 
@@ -642,26 +654,6 @@ replkafka_follow(PG_FUNCTION_ARGS)
 Datum
 replkafka_unfollow(PG_FUNCTION_ARGS)
 {
-	int32		partition = PG_GETARG_INT32(0);
-	int			role;
-	uint32		generation;
-
-	check_node_configured();
-	check_partition_number(partition, check_cluster_exists());
-	replkafka_shmem_ensure_loaded();
-	replkafka_catalog_lock_partition(partition, &role, &generation);
-	if (role == REPLKAFKA_ROLE_OFFLINE)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" does not apply partition %d",
-					   replkafka_node_name, partition));
-	if (role == REPLKAFKA_ROLE_PRIMARY)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is primary of partition %d",
-					   replkafka_node_name, partition),
-				errhint("Use replkafka.demote() to hand the partition over."));
-	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_OFFLINE, generation, NULL);
-	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_OFFLINE, generation);
+	set_replica_role(PG_GETARG_INT32(0), REPLKAFKA_ROLE_OFFLINE);
 	PG_RETURN_VOID();
 }
