@@ -196,6 +196,8 @@ static void apply_partition_error(int p, const char *fmt,...) pg_attribute_print
 static void apply_save_positions(void);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
+static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr);
+static void apply_promotion_progress(int p);
 
 static int	worker_index;
 static char *topic_name = NULL;
@@ -378,6 +380,16 @@ apply_load_partition(int p)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ap->assigned = true;
+
+	/*
+	 * The generation a replica is in lives in its checkpoint (the catalog's
+	 * partition_roles row is the promoting backend's to lock).
+	 */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (ap->generation > 0)
+		replkafka_partition_state(p)->generation = ap->generation;
+	replkafka_partition_state(p)->next_offset = ap->next_offset;
+	LWLockRelease(replkafka_shared->lock);
 }
 
 /*
@@ -487,6 +499,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 		return;
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
+	apply_promotion_progress(p);
 }
 
 /*
@@ -578,6 +591,7 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 	switch (hdr->type)
 	{
 		case RKM_NEW_GEN:
+			apply_promotion_outcome(p, offset, hdr);
 			if (gen > ap->generation)
 				apply_new_generation(p, offset, hdr);
 			else
@@ -654,7 +668,6 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 	ckpt.scn = RKM_SCN(gen, 0);
 	ckpt.kafka_offset = offset;
 	replkafka_catalog_save_consumer_checkpoint(&ckpt);
-	replkafka_catalog_set_generation(p, gen);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
@@ -1175,6 +1188,7 @@ apply_partition_error(int p, const char *fmt,...)
 	ereport(WARNING,
 			errmsg("partition %d stops applying on node \"%s\": %s",
 				   p, replkafka_node_name, msg));
+	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
 	parts[p].assigned = false;
 	apply_refresh_assignment(true);
 }
@@ -1256,4 +1270,55 @@ apply_error_callback(void *arg)
 		errcontext("applying transaction %u of generation %u from node \"%s\" (partition %d, Kafka offset %lld)",
 				   RKM_SCN_SEQUENCE(errctx.scn), RKM_SCN_GENERATION(errctx.scn),
 				   errctx.origin, errctx.partition, (long long) errctx.offset);
+}
+
+/*
+ * A NEW_GEN record while this node promotes the partition: ours, of the
+ * generation we asked for and at the offset we wrote it, means we won;
+ * another node's of that generation or a newer one, before ours, means we
+ * lost.  The promoting backend waits on promote_cv.
+ */
+static void
+apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(p);
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+	bool		changed = false;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
+		gen >= part->promote_generation)
+	{
+		if (gen == part->promote_generation && offset == part->promote_offset &&
+			strcmp(hdr->origin, replkafka_node_name) == 0 &&
+			gen > parts[p].generation)
+			part->promote_state = REPLKAFKA_PROMOTE_WON;
+		else
+		{
+			part->promote_state = REPLKAFKA_PROMOTE_LOST;
+			part->promote_generation = gen;
+			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
+		}
+		changed = true;
+	}
+	LWLockRelease(replkafka_shared->lock);
+	if (changed)
+		ConditionVariableBroadcast(&replkafka_shared->promote_cv);
+}
+
+/*
+ * While this node catches a partition up for a promotion, tell the
+ * promoting backend how far the worker read.
+ */
+static void
+apply_promotion_progress(int p)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(p);
+
+	if (part->promote_state != REPLKAFKA_PROMOTE_CATCHUP)
+		return;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->next_offset = parts[p].next_offset;
+	LWLockRelease(replkafka_shared->lock);
+	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
 }

@@ -498,21 +498,3 @@ replkafka_catalog_generation_origin(int partition, uint32 generation)
 	SPI_finish();
 	return origin;
 }
-
-/*
- * Record the generation a replica partition is in, keeping its role.
- */
-void
-replkafka_catalog_set_generation(int partition, uint32 generation)
-{
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2];
-
-	values[0] = Int32GetDatum(partition);
-	values[1] = Int64GetDatum((int64) generation);
-	SPI_connect();
-	catalog_spi_execute("UPDATE replkafka.partition_roles SET generation = $2,"
-						" changed_at = pg_catalog.now() WHERE partition = $1",
-						2, types, values, false, SPI_OK_UPDATE);
-	SPI_finish();
-}

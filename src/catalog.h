@@ -77,6 +77,5 @@ extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
 extern void replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt);
 extern char *replkafka_catalog_generation_origin(int partition,
 												 uint32 generation);
-extern void replkafka_catalog_set_generation(int partition, uint32 generation);
 
 #endif							/* REPLKAFKA_CATALOG_H */

@@ -14,9 +14,14 @@
  * the new generation, and the shipper uses it as the starting point of
  * the partition.
  *
- * This node may promote a partition only when it holds the whole log of
- * the partition: the log is empty, or this node's consumer checkpoint is
- * at its last record.
+ * A replica is promoted with the help of its apply worker, which goes on
+ * applying the partition meanwhile: the backend notes the end of the log,
+ * waits until the worker has read up to it (catching up), writes NEW_GEN,
+ * and waits until the worker reads a NEW_GEN of the new generation.  The
+ * worker applies everything before it; if the first such NEW_GEN is ours,
+ * the promotion is won.  An offline node may promote a partition only
+ * when it holds the whole log: the log is empty, or this node's consumer
+ * checkpoint is at its last record.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -31,6 +36,7 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "catalog.h"
 #include "kafka.h"
@@ -66,6 +72,15 @@ typedef struct Promotion
 } Promotion;
 
 static void promote_in_kafka(rd_kafka_t *consumer, Promotion *pr);
+static uint32 promote_replica(int partition, const char *topic,
+							  TimestampTz deadline);
+static uint32 promote_replica_steps(int partition, const char *topic,
+									TimestampTz deadline);
+static void promote_wait(ReplkafkaPartition *part, int partition,
+						 ReplkafkaPromoteState until, int64 offset,
+						 TimestampTz deadline);
+static int64 promote_write_newgen(int partition, const char *topic,
+								  uint32 generation, TimestampTz deadline);
 static bool promote_read_back(void *arg, int64 offset, const void *data,
 							  size_t len);
 static bool promote_last_generation(void *arg, int64 offset,
@@ -218,6 +233,8 @@ replkafka_promote(int partition, int timeout_ms)
 				errmsg("partition %d is in error on node \"%s\"",
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
+	if (role == REPLKAFKA_ROLE_REPLICA)
+		return promote_replica(partition, cluster.topic, deadline);
 
 	memset(&pr, 0, sizeof(pr));
 	pr.partition = partition;
@@ -278,4 +295,206 @@ replkafka_promote(int partition, int timeout_ms)
 			errdetail("Its NEW_GEN record is at Kafka offset %lld.",
 					  (long long) rb.our_offset));
 	return new_generation;
+}
+
+/*
+ * Write our NEW_GEN record of generation to the partition; returns its
+ * offset.  Its commit LSN is this node's WAL position now: transactions
+ * committed here afterwards belong to the new generation.
+ */
+static int64
+promote_write_newgen(int partition, const char *topic, uint32 generation,
+					 TimestampTz deadline)
+{
+	RkmHeader	hdr;
+	StringInfoData record;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.type = RKM_NEW_GEN;
+	hdr.last = true;
+	hdr.partition = partition;
+	hdr.scn = RKM_SCN(generation, 0);
+	hdr.commit_lsn = GetXLogInsertRecPtr();
+	hdr.commit_time = GetCurrentTimestamp() +
+		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	strlcpy(hdr.origin, replkafka_node_name, sizeof(hdr.origin));
+	initStringInfo(&record);
+	rkm_write_header(&record, &hdr);
+	return replkafka_kafka_produce_sync(topic, partition, record.data,
+										record.len, deadline);
+}
+
+/*
+ * Wait until the apply worker of partition moved the promotion to state
+ * until (for REPLKAFKA_PROMOTE_CATCHUP: until it read up to offset), the
+ * partition went to error, or deadline.
+ */
+static void
+promote_wait(ReplkafkaPartition *part, int partition,
+			 ReplkafkaPromoteState until, int64 offset, TimestampTz deadline)
+{
+	ConditionVariablePrepareToSleep(&replkafka_shared->promote_cv);
+	for (;;)
+	{
+		bool		done;
+		long		remaining;
+
+		LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+		if (until == REPLKAFKA_PROMOTE_CATCHUP)
+			done = part->next_offset >= offset;
+		else
+			done = part->promote_state == REPLKAFKA_PROMOTE_WON ||
+				part->promote_state == REPLKAFKA_PROMOTE_LOST;
+		done = done || part->role == REPLKAFKA_ROLE_ERROR;
+		LWLockRelease(replkafka_shared->lock);
+		if (done)
+			break;
+
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&replkafka_shared->promote_cv,
+										   Min(remaining, 1000),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * Promote a partition this node is replica of.
+ */
+static uint32
+promote_replica(int partition, const char *topic, TimestampTz deadline)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	volatile uint32 new_generation = 0;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->promote_state != REPLKAFKA_PROMOTE_NONE)
+	{
+		LWLockRelease(replkafka_shared->lock);
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_IN_USE),
+				errmsg("partition %d is being promoted by another session",
+					   partition));
+	}
+	part->promote_state = REPLKAFKA_PROMOTE_CATCHUP;
+	part->promote_offset = PG_INT64_MAX;
+	LWLockRelease(replkafka_shared->lock);
+
+	PG_TRY();
+	{
+		new_generation = promote_replica_steps(partition, topic, deadline);
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		part->promote_state = REPLKAFKA_PROMOTE_NONE;
+		LWLockRelease(replkafka_shared->lock);
+	}
+	PG_END_TRY();
+	return new_generation;
+}
+
+/*
+ * The steps of promote_replica(): catch up, write NEW_GEN, wait for the
+ * outcome, record the new role.
+ */
+static uint32
+promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	rd_kafka_t *consumer;
+	int64		low;
+	int64		high;
+	int64		newgen_offset;
+	uint32		generation;
+	ReplkafkaPromoteState state;
+	char		winner[64];
+	ReplkafkaProducerCheckpoint pckpt;
+
+	/* Catch up to the end of the log as it is now. */
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	PG_TRY();
+	{
+		replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,
+								   deadline);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	PG_END_TRY();
+
+	replkafka_wake_apply_workers();
+	promote_wait(part, partition, REPLKAFKA_PROMOTE_CATCHUP, high, deadline);
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	generation = part->generation;
+	LWLockRelease(replkafka_shared->lock);
+	if (part->role == REPLKAFKA_ROLE_ERROR)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("could not promote node \"%s\" for partition %d: the partition went to error",
+					   replkafka_node_name, partition),
+				errdetail("%s", part->last_error));
+	if (part->next_offset < high)
+		ereport(ERROR,
+				errcode(ERRCODE_QUERY_CANCELED),
+				errmsg("could not promote node \"%s\" for partition %d within the timeout",
+					   replkafka_node_name, partition),
+				errdetail("The replica read the log up to offset %lld of %lld.",
+						  (long long) part->next_offset, (long long) high),
+				errhint("Promote again with a longer timeout once the replica caught up."));
+	if (generation == PG_UINT32_MAX)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("partition %d has used up its generations", partition));
+
+	/* Start the new generation, and wait for the worker to read it back. */
+	newgen_offset = promote_write_newgen(partition, topic, generation + 1,
+										 deadline);
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->promote_generation = generation + 1;
+	part->promote_offset = newgen_offset;
+	part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
+	LWLockRelease(replkafka_shared->lock);
+	replkafka_wake_apply_workers();
+	promote_wait(part, partition, REPLKAFKA_PROMOTE_NEWGEN, 0, deadline);
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	state = part->promote_state;
+	strlcpy(winner, part->promote_winner, sizeof(winner));
+	LWLockRelease(replkafka_shared->lock);
+	if (state == REPLKAFKA_PROMOTE_LOST)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
+					   replkafka_node_name, partition, winner,
+					   part->promote_generation),
+				errdetail("This node's role stays replica."));
+	if (state != REPLKAFKA_PROMOTE_WON)
+		ereport(ERROR,
+				errcode(ERRCODE_QUERY_CANCELED),
+				errmsg("could not promote node \"%s\" for partition %d within the timeout",
+					   replkafka_node_name, partition),
+				errdetail("Its NEW_GEN record of generation %u is at Kafka offset %lld, but the replica has not read it yet; the generation will have no primary.",
+						  generation + 1, (long long) newgen_offset),
+				errhint("Promote again with a longer timeout."));
+
+	/* Won: the apply worker applied everything before our NEW_GEN. */
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_PRIMARY,
+							   generation + 1, NULL);
+	pckpt.partition = partition;
+	pckpt.scn = RKM_SCN(generation + 1, 0);
+	pckpt.commit_lsn = GetXLogInsertRecPtr();
+	pckpt.kafka_offset = newgen_offset;
+	replkafka_catalog_save_producer_checkpoint(&pckpt);
+	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_PRIMARY,
+								 generation + 1);
+	ereport(LOG,
+			errmsg("node \"%s\" is primary of partition %d in generation %u",
+				   replkafka_node_name, partition, generation + 1),
+			errdetail("Its NEW_GEN record is at Kafka offset %lld.",
+					  (long long) newgen_offset));
+	return generation + 1;
 }

@@ -115,6 +115,7 @@ shmem_startup(void)
 			&(GetNamedLWLockTranche(REPLKAFKA_EXTENSION_NAME))->lock;
 		pg_atomic_init_u64(&replkafka_shared->acked_lsn, 0);
 		ConditionVariableInit(&replkafka_shared->ack_cv);
+		ConditionVariableInit(&replkafka_shared->promote_cv);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -33,6 +33,16 @@ typedef enum ReplkafkaRole
 
 #define REPLKAFKA_ERROR_LEN		512
 
+/* Where a promotion of a replica partition stands (see mastership.c). */
+typedef enum ReplkafkaPromoteState
+{
+	REPLKAFKA_PROMOTE_NONE = 0,
+	REPLKAFKA_PROMOTE_CATCHUP,	/* apply up to promote_offset */
+	REPLKAFKA_PROMOTE_NEWGEN,	/* apply up to our NEW_GEN */
+	REPLKAFKA_PROMOTE_WON,		/* our NEW_GEN came first */
+	REPLKAFKA_PROMOTE_LOST,		/* another node's NEW_GEN came first */
+} ReplkafkaPromoteState;
+
 /* Shared state of one partition. */
 typedef struct ReplkafkaPartition
 {
@@ -51,6 +61,12 @@ typedef struct ReplkafkaPartition
 	int64		next_offset;	/* next record to read */
 	int64		log_end;		/* Kafka's high watermark, as last seen */
 	int64		zombies_skipped;
+
+	/* A promotion in progress, between the promoting backend and the worker. */
+	ReplkafkaPromoteState promote_state;
+	uint32		promote_generation; /* the generation our NEW_GEN starts */
+	int64		promote_offset; /* CATCHUP: log end; NEWGEN: our NEW_GEN */
+	char		promote_winner[64]; /* LOST: the node that won */
 
 	/* Why the partition is in error, or why shipping it failed last. */
 	char		last_error[REPLKAFKA_ERROR_LEN];
@@ -80,6 +96,9 @@ typedef struct ReplkafkaShared
 	 */
 	pg_atomic_uint64 acked_lsn;
 	ConditionVariable ack_cv;
+
+	/* Broadcast when an apply worker moves a promotion on. */
+	ConditionVariable promote_cv;
 
 	ReplkafkaPartition partitions[FLEXIBLE_ARRAY_MEMBER];
 } ReplkafkaShared;
