@@ -1286,8 +1286,27 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 	bool		changed = false;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
-		gen >= part->promote_generation)
+	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
+		gen > part->promote_base && gen > parts[p].generation)
+	{
+		/*
+		 * A generation this node did not know when the promotion began.
+		 * Ours, if the backend already wrote its NEW_GEN but has not told
+		 * us where yet; otherwise another node became primary first.
+		 */
+		if (gen == part->promote_generation &&
+			strcmp(hdr->origin, replkafka_node_name) == 0)
+			part->promote_state = REPLKAFKA_PROMOTE_WON;
+		else
+		{
+			part->promote_state = REPLKAFKA_PROMOTE_LOST;
+			part->promote_generation = gen;
+			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
+		}
+		changed = true;
+	}
+	else if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
+			 gen >= part->promote_generation)
 	{
 		if (gen == part->promote_generation && offset == part->promote_offset &&
 			strcmp(hdr->origin, replkafka_node_name) == 0 &&
@@ -1295,9 +1314,14 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 			part->promote_state = REPLKAFKA_PROMOTE_WON;
 		else
 		{
+			/* the generation we wanted, or a newer one, began elsewhere */
+			bool		newer = gen > parts[p].generation;
+
 			part->promote_state = REPLKAFKA_PROMOTE_LOST;
-			part->promote_generation = gen;
-			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
+			part->promote_generation = newer ? gen : parts[p].generation;
+			strlcpy(part->promote_winner,
+					newer ? hdr->origin : parts[p].gen_origin,
+					sizeof(part->promote_winner));
 		}
 		changed = true;
 	}

@@ -87,6 +87,7 @@ static bool kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
 							   TimestampTz deadline);
 static void kafka_report_unreachable(rd_kafka_resp_err_t err) pg_attribute_noreturn();
 static bool kafka_transient(rd_kafka_resp_err_t err);
+static void kafka_serve_logs(rd_kafka_t *rk);
 static void kafka_read_loop(rd_kafka_t *consumer, const char *topic,
 							int partition, int64 next, int64 to,
 							TimestampTz deadline, ReplkafkaRecordCallback cb,
@@ -368,6 +369,19 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 }
 
 /*
+ * Serve the log lines and errors queued on a client's main queue.  A
+ * consumer's main queue is forwarded to its consumer queue, which holds
+ * fetched records too and is served by rd_kafka_consumer_poll() alone
+ * (rd_kafka_poll() on it trips an assertion in librdkafka).
+ */
+static void
+kafka_serve_logs(rd_kafka_t *rk)
+{
+	if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER)
+		rd_kafka_poll(rk, 0);
+}
+
+/*
  * librdkafka log callback, run by rd_kafka_poll() on the backend's thread
  * (log.queue=true).  Broker trouble goes to the server log, not the client.
  */
@@ -488,7 +502,7 @@ kafka_topic_partitions(rd_kafka_t *rk, const char *topic, TimestampTz deadline,
 		 */
 		err = rd_kafka_metadata(rk, 1, NULL, &md,
 								Max(1, Min(remaining, KAFKA_POLL_SLICE_MS)));
-		rd_kafka_poll(rk, 0);
+		kafka_serve_logs(rk);
 
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
@@ -750,7 +764,7 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 
 		err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
 											   Max(1, Min(remaining, 1000)));
-		rd_kafka_poll(rk, 0);
+		kafka_serve_logs(rk);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return;
 		if (!kafka_transient(err))

@@ -16,10 +16,14 @@
  *
  * A replica is promoted with the help of its apply worker, which goes on
  * applying the partition meanwhile: the backend notes the end of the log,
- * waits until the worker has read up to it (catching up), writes NEW_GEN,
- * and waits until the worker reads a NEW_GEN of the new generation.  The
+ * waits until the worker has read up to it (catching up), writes NEW_GEN
+ * of the generation after the one this node knew when the promotion began,
+ * and waits until the worker reads a NEW_GEN of that generation.  The
  * worker applies everything before it; if the first such NEW_GEN is ours,
- * the promotion is won.  An offline node may promote a partition only
+ * the promotion is won.  A generation that starts while this node catches
+ * up, however early in the log, means another node became primary since
+ * this node last looked: the promotion is lost (calling it again promotes
+ * over that node).  An offline node may promote a partition only
  * when it holds the whole log: the log is empty, or this node's consumer
  * checkpoint is at its last record.
  *
@@ -343,8 +347,8 @@ promote_wait(ReplkafkaPartition *part, int partition,
 		if (until == REPLKAFKA_PROMOTE_CATCHUP)
 			done = part->next_offset >= offset;
 		else
-			done = part->promote_state == REPLKAFKA_PROMOTE_WON ||
-				part->promote_state == REPLKAFKA_PROMOTE_LOST;
+			done = part->promote_state == REPLKAFKA_PROMOTE_WON;
+		done = done || part->promote_state == REPLKAFKA_PROMOTE_LOST;
 		done = done || part->role == REPLKAFKA_ROLE_ERROR;
 		LWLockRelease(replkafka_shared->lock);
 		if (done)
@@ -380,6 +384,8 @@ promote_replica(int partition, const char *topic, TimestampTz deadline)
 	}
 	part->promote_state = REPLKAFKA_PROMOTE_CATCHUP;
 	part->promote_offset = PG_INT64_MAX;
+	part->promote_base = part->generation;
+	part->promote_generation = 0;
 	LWLockRelease(replkafka_shared->lock);
 
 	PG_TRY();
@@ -426,11 +432,23 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	}
 	PG_END_TRY();
 
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->promote_offset = high;
+	LWLockRelease(replkafka_shared->lock);
 	replkafka_wake_apply_workers();
 	promote_wait(part, partition, REPLKAFKA_PROMOTE_CATCHUP, high, deadline);
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 	generation = part->generation;
+	state = part->promote_state;
+	strlcpy(winner, part->promote_winner, sizeof(winner));
 	LWLockRelease(replkafka_shared->lock);
+	if (state == REPLKAFKA_PROMOTE_LOST)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
+					   replkafka_node_name, partition, winner,
+					   part->promote_generation),
+				errdetail("This node's role stays replica."));
 	if (part->role == REPLKAFKA_ROLE_ERROR)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -451,12 +469,17 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 				errmsg("partition %d has used up its generations", partition));
 
 	/* Start the new generation, and wait for the worker to read it back. */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->promote_generation = generation + 1;
+	LWLockRelease(replkafka_shared->lock);
 	newgen_offset = promote_write_newgen(partition, topic, generation + 1,
 										 deadline);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->promote_generation = generation + 1;
-	part->promote_offset = newgen_offset;
-	part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
+	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
+	{
+		part->promote_offset = newgen_offset;
+		part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
+	}
 	LWLockRelease(replkafka_shared->lock);
 	replkafka_wake_apply_workers();
 	promote_wait(part, partition, REPLKAFKA_PROMOTE_NEWGEN, 0, deadline);

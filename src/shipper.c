@@ -745,6 +745,14 @@ shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
 	if (!rkm_read_header(data, len, &hdr, &err))
 		return true;			/* not ours; replicas report it */
 	gen = RKM_SCN_GENERATION(hdr.scn);
+
+	/*
+	 * Another node's NEW_GEN of our generation or an older one lost its
+	 * election to ours (promote() made sure ours came first): not foreign.
+	 */
+	if (hdr.type == RKM_NEW_GEN && gen <= scan->generation &&
+		strcmp(hdr.origin, replkafka_node_name) != 0)
+		return true;
 	if (gen > scan->generation ||
 		(gen == scan->generation && strcmp(hdr.origin, replkafka_node_name) != 0))
 	{
