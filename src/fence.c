@@ -54,7 +54,7 @@ static void fence_check_key_unchanged(const ReplkafkaTableKey *key,
 									  Relation rel, HeapTuple oldtup,
 									  HeapTuple newtup);
 static void fence_xact_callback(XactEvent event, void *arg);
-static void fence_wait_for_kafka(XLogRecPtr lsn);
+static void fence_wait_for_kafka(XLogRecPtr lsn, int partition);
 
 /* The partition the current transaction writes, or -1. */
 static int	xact_partition = -1;
@@ -193,12 +193,16 @@ fence_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (xact_partition < 0)
-				break;
-			xact_partition = -1;
-			replkafka_wake_shipper();
-			if (replkafka_synchronous_commit && XactLastCommitEnd != InvalidXLogRecPtr)
-				fence_wait_for_kafka(XactLastCommitEnd);
+			{
+				int			partition = xact_partition;
+
+				if (partition < 0)
+					break;
+				xact_partition = -1;
+				replkafka_wake_shipper();
+				if (replkafka_synchronous_commit && XactLastCommitEnd != InvalidXLogRecPtr)
+					fence_wait_for_kafka(XactLastCommitEnd, partition);
+			}
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -214,17 +218,29 @@ fence_xact_callback(XactEvent event, void *arg)
 
 /*
  * Wait until the shipper reports that Kafka holds everything committed up
- * to lsn.  Runs after the local commit with interrupts held, so it checks
+ * to lsn, or that partition went to error (another node is its primary).  Runs after the local commit with interrupts held, so it checks
  * for cancel and shutdown requests itself and never raises an error.
  */
 static void
-fence_wait_for_kafka(XLogRecPtr lsn)
+fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 {
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
 	ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
 	for (;;)
 	{
 		if (pg_atomic_read_u64(&replkafka_shared->acked_lsn) >= lsn)
 			break;
+
+		/* another node took the partition over: this commit is lost to it */
+		if (part->role == REPLKAFKA_ROLE_ERROR)
+		{
+			ereport(WARNING,
+					errmsg("partition %d is no longer primary on node \"%s\"",
+						   partition, replkafka_node_name),
+					errdetail("The transaction has committed locally, but is not part of the cluster's history."));
+			break;
+		}
 
 		if (ProcDiePending)
 		{

@@ -113,6 +113,9 @@
 /* Producer checkpoints are written at most this often (1s). */
 #define SHIPPER_CHECKPOINT_MS	1000
 
+/* How often an idle primary partition's log is looked at (2s). */
+#define SHIPPER_CHECK_MS		2000
+
 /* Records read back per step when looking for the tail of a partition. */
 #define SHIPPER_TAIL_WINDOW		64
 
@@ -146,6 +149,17 @@ typedef struct ShipperPartition
 	XLogRecPtr	acked_lsn;
 	int64		acked_offset;
 	bool		dirty;
+
+	/*
+	 * Where this node's next record should land; -1 if unknown.  A record
+	 * acknowledged at another offset, or a log that grew without us, means
+	 * others wrote in between: [check_from, check_to) is read back to see
+	 * whether it is foreign.
+	 */
+	int64		expect_offset;
+	int64		check_from;
+	int64		check_to;
+	TimestampTz last_check;
 } ShipperPartition;
 
 /* The last complete record of a node in a generation, found in Kafka. */
@@ -187,6 +201,7 @@ static bool shipper_tail_record(void *arg, int64 offset, const void *data,
 								size_t len);
 static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
 static void shipper_save_state(void);
+static void shipper_check_foreign(bool idle);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
@@ -261,6 +276,8 @@ replkafka_shipper_main(Datum main_arg)
 
 	partitions = MemoryContextAllocZero(TopMemoryContext,
 										npartitions * sizeof(ShipperPartition));
+	for (int p = 0; p < npartitions; p++)
+		partitions[p].expect_offset = -1;
 	producer = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, shipper_dr_cb);
 	mainq = rd_kafka_queue_get_main(producer);
 	replkafka_worker_wakeup_init(producer, mainq);
@@ -551,6 +568,20 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	if (msg->offset > s->last_offset)
 		s->last_offset = msg->offset;
 	last_ack = GetCurrentTimestamp();
+
+	/* Did anybody write between our last record and this one? */
+	if (msg->partition >= 0 && msg->partition < npartitions)
+	{
+		ShipperPartition *sp = &partitions[msg->partition];
+
+		if (sp->expect_offset >= 0 && msg->offset > sp->expect_offset)
+		{
+			if (sp->check_to <= sp->check_from)
+				sp->check_from = sp->expect_offset;
+			sp->check_to = msg->offset;
+		}
+		sp->expect_offset = msg->offset + 1;
+	}
 }
 
 /*
@@ -634,6 +665,8 @@ shipper_service(bool idle)
 		return;
 
 	replkafka_worker_reload_config(producer);
+
+	shipper_check_foreign(idle);
 
 	if (idle)
 	{
@@ -728,6 +761,8 @@ shipper_partition_error(int partition, const char *fmt,...)
 	ereport(WARNING,
 			errmsg("partition %d stops accepting writes on node \"%s\": %s",
 				   partition, replkafka_node_name, msg));
+	/* synchronous commits waiting for this partition give up */
+	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
 }
 
 /*
@@ -825,6 +860,9 @@ shipper_recover(int partition)
 	}
 
 	sp->generation = scan.generation;
+	sp->expect_offset = high;
+	sp->check_from = sp->check_to = 0;
+	sp->last_check = GetCurrentTimestamp();
 	sp->next_seq = scan.seq + 1;
 	sp->skip_lsn = scan.commit_lsn;
 	sp->stale = false;
@@ -840,4 +878,74 @@ shipper_recover(int partition)
 				   partition, scan.generation, sp->next_seq),
 			errdetail("Kafka holds the transactions committed up to %X/%X.",
 					  LSN_FORMAT_ARGS(scan.commit_lsn)));
+}
+
+/*
+ * Stale-primary detection at run time.  Records that others wrote to a
+ * partition this node is primary of show up as a gap in the offsets of our
+ * acknowledged records, or, while we write nothing, as a log that grows
+ * (looked at every SHIPPER_CHECK_MS when idle).  Such records are read
+ * back and judged like the tail at recovery: a record of a newer
+ * generation, or of ours from another node, means another node is primary
+ * now, and the partition stops taking writes at once.  NEW_GEN records of
+ * elections ours won are not foreign.
+ */
+static void
+shipper_check_foreign(bool idle)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int p = 0; p < npartitions; p++)
+	{
+		ShipperPartition *sp = &partitions[p];
+		ReplkafkaPartition *part = replkafka_partition_state(p);
+		TailScan	scan;
+		TimestampTz deadline;
+
+		if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
+			sp->generation != part->generation || sp->expect_offset < 0)
+			continue;
+
+		/* idle: has the log grown without us? */
+		if (idle && sp->check_to <= sp->check_from &&
+			TimestampDifferenceExceeds(sp->last_check, now, SHIPPER_CHECK_MS))
+		{
+			bool		in_flight = false;
+			dlist_iter	iter;
+			int64		low;
+			int64		high;
+
+			sp->last_check = now;
+			dlist_foreach(iter, &shipments)
+			{
+				Shipment   *s = dlist_container(Shipment, node, iter.cur);
+
+				if (s->partition == p)
+					in_flight = true;
+			}
+			if (in_flight)
+				continue;
+			deadline = TimestampTzPlusMilliseconds(now, replkafka_request_timeout);
+			replkafka_kafka_watermarks(consumer, topic_name, p, &low, &high, deadline);
+			if (high > sp->expect_offset)
+			{
+				sp->check_from = sp->expect_offset;
+				sp->check_to = high;
+				sp->expect_offset = high;
+			}
+		}
+
+		if (sp->check_to <= sp->check_from)
+			continue;
+
+		memset(&scan, 0, sizeof(scan));
+		scan.generation = sp->generation;
+		deadline = TimestampTzPlusMilliseconds(now, Max(replkafka_request_timeout, 30000));
+		replkafka_kafka_read(consumer, topic_name, p, sp->check_from,
+							 sp->check_to, deadline, shipper_tail_record, &scan);
+		sp->check_from = sp->check_to = 0;
+		if (scan.foreign)
+			shipper_partition_error(p, "another node wrote to the partition: %s",
+									scan.foreign_detail);
+	}
 }
