@@ -76,6 +76,8 @@ typedef struct Promotion
 } Promotion;
 
 static void promote_in_kafka(rd_kafka_t *consumer, Promotion *pr);
+static void promote_report_lost(int partition, const char *winner,
+								uint32 generation, ReplkafkaRole role) pg_attribute_noreturn();
 static uint32 promote_replica(int partition, const char *topic,
 							  TimestampTz deadline);
 static uint32 promote_replica_steps(int partition, const char *topic,
@@ -133,6 +135,21 @@ promote_read_back(void *arg, int64 offset, const void *data, size_t len)
 	else
 		rb->moved = true;
 	return true;
+}
+
+/*
+ * Raise the error of a lost promotion: another node started the
+ * generation first.
+ */
+static void
+promote_report_lost(int partition, const char *winner, uint32 generation,
+					ReplkafkaRole role)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
+				   replkafka_node_name, partition, winner, generation),
+			errdetail("This node's role stays %s.", replkafka_role_name(role)));
 }
 
 /*
@@ -259,13 +276,8 @@ replkafka_promote(int partition, int timeout_ms)
 	rb = pr.rb;
 
 	if (rb.lost)
-		ereport(ERROR,
-				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
-					   replkafka_node_name, partition, rb.winner,
-					   rb.winner_generation),
-				errdetail("This node's role stays %s.",
-						  replkafka_role_name((ReplkafkaRole) role)));
+		promote_report_lost(partition, rb.winner, rb.winner_generation,
+							(ReplkafkaRole) role);
 	if (rb.moved)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -443,12 +455,8 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	strlcpy(winner, part->promote_winner, sizeof(winner));
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		ereport(ERROR,
-				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
-					   replkafka_node_name, partition, winner,
-					   part->promote_generation),
-				errdetail("This node's role stays replica."));
+		promote_report_lost(partition, winner, part->promote_generation,
+							REPLKAFKA_ROLE_REPLICA);
 	if (part->role == REPLKAFKA_ROLE_ERROR)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -489,12 +497,8 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	strlcpy(winner, part->promote_winner, sizeof(winner));
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		ereport(ERROR,
-				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				errmsg("could not promote node \"%s\" for partition %d: node \"%s\" started generation %u first",
-					   replkafka_node_name, partition, winner,
-					   part->promote_generation),
-				errdetail("This node's role stays replica."));
+		promote_report_lost(partition, winner, part->promote_generation,
+							REPLKAFKA_ROLE_REPLICA);
 	if (state != REPLKAFKA_PROMOTE_WON)
 		ereport(ERROR,
 				errcode(ERRCODE_QUERY_CANCELED),
