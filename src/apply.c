@@ -657,8 +657,7 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 	ApplyPartition *ap = &parts[p];
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 	ReplkafkaConsumerCheckpoint ckpt;
-	TimestampTz started = hdr->commit_time -
-		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	TimestampTz started = hdr->commit_time - RKM_UNIX_EPOCH_OFFSET;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -698,8 +697,7 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 	ErrorContextCallback callback;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ReplkafkaConsumerCheckpoint ckpt;
-	TimestampTz commit_time = hdr->commit_time -
-		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	TimestampTz commit_time = hdr->commit_time - RKM_UNIX_EPOCH_OFFSET;
 
 	errctx.partition = p;
 	errctx.offset = offset;

@@ -631,8 +631,7 @@ decoder_emit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	hdr.chunk = stream->chunk++;
 	hdr.scn = 0;
 	hdr.commit_lsn = txn->final_lsn;
-	hdr.commit_time = txn->xact_time.commit_time +
-		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	hdr.commit_time = txn->xact_time.commit_time + RKM_UNIX_EPOCH_OFFSET;
 	hdr.xid = txn->xid;
 	hdr.body_len = len;
 	strlcpy(hdr.origin, data->origin, sizeof(hdr.origin));

@@ -86,7 +86,9 @@ static void promote_wait(ReplkafkaPartition *part, int partition,
 						 ReplkafkaPromoteState until, int64 offset,
 						 TimestampTz deadline);
 static int64 promote_write_newgen(int partition, const char *topic,
-								  uint32 generation, TimestampTz deadline);
+								  uint32 generation, XLogRecPtr *lsn,
+								  TimestampTz *started_at,
+								  TimestampTz deadline);
 static bool promote_read_back(void *arg, int64 offset, const void *data,
 							  size_t len);
 static bool promote_last_generation(void *arg, int64 offset,
@@ -162,8 +164,6 @@ promote_in_kafka(rd_kafka_t *consumer, Promotion *pr)
 	ReplkafkaConsumerCheckpoint cckpt;
 	int64		low;
 	int64		high;
-	RkmHeader	hdr;
-	StringInfoData record;
 	bool		have_ckpt;
 
 	replkafka_kafka_watermarks(consumer, pr->topic, pr->partition,
@@ -194,23 +194,11 @@ promote_in_kafka(rd_kafka_t *consumer, Promotion *pr)
 	pr->new_generation = pr->generation + 1;
 
 	/* Start the generation. */
-	pr->promote_lsn = GetXLogInsertRecPtr();
-	pr->started_at = GetCurrentTimestamp();
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.type = RKM_NEW_GEN;
-	hdr.last = true;
-	hdr.partition = pr->partition;
-	hdr.scn = RKM_SCN(pr->new_generation, 0);
-	hdr.commit_lsn = pr->promote_lsn;
-	hdr.commit_time = pr->started_at +
-		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-	strlcpy(hdr.origin, replkafka_node_name, sizeof(hdr.origin));
-	initStringInfo(&record);
-	rkm_write_header(&record, &hdr);
 	pr->rb.generation = pr->new_generation;
-	pr->rb.our_offset = replkafka_kafka_produce_sync(pr->topic, pr->partition,
-													 record.data, record.len,
-													 pr->deadline);
+	pr->rb.our_offset = promote_write_newgen(pr->partition, pr->topic,
+											 pr->new_generation,
+											 &pr->promote_lsn, &pr->started_at,
+											 pr->deadline);
 
 	/* Read back what came between the end we saw and our NEW_GEN. */
 	replkafka_kafka_read(consumer, pr->topic, pr->partition, high,
@@ -315,24 +303,27 @@ replkafka_promote(int partition, int timeout_ms)
 
 /*
  * Write our NEW_GEN record of generation to the partition; returns its
- * offset.  Its commit LSN is this node's WAL position now: transactions
+ * offset, and sets *lsn and *started_at to the commit LSN and time it
+ * carries.  Its commit LSN is this node's WAL position now: transactions
  * committed here afterwards belong to the new generation.
  */
 static int64
 promote_write_newgen(int partition, const char *topic, uint32 generation,
+					 XLogRecPtr *lsn, TimestampTz *started_at,
 					 TimestampTz deadline)
 {
 	RkmHeader	hdr;
 	StringInfoData record;
 
+	*lsn = GetXLogInsertRecPtr();
+	*started_at = GetCurrentTimestamp();
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.type = RKM_NEW_GEN;
 	hdr.last = true;
 	hdr.partition = partition;
 	hdr.scn = RKM_SCN(generation, 0);
-	hdr.commit_lsn = GetXLogInsertRecPtr();
-	hdr.commit_time = GetCurrentTimestamp() +
-		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	hdr.commit_lsn = *lsn;
+	hdr.commit_time = *started_at + RKM_UNIX_EPOCH_OFFSET;
 	strlcpy(hdr.origin, replkafka_node_name, sizeof(hdr.origin));
 	initStringInfo(&record);
 	rkm_write_header(&record, &hdr);
@@ -426,6 +417,8 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	int64		low;
 	int64		high;
 	int64		newgen_offset;
+	XLogRecPtr	newgen_lsn;
+	TimestampTz started_at;
 	uint32		generation;
 	ReplkafkaPromoteState state;
 	char		winner[64];
@@ -481,7 +474,7 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	part->promote_generation = generation + 1;
 	LWLockRelease(replkafka_shared->lock);
 	newgen_offset = promote_write_newgen(partition, topic, generation + 1,
-										 deadline);
+										 &newgen_lsn, &started_at, deadline);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
 	{
@@ -513,7 +506,7 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 							   generation + 1, NULL);
 	pckpt.partition = partition;
 	pckpt.scn = RKM_SCN(generation + 1, 0);
-	pckpt.commit_lsn = GetXLogInsertRecPtr();
+	pckpt.commit_lsn = newgen_lsn;
 	pckpt.kafka_offset = newgen_offset;
 	replkafka_catalog_save_producer_checkpoint(&pckpt);
 	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_PRIMARY,

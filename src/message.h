@@ -22,6 +22,7 @@
 #ifndef REPLKAFKA_MESSAGE_H
 #define REPLKAFKA_MESSAGE_H
 
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 
 /*
@@ -82,6 +83,13 @@ typedef struct RkmHeader
 	uint32		body_len;
 	char		origin[RKM_MAX_ORIGIN + 1];
 } RkmHeader;
+
+/*
+ * Record times are microseconds since 1970-01-01; PostgreSQL's timestamps
+ * count from 2000-01-01.  Add this to a TimestampTz to get a record time.
+ */
+#define RKM_UNIX_EPOCH_OFFSET \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
 /* SCN arithmetic. */
 #define RKM_SCN(gen, seq)	(((uint64) (gen) << 32) | (uint64) (seq))

@@ -374,7 +374,7 @@ decode_header(JsonbParseState **pstate, const RkmHeader *hdr)
 
 	/* microseconds since 1970 to PostgreSQL's microseconds since 2000 */
 	if (pg_sub_s64_overflow(hdr->commit_time,
-							(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY,
+							RKM_UNIX_EPOCH_OFFSET,
 							&commit_time) ||
 		!IS_VALID_TIMESTAMP(commit_time))
 		ereport(ERROR,
