@@ -122,6 +122,7 @@ typedef struct ApplyPartition
  */
 typedef struct ApplyRelMap
 {
+	MemoryContext cxt;			/* holds the map */
 	char	   *schema;
 	char	   *table;
 	Oid			relid;
@@ -143,13 +144,7 @@ typedef struct ApplyRelation
 {
 	Relation	rel;
 	Oid			pkindex;
-	int			nremote;		/* columns sent */
-	AttrNumber *attnum;			/* local attribute number of each */
-	FmgrInfo   *infunc;
-	Oid		   *ioparam;
-	int32	   *typmod;
-	bool	   *sent;			/* by local attribute number - 1 */
-	bool	   *key;			/* remote column is a primary key column */
+	ApplyRelMap *map;			/* how its columns map to the table */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	EPQState	epq;
@@ -186,6 +181,7 @@ static void apply_body(ApplyPartition *ap, const char *body, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
 static ApplyRelMap *apply_relmap(const RkmRecord *rec);
 static void apply_relmap_invalidate(Datum arg, Oid relid);
+static void apply_relmap_prune(void);
 static void apply_close_relation(ApplyRelation *ar);
 static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
 							const RkmValue *values, bool key_only);
@@ -769,6 +765,7 @@ apply_body(ApplyPartition *ap, const char *body, size_t len)
 	RkmRecord	rec;
 	RkmReadResult res;
 
+	apply_relmap_prune();
 	rkm_reader_init(&reader, body, len);
 	nrelations = 0;
 	relations = palloc0(sizeof(ApplyRelation *) * 16);
@@ -829,6 +826,27 @@ apply_relmap_invalidate(Datum arg, Oid relid)
 }
 
 /*
+ * Forget the column maps an invalidation made stale.  Called between
+ * transactions, when no ApplyRelation points to one.
+ */
+static void
+apply_relmap_prune(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, relmaps)
+	{
+		ApplyRelMap *map = lfirst(lc);
+
+		if (!map->valid)
+		{
+			relmaps = foreach_delete_current(relmaps, lc);
+			MemoryContextDelete(map->cxt);
+		}
+	}
+}
+
+/*
  * Does a cached map describe this relation definition?
  */
 static bool
@@ -864,6 +882,7 @@ apply_relmap(const RkmRecord *rec)
 {
 	ListCell   *lc;
 	ApplyRelMap *map;
+	MemoryContext cxt;
 	MemoryContext oldcxt;
 	Relation	rel;
 	TupleDesc	desc;
@@ -881,8 +900,11 @@ apply_relmap(const RkmRecord *rec)
 		relmap_callback_registered = true;
 	}
 
-	oldcxt = MemoryContextSwitchTo(ApplyContext);
+	cxt = AllocSetContextCreate(ApplyContext, "replkafka apply column map",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
 	map = palloc0(sizeof(ApplyRelMap));
+	map->cxt = cxt;
 	map->schema = pnstrdup(rec->schema, rec->schema_len);
 	map->table = pnstrdup(rec->table, rec->table_len);
 	map->nremote = rec->natts;
@@ -906,7 +928,7 @@ apply_relmap(const RkmRecord *rec)
 					   map->schema, map->table));
 	rel = table_open(map->relid, NoLock);
 	desc = RelationGetDescr(rel);
-	map->sent = MemoryContextAllocZero(ApplyContext, desc->natts * sizeof(bool));
+	map->sent = MemoryContextAllocZero(cxt, desc->natts * sizeof(bool));
 	for (int i = 0; i < rec->natts; i++)
 	{
 		char	   *name = pnstrdup(rec->columns[i].name, rec->columns[i].name_len);
@@ -925,8 +947,8 @@ apply_relmap(const RkmRecord *rec)
 					errcode(ERRCODE_GENERATED_ALWAYS),
 					errmsg("column \"%s\" of table \"%s.%s\" is generated on this node",
 						   name, map->schema, map->table));
-		map->names[i] = MemoryContextStrdup(ApplyContext, name);
-		map->types[i] = MemoryContextStrdup(ApplyContext,
+		map->names[i] = MemoryContextStrdup(cxt, name);
+		map->types[i] = MemoryContextStrdup(cxt,
 											pnstrdup(rec->columns[i].type,
 													 rec->columns[i].type_len));
 		map->flags[i] = rec->columns[i].flags;
@@ -934,7 +956,7 @@ apply_relmap(const RkmRecord *rec)
 		map->sent[attnum - 1] = true;
 		map->key[i] = (rec->columns[i].flags & RKM_COL_KEY) != 0;
 		getTypeInputInfo(att->atttypid, &infunc, &map->ioparam[i]);
-		fmgr_info_cxt(infunc, &map->infunc[i], ApplyContext);
+		fmgr_info_cxt(infunc, &map->infunc[i], cxt);
 		map->typmod[i] = att->atttypmod;
 	}
 	table_close(rel, NoLock);
@@ -969,13 +991,7 @@ apply_open_relation(const RkmRecord *rec)
 				errhint("Register it with replkafka.add_table() as on the other nodes."));
 	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
 	desc = RelationGetDescr(ar->rel);
-	ar->nremote = map->nremote;
-	ar->attnum = map->attnum;
-	ar->infunc = map->infunc;
-	ar->ioparam = map->ioparam;
-	ar->typmod = map->typmod;
-	ar->key = map->key;
-	ar->sent = map->sent;
+	ar->map = map;
 
 	/* An executor state, as for a plain INSERT, UPDATE or DELETE. */
 	ar->estate = CreateExecutorState();
@@ -1020,12 +1036,12 @@ static void
 apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				bool key_only)
 {
-	for (int i = 0; i < ar->nremote; i++)
+	for (int i = 0; i < ar->map->nremote; i++)
 	{
-		int			att = ar->attnum[i] - 1;
+		int			att = ar->map->attnum[i] - 1;
 
 		/* a search uses the primary key alone */
-		if (key_only && !ar->key[i])
+		if (key_only && !ar->map->key[i])
 			continue;
 		switch (values[i].kind)
 		{
@@ -1037,9 +1053,9 @@ apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				{
 					char	   *text = pnstrdup(values[i].data, values[i].len);
 
-					slot->tts_values[att] = InputFunctionCall(&ar->infunc[i], text,
-															  ar->ioparam[i],
-															  ar->typmod[i]);
+					slot->tts_values[att] = InputFunctionCall(&ar->map->infunc[i], text,
+															  ar->map->ioparam[i],
+															  ar->map->typmod[i]);
 					slot->tts_isnull[att] = false;
 				}
 				break;
@@ -1069,7 +1085,7 @@ apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
 		Form_pg_attribute a = TupleDescAttr(desc, att);
 		Expr	   *defexpr;
 
-		if (ar->sent[att] || a->attisdropped || a->attgenerated)
+		if (ar->map->sent[att] || a->attisdropped || a->attgenerated)
 			continue;
 		defexpr = (Expr *) build_column_default(ar->rel, att + 1);
 		if (defexpr != NULL)
@@ -1112,11 +1128,11 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 	TupleTableSlot *newslot = ar->newslot;
 	int			natts = RelationGetDescr(ar->rel)->natts;
 
-	if ((rec->new_values && rec->new_natts != ar->nremote) ||
-		(rec->old_values && rec->old_natts != ar->nremote))
+	if ((rec->new_values && rec->new_natts != ar->map->nremote) ||
+		(rec->old_values && rec->old_natts != ar->map->nremote))
 		ereport(ERROR,
 				errcode(ERRCODE_PROTOCOL_VIOLATION),
-				errmsg("tuple does not have the relation's %d columns", ar->nremote));
+				errmsg("tuple does not have the relation's %d columns", ar->map->nremote));
 
 	PushActiveSnapshot(GetLatestSnapshot());
 	switch (rec->kind)
