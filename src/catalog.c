@@ -56,6 +56,54 @@ catalog_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 }
 
 /*
+ * The OID of replkafka's catalog table (or index) relname, or InvalidOid if
+ * the extension or the relation does not exist.
+ */
+Oid
+replkafka_catalog_relid(const char *relname)
+{
+	Oid			nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, true);
+
+	if (!OidIsValid(nspid))
+		return InvalidOid;
+	return get_relname_relid(relname, nspid);
+}
+
+/*
+ * Number of partitions of the cluster, from replkafka.cluster, or 0 if the
+ * cluster does not exist.  Reads the table with a system-table scan, so it
+ * also works in the output plugin (replkafka.cluster is a user catalog
+ * table).
+ */
+int
+replkafka_cluster_partitions(void)
+{
+	Oid			relid = replkafka_catalog_relid("cluster");
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			partitions = 0;
+
+	if (!OidIsValid(relid))
+		return 0;
+
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+
+		/* column 3 of replkafka.cluster is partitions */
+		partitions = DatumGetInt32(heap_getattr(tup, 3, RelationGetDescr(rel),
+												&isnull));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return partitions;
+}
+
+/*
  * Serialize create_cluster() calls on this node until the end of the
  * transaction.
  */
@@ -137,7 +185,6 @@ replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster)
 int
 replkafka_catalog_get_roles(List **roles)
 {
-	Oid			nspid;
 	Oid			relid;
 	Relation	rel;
 	SysScanDesc scan;
@@ -149,8 +196,7 @@ replkafka_catalog_get_roles(List **roles)
 	if (partitions <= 0)
 		return 0;
 
-	nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false);
-	relid = get_relname_relid("partition_roles", nspid);
+	relid = replkafka_catalog_relid("partition_roles");
 	if (!OidIsValid(relid))
 		elog(ERROR, "replkafka.partition_roles does not exist");
 
@@ -299,7 +345,6 @@ replkafka_catalog_remove_table(Oid relid)
 int
 replkafka_catalog_table_key(Oid relid, AttrNumber **attnums)
 {
-	Oid			nspid;
 	Oid			tables_relid;
 	Oid			index_relid;
 	Relation	rel;
@@ -308,11 +353,8 @@ replkafka_catalog_table_key(Oid relid, AttrNumber **attnums)
 	HeapTuple	tup;
 	int			nkeys = 0;
 
-	nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, true);
-	if (!OidIsValid(nspid))
-		return 0;
-	tables_relid = get_relname_relid("tables", nspid);
-	index_relid = get_relname_relid("tables_pkey", nspid);
+	tables_relid = replkafka_catalog_relid("tables");
+	index_relid = replkafka_catalog_relid("tables_pkey");
 	if (!OidIsValid(tables_relid) || !OidIsValid(index_relid))
 		return 0;
 

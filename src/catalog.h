@@ -54,6 +54,8 @@ typedef struct ReplkafkaConsumerCheckpoint
 	int64		kafka_offset;
 } ReplkafkaConsumerCheckpoint;
 
+extern Oid	replkafka_catalog_relid(const char *relname);
+extern int	replkafka_cluster_partitions(void);
 extern void replkafka_catalog_lock_cluster(void);
 extern bool replkafka_catalog_get_cluster(ReplkafkaCluster *cluster);
 extern void replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster);

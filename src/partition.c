@@ -31,7 +31,6 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -87,45 +86,6 @@ replkafka_key_hash_function(Oid typid)
 	if (!OidIsValid(tce->hash_extended_proc_finfo.fn_oid))
 		return NULL;
 	return &tce->hash_extended_proc_finfo;
-}
-
-/*
- * Number of partitions of the cluster, from replkafka.cluster, or 0 if the
- * cluster does not exist.  Reads the table with a system-table scan, so it
- * also works in the output plugin (replkafka.cluster is a user catalog
- * table).
- */
-int
-replkafka_cluster_partitions(void)
-{
-	Oid			nspid;
-	Oid			relid;
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	int			partitions = 0;
-
-	nspid = get_namespace_oid(REPLKAFKA_EXTENSION_NAME, true);
-	if (!OidIsValid(nspid))
-		return 0;
-	relid = get_relname_relid("cluster", nspid);
-	if (!OidIsValid(relid))
-		return 0;
-
-	rel = table_open(relid, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-
-		/* column 3 of replkafka.cluster is partitions */
-		partitions = DatumGetInt32(heap_getattr(tup, 3, RelationGetDescr(rel),
-												&isnull));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return partitions;
 }
 
 /*

@@ -44,6 +44,5 @@ extern int	replkafka_partition_of_values(const ReplkafkaTableKey *key,
 extern int	replkafka_partition_of_tuple(const ReplkafkaTableKey *key,
 										 TupleDesc desc, HeapTuple tuple);
 extern FmgrInfo *replkafka_key_hash_function(Oid typid);
-extern int	replkafka_cluster_partitions(void);
 
 #endif							/* REPLKAFKA_PARTITION_H */
