@@ -94,7 +94,8 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT lag_messages bigint,
 	OUT lag_seconds double precision,
 	OUT zombies_skipped bigint,
-	OUT last_error text)
+	OUT last_error text,
+	OUT transition text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
 LANGUAGE C STRICT VOLATILE;
@@ -114,7 +115,8 @@ CREATE VIEW replkafka.partitions AS
 		   s.lag_messages,
 		   s.lag_seconds,
 		   coalesce(s.zombies_skipped, 0) AS zombies_skipped,
-		   coalesce(s.last_error, r.last_error) AS last_error
+		   coalesce(s.last_error, r.last_error) AS last_error,
+		   s.transition
 	  FROM replkafka.partition_roles r
 	  LEFT JOIN replkafka.partition_status() s
 		ON s.partition OPERATOR(pg_catalog.=) r.partition
@@ -164,6 +166,14 @@ AS 'MODULE_PATHNAME', 'replkafka_promote_partition'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.promote(integer, interval) IS
 	'Makes this node the primary of a partition in a new generation, which it returns';
+
+CREATE FUNCTION replkafka.demote(partition integer,
+								 timeout interval DEFAULT '30s')
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_demote_partition'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.demote(integer, interval) IS
+	'Hands a partition this node is primary of over cleanly: stops writes, ships them all, ends the generation and makes this node a replica';
 
 CREATE FUNCTION replkafka.follow(partition integer)
 RETURNS void

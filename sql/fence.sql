@@ -1,5 +1,5 @@
 --
--- The write fence, and promote() on a node that holds the whole log.
+-- The write fence, promote() on a new cluster, and demote().
 -- Tables orders (key tenant) and lines (key tenant, region) are replicated.
 --
 SET client_min_messages = warning;
@@ -72,3 +72,30 @@ REVOKE ALL ON orders FROM regress_replkafka_writer;
 DROP ROLE regress_replkafka_writer;
 
 SELECT tenant = :tenant_b AS is_tenant_b, id, note FROM orders ORDER BY tenant, id;
+
+-- Bad calls of demote().
+SELECT replkafka.demote(4);
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.demote(0, '-1 seconds');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT replkafka.demote(0);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- demote() hands tenant 1's partition over: it ships what was written,
+-- ends generation 1 and makes this node a replica, which refuses writes.
+SELECT replkafka.partition_of('orders', 1) AS p1 \gset
+SELECT replkafka.demote(:p1);
+INSERT INTO orders VALUES (1, 5, 'after demote');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.demote(:p1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT role, generation, scn >> 32 AS scn_generation,
+	   scn & 4294967295 AS scn_sequence, transition, last_error
+  FROM replkafka.partitions WHERE partition = :p1;
+
+-- Promoted again, it starts generation 2 after its own END_GEN.
+SELECT replkafka.promote(:p1);
+INSERT INTO orders VALUES (1, 5, 'after promote');
+SELECT tenant, id, note FROM orders WHERE tenant = 1 ORDER BY id;

@@ -104,6 +104,7 @@ typedef struct ApplyPartition
 	bool		stopped;		/* in error: no longer consumed */
 	uint32		generation;		/* current generation, 0 before any */
 	char		gen_origin[RKM_MAX_ORIGIN + 1]; /* whose NEW_GEN started it */
+	bool		gen_ended;		/* its primary wrote END_GEN */
 	uint64		last_scn;		/* last SCN applied */
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
@@ -385,6 +386,8 @@ apply_load_partition(int p)
 	if (ap->generation > 0)
 		replkafka_partition_state(p)->generation = ap->generation;
 	replkafka_partition_state(p)->next_offset = ap->next_offset;
+	replkafka_partition_state(p)->applied_scn = ap->last_scn;
+	replkafka_partition_state(p)->applied_offset = ap->ckpt_offset;
 	LWLockRelease(replkafka_shared->lock);
 }
 
@@ -401,8 +404,11 @@ apply_refresh_assignment(bool force)
 
 	for (int p = 0; p < npartitions; p++)
 	{
-		ReplkafkaRole role = replkafka_partition_state(p)->role;
-		bool		want = role == REPLKAFKA_ROLE_REPLICA &&
+		ReplkafkaPartition *part = replkafka_partition_state(p);
+		ReplkafkaRole role = part->role;
+		bool		want = (role == REPLKAFKA_ROLE_REPLICA ||
+							(role == REPLKAFKA_ROLE_OFFLINE &&
+							 part->promote_state != REPLKAFKA_PROMOTE_NONE)) &&
 			p % replkafka_apply_workers == worker_index;
 
 		if (role != roles_seen[p])
@@ -598,8 +604,17 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 
 		case RKM_END_GEN:
 		case RKM_HEARTBEAT:
-			if (gen < ap->generation ||
-				(gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
+			if (hdr->type == RKM_END_GEN && gen == ap->generation &&
+				strcmp(hdr->origin, ap->gen_origin) == 0 && !ap->gen_ended)
+			{
+				/* the primary handed over: the generation has no more */
+				ap->gen_ended = true;
+				ereport(LOG,
+						errmsg("partition %d: node \"%s\" ended generation %u after transaction %u at Kafka offset %lld",
+							   p, hdr->origin, gen, seq, (long long) offset));
+			}
+			else if (gen < ap->generation ||
+					 (gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
 			{
 				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 				replkafka_partition_state(p)->zombies_skipped++;
@@ -612,9 +627,10 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 	}
 
 	if (gen < ap->generation ||
-		(gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
+		(gen == ap->generation &&
+		 (strcmp(hdr->origin, ap->gen_origin) != 0 || ap->gen_ended)))
 	{
-		/* rule 3: a zombie write */
+		/* rule 3: a zombie write (or one after its generation ended) */
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		replkafka_partition_state(p)->zombies_skipped++;
 		LWLockRelease(replkafka_shared->lock);
@@ -668,6 +684,7 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 
 	ap->generation = gen;
 	strlcpy(ap->gen_origin, hdr->origin, sizeof(ap->gen_origin));
+	ap->gen_ended = false;
 	ap->last_scn = RKM_SCN(gen, 0);
 	ap->ckpt_offset = offset;
 
@@ -1301,12 +1318,13 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
-		gen > part->promote_base && gen > parts[p].generation)
+		offset >= part->promote_offset && gen > parts[p].generation)
 	{
 		/*
-		 * A generation this node did not know when the promotion began.
-		 * Ours, if the backend already wrote its NEW_GEN but has not told
-		 * us where yet; otherwise another node became primary first.
+		 * A generation started after the end of the log the promotion
+		 * began at.  Ours, if the backend already wrote its NEW_GEN but
+		 * has not told us where yet; otherwise another node became
+		 * primary meanwhile.
 		 */
 		if (gen == part->promote_generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0)

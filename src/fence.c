@@ -53,6 +53,7 @@ static void fence_check_partition(Relation rel, int partition);
 static void fence_check_key_unchanged(const ReplkafkaTableKey *key,
 									  Relation rel, HeapTuple oldtup,
 									  HeapTuple newtup);
+static void fence_end_write(void);
 static void fence_xact_callback(XactEvent event, void *arg);
 static void fence_wait_for_kafka(XLogRecPtr lsn, int partition);
 
@@ -164,8 +165,40 @@ fence_check_partition(Relation rel, int partition)
 				errhint("Write each partition's rows in a transaction of its own."));
 
 	part = replkafka_partition_state(partition);
+
+	/*
+	 * The first row of a partition in the transaction counts the
+	 * transaction as a writer of the partition before looking at the
+	 * handover flag, and demote() sets the flag before counting writers
+	 * (both with full barriers), so demote() never misses a writer that
+	 * got in.
+	 */
+	if (xact_partition < 0)
+	{
+		if (!xact_callback_registered)
+		{
+			RegisterXactCallback(fence_xact_callback, NULL);
+			xact_callback_registered = true;
+		}
+		pg_atomic_fetch_add_u32(&part->writers, 1);
+		xact_partition = partition;
+		if (part->handover && part->role == REPLKAFKA_ROLE_PRIMARY)
+		{
+			fence_end_write();
+			ereport(ERROR,
+					errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					errmsg("cannot write to partition %d on node \"%s\"",
+						   partition, replkafka_node_name),
+					errdetail("Partition %d is being handed over to another node by replkafka.demote().",
+							  partition),
+					errhint("Write to the partition's new primary."));
+		}
+	}
+
 	role = part->role;
 	if (role != REPLKAFKA_ROLE_PRIMARY)
+	{
+		fence_end_write();
 		ereport(ERROR,
 				errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				errmsg("cannot write to partition %d on node \"%s\"",
@@ -174,13 +207,20 @@ fence_check_partition(Relation rel, int partition)
 						  partition, replkafka_role_name(role)),
 				role == REPLKAFKA_ROLE_ERROR && part->last_error[0] ?
 				errhint("The partition is in error: %s", part->last_error) : 0);
-
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(fence_xact_callback, NULL);
-		xact_callback_registered = true;
 	}
-	xact_partition = partition;
+}
+
+/*
+ * The transaction no longer writes its partition: stop counting it as a
+ * writer.
+ */
+static void
+fence_end_write(void)
+{
+	if (xact_partition < 0)
+		return;
+	pg_atomic_fetch_sub_u32(&replkafka_shared->partitions[xact_partition].writers, 1);
+	xact_partition = -1;
 }
 
 /*
@@ -198,7 +238,7 @@ fence_xact_callback(XactEvent event, void *arg)
 
 				if (partition < 0)
 					break;
-				xact_partition = -1;
+				fence_end_write();
 				replkafka_wake_shipper();
 				if (replkafka_synchronous_commit && XactLastCommitEnd != InvalidXLogRecPtr)
 					fence_wait_for_kafka(XactLastCommitEnd, partition);
@@ -209,7 +249,7 @@ fence_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction is shipped when COMMIT PREPARED runs */
-			xact_partition = -1;
+			fence_end_write();
 			break;
 		default:
 			break;

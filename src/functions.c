@@ -52,6 +52,7 @@ PG_FUNCTION_INFO_V1(replkafka_remove_table);
 PG_FUNCTION_INFO_V1(replkafka_partition_of);
 PG_FUNCTION_INFO_V1(replkafka_partition_status);
 PG_FUNCTION_INFO_V1(replkafka_promote_partition);
+PG_FUNCTION_INFO_V1(replkafka_demote_partition);
 PG_FUNCTION_INFO_V1(replkafka_follow);
 PG_FUNCTION_INFO_V1(replkafka_unfollow);
 
@@ -503,8 +504,8 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
-		Datum		values[11];
-		bool		nulls[11];
+		Datum		values[12];
+		bool		nulls[12];
 		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
 		int64		lag = Max(part->log_end - part->next_offset, 0);
 
@@ -538,6 +539,14 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		nulls[10] = part->last_error[0] == '\0' &&
 			!(part->role == REPLKAFKA_ROLE_PRIMARY &&
 			  replkafka_shared->shipper_error[0] != '\0');
+
+		/* a role change in progress */
+		if (part->promote_state != REPLKAFKA_PROMOTE_NONE)
+			values[11] = CStringGetTextDatum("promoting");
+		else if (part->handover)
+			values[11] = CStringGetTextDatum("demoting");
+		else
+			nulls[11] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);
@@ -598,6 +607,31 @@ replkafka_promote_partition(PG_FUNCTION_ARGS)
 				errdetail("The record it writes to Kafka cannot be rolled back."));
 
 	PG_RETURN_INT64((int64) replkafka_promote(partition, timeout_ms));
+}
+
+/*
+ * replkafka.demote(partition int, timeout interval default '30s')
+ *
+ * Hand a partition this node is primary of over cleanly and become its
+ * replica.  It runs outside a transaction block: the END_GEN record it
+ * writes to Kafka cannot be rolled back.
+ */
+Datum
+replkafka_demote_partition(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	int			timeout_ms = interval_to_ms(PG_GETARG_INTERVAL_P(1));
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				errmsg("replkafka.demote() cannot run inside a transaction block"),
+				errdetail("The record it writes to Kafka cannot be rolled back."));
+
+	replkafka_demote(partition, timeout_ms);
+	PG_RETURN_VOID();
 }
 
 /*

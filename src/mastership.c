@@ -1,31 +1,46 @@
 /*-------------------------------------------------------------------------
  *
  * mastership.c
- *		Changing this node's role in a partition: promotion.
+ *		Changing this node's role in a partition: promotion and demotion.
  *
+ * PROMOTION
+ * ---------
  * A promotion starts a new generation of a partition: the node writes a
  * NEW_GEN record of generation g+1 to the partition and reads the log
  * back up to it.  The first NEW_GEN of a generation wins; if another
  * node's NEW_GEN of that generation or a newer one comes first, the
  * promotion is lost and the role stays as it was.
  *
+ * The partition's apply worker does the reading, and goes on applying
+ * the partition meanwhile (it applies an offline partition too while it
+ * is being promoted): the backend notes the end of the log, waits until
+ * the worker has read up to it (catching up), writes NEW_GEN of the
+ * generation after the last one the worker saw, and waits until the
+ * worker reads a NEW_GEN of that generation.  The worker applies
+ * everything before it; if the first such NEW_GEN is ours, the promotion
+ * is won.  A generation that starts after the end of the log noted at the
+ * beginning, while this node catches up, means another node became
+ * primary meanwhile: the promotion is lost (calling it again promotes over
+ * that node).  Generations started before it are history the worker
+ * applies on its way.
+ *
  * The NEW_GEN record carries, as its commit LSN, this node's WAL insert
  * position at promotion: every transaction committed after it belongs to
  * the new generation, and the shipper uses it as the starting point of
  * the partition.
  *
- * A replica is promoted with the help of its apply worker, which goes on
- * applying the partition meanwhile: the backend notes the end of the log,
- * waits until the worker has read up to it (catching up), writes NEW_GEN
- * of the generation after the one this node knew when the promotion began,
- * and waits until the worker reads a NEW_GEN of that generation.  The
- * worker applies everything before it; if the first such NEW_GEN is ours,
- * the promotion is won.  A generation that starts while this node catches
- * up, however early in the log, means another node became primary since
- * this node last looked: the promotion is lost (calling it again promotes
- * over that node).  An offline node may promote a partition only
- * when it holds the whole log: the log is empty, or this node's consumer
- * checkpoint is at its last record.
+ * DEMOTION
+ * --------
+ * A demotion hands a partition over cleanly: the write fence stops letting
+ * new transactions write the partition (they fail at once), the
+ * transactions already writing it are waited for, and so is the shipper,
+ * until Kafka acknowledged all of them.  Then the node writes an END_GEN
+ * record carrying the last SCN of its generation, and becomes a replica
+ * whose consumer checkpoint is the END_GEN record: its apply worker goes
+ * on with whatever the next primary writes.
+ *
+ * Both run outside a transaction block: the records they write to Kafka
+ * cannot be rolled back.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -49,95 +64,40 @@
 #include "replkafka.h"
 #include "shmem.h"
 
-/* What reading the log back after our NEW_GEN found. */
-typedef struct ReadBack
-{
-	uint32		generation;		/* the generation we started */
-	int64		our_offset;
-	bool		lost;			/* another node's NEW_GEN came first */
-	char		winner[RKM_MAX_ORIGIN + 1];
-	uint32		winner_generation;
-	bool		moved;			/* the log moved on before our NEW_GEN */
-	uint32		last_generation;	/* highest generation seen */
-} ReadBack;
+/* Window of records demote() reads back from the end of the log. */
+#define DEMOTE_TAIL_WINDOW		64
 
-/* A promotion in progress. */
-typedef struct Promotion
+/* The end of a partition's log, as demote() reads it. */
+typedef struct LogTail
 {
-	int			partition;
-	const char *topic;
-	TimestampTz deadline;
-	uint32		generation;		/* current generation, as known */
-	uint32		new_generation;
-	int64		log_end;		/* high watermark before our NEW_GEN */
-	XLogRecPtr	promote_lsn;
-	TimestampTz started_at;
-	ReadBack	rb;
-} Promotion;
+	uint32		generation;		/* this node's generation */
+	bool		found;			/* a record of ours of the generation */
+	uint64		scn;			/* its SCN */
+	int64		offset;			/* its offset */
+	bool		foreign;		/* another node wrote after it */
+	char		foreign_detail[256];
+} LogTail;
 
-static void promote_in_kafka(rd_kafka_t *consumer, Promotion *pr);
 static void promote_report_lost(int partition, const char *winner,
 								uint32 generation, ReplkafkaRole role) pg_attribute_noreturn();
-static uint32 promote_replica(int partition, const char *topic,
-							  TimestampTz deadline);
-static uint32 promote_replica_steps(int partition, const char *topic,
-									TimestampTz deadline);
+static uint32 promote_partition(int partition, ReplkafkaRole role,
+								const char *topic, TimestampTz deadline);
+static uint32 promote_steps(int partition, ReplkafkaRole role,
+							const char *topic, TimestampTz deadline);
 static void promote_wait(ReplkafkaPartition *part, int partition,
 						 ReplkafkaPromoteState until, int64 offset,
 						 TimestampTz deadline);
-static int64 promote_write_newgen(int partition, const char *topic,
-								  uint32 generation, XLogRecPtr *lsn,
-								  TimestampTz *started_at,
-								  TimestampTz deadline);
-static bool promote_read_back(void *arg, int64 offset, const void *data,
-							  size_t len);
-static bool promote_last_generation(void *arg, int64 offset,
-									const void *data, size_t len);
-
-/*
- * Note the generation of the last record of the log.
- */
-static bool
-promote_last_generation(void *arg, int64 offset, const void *data, size_t len)
-{
-	ReadBack   *rb = arg;
-	RkmHeader	hdr;
-	const char *err;
-
-	if (rkm_read_header(data, len, &hdr, &err))
-		rb->last_generation = Max(rb->last_generation,
-								  RKM_SCN_GENERATION(hdr.scn));
-	return true;
-}
-
-/*
- * Read one record between the log end we saw and our NEW_GEN.
- */
-static bool
-promote_read_back(void *arg, int64 offset, const void *data, size_t len)
-{
-	ReadBack   *rb = arg;
-	RkmHeader	hdr;
-	const char *err;
-
-	if (offset >= rb->our_offset)
-		return false;
-	if (!rkm_read_header(data, len, &hdr, &err))
-	{
-		rb->moved = true;
-		return true;
-	}
-	if (hdr.type == RKM_NEW_GEN &&
-		RKM_SCN_GENERATION(hdr.scn) >= rb->generation && !rb->lost)
-	{
-		rb->lost = true;
-		strlcpy(rb->winner, hdr.origin, sizeof(rb->winner));
-		rb->winner_generation = RKM_SCN_GENERATION(hdr.scn);
-	}
-	else
-		rb->moved = true;
-	return true;
-}
+static int64 write_control_record(RkmType type, int partition,
+								  const char *topic, uint64 scn,
+								  XLogRecPtr lsn, TimestampTz deadline);
+static void demote_steps(int partition, const char *topic,
+						 TimestampTz deadline);
+static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
+									TimestampTz deadline);
+static void demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
+								  XLogRecPtr lsn, TimestampTz deadline);
+static bool demote_tail_record(void *arg, int64 offset, const void *data,
+							   size_t len);
 
 /*
  * Raise the error of a lost promotion: another node started the
@@ -155,55 +115,20 @@ promote_report_lost(int partition, const char *winner, uint32 generation,
 }
 
 /*
- * The Kafka side of a promotion: check that this node holds the whole log,
- * write our NEW_GEN record and read the log back up to it.
+ * Lock the catalog row of partition and return this node's role in it,
+ * after checking the cluster exists.
  */
-static void
-promote_in_kafka(rd_kafka_t *consumer, Promotion *pr)
+static ReplkafkaRole
+lock_partition(int partition, ReplkafkaCluster *cluster)
 {
-	ReplkafkaConsumerCheckpoint cckpt;
-	int64		low;
-	int64		high;
-	bool		have_ckpt;
+	int			role;
+	uint32		generation;
 
-	replkafka_kafka_watermarks(consumer, pr->topic, pr->partition,
-							   &low, &high, pr->deadline);
-	pr->log_end = high;
-
-	/* This node must hold the whole log. */
-	if (high > low)
-	{
-		have_ckpt = replkafka_catalog_get_consumer_checkpoint(pr->partition, &cckpt);
-		if (!have_ckpt || cckpt.kafka_offset < high - 1)
-			ereport(ERROR,
-					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					errmsg("node \"%s\" has not applied partition %d up to the end of its log",
-						   replkafka_node_name, pr->partition),
-					errdetail("The log ends at Kafka offset %lld; this node applied up to offset %lld.",
-							  (long long) high - 1,
-							  (long long) (have_ckpt ? cckpt.kafka_offset : -1)));
-		replkafka_kafka_read(consumer, pr->topic, pr->partition,
-							 high - 1, high, pr->deadline,
-							 promote_last_generation, &pr->rb);
-	}
-	pr->generation = Max(pr->generation, pr->rb.last_generation);
-	if (pr->generation == PG_UINT32_MAX)
-		ereport(ERROR,
-				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("partition %d has used up its generations", pr->partition));
-	pr->new_generation = pr->generation + 1;
-
-	/* Start the generation. */
-	pr->rb.generation = pr->new_generation;
-	pr->rb.our_offset = promote_write_newgen(pr->partition, pr->topic,
-											 pr->new_generation,
-											 &pr->promote_lsn, &pr->started_at,
-											 pr->deadline);
-
-	/* Read back what came between the end we saw and our NEW_GEN. */
-	replkafka_kafka_read(consumer, pr->topic, pr->partition, high,
-						 pr->rb.our_offset, pr->deadline,
-						 promote_read_back, &pr->rb);
+	if (!replkafka_catalog_get_cluster(cluster))
+		elog(ERROR, "replkafka cluster does not exist");
+	replkafka_shmem_ensure_loaded();
+	replkafka_catalog_lock_partition(partition, &role, &generation);
+	return (ReplkafkaRole) role;
 }
 
 /*
@@ -215,22 +140,11 @@ uint32
 replkafka_promote(int partition, int timeout_ms)
 {
 	TimestampTz deadline;
-	int			role;
-	uint32		generation;
-	uint32		new_generation;
-	ReplkafkaConsumerCheckpoint cckpt;
-	ReplkafkaProducerCheckpoint pckpt;
 	ReplkafkaCluster cluster;
-	rd_kafka_t *consumer;
-	Promotion	pr;
-	ReadBack	rb;
+	ReplkafkaRole role;
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	if (!replkafka_catalog_get_cluster(&cluster))
-		elog(ERROR, "replkafka cluster does not exist");
-
-	replkafka_shmem_ensure_loaded();
-	replkafka_catalog_lock_partition(partition, &role, &generation);
+	role = lock_partition(partition, &cluster);
 	if (role == REPLKAFKA_ROLE_PRIMARY)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -242,88 +156,27 @@ replkafka_promote(int partition, int timeout_ms)
 				errmsg("partition %d is in error on node \"%s\"",
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
-	if (role == REPLKAFKA_ROLE_REPLICA)
-		return promote_replica(partition, cluster.topic, deadline);
-
-	memset(&pr, 0, sizeof(pr));
-	pr.partition = partition;
-	pr.topic = cluster.topic;
-	pr.deadline = deadline;
-	pr.generation = generation;
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
-	PG_TRY();
-	{
-		promote_in_kafka(consumer, &pr);
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
-	PG_END_TRY();
-	new_generation = pr.new_generation;
-	rb = pr.rb;
-
-	if (rb.lost)
-		promote_report_lost(partition, rb.winner, rb.winner_generation,
-							(ReplkafkaRole) role);
-	if (rb.moved)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("could not promote node \"%s\" for partition %d: its log moved on during the promotion",
-					   replkafka_node_name, partition),
-				errdetail("Records arrived between offset %lld and this node's NEW_GEN record at offset %lld.",
-						  (long long) pr.log_end, (long long) rb.our_offset));
-
-	/* Won: record the new role, published at commit. */
-	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_PRIMARY,
-							   new_generation, NULL);
-	replkafka_catalog_add_generation(partition, new_generation,
-									 replkafka_node_name, rb.our_offset,
-									 pr.started_at);
-	pckpt.partition = partition;
-	pckpt.scn = RKM_SCN(new_generation, 0);
-	pckpt.commit_lsn = pr.promote_lsn;
-	pckpt.kafka_offset = rb.our_offset;
-	replkafka_catalog_save_producer_checkpoint(&pckpt);
-	cckpt.partition = partition;
-	cckpt.generation = new_generation;
-	cckpt.scn = RKM_SCN(new_generation, 0);
-	cckpt.kafka_offset = rb.our_offset;
-	replkafka_catalog_save_consumer_checkpoint(&cckpt);
-	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_PRIMARY,
-								 new_generation);
-
-	ereport(LOG,
-			errmsg("node \"%s\" is primary of partition %d in generation %u",
-				   replkafka_node_name, partition, new_generation),
-			errdetail("Its NEW_GEN record is at Kafka offset %lld.",
-					  (long long) rb.our_offset));
-	return new_generation;
+	return promote_partition(partition, role, cluster.topic, deadline);
 }
 
 /*
- * Write our NEW_GEN record of generation to the partition; returns its
- * offset, and sets *lsn and *started_at to the commit LSN and time it
- * carries.  Its commit LSN is this node's WAL position now: transactions
- * committed here afterwards belong to the new generation.
+ * Write a control record (NEW_GEN or END_GEN) of this node to the
+ * partition; returns its offset.  Its commit LSN is lsn, its time now.
  */
 static int64
-promote_write_newgen(int partition, const char *topic, uint32 generation,
-					 XLogRecPtr *lsn, TimestampTz *started_at,
-					 TimestampTz deadline)
+write_control_record(RkmType type, int partition, const char *topic,
+					 uint64 scn, XLogRecPtr lsn, TimestampTz deadline)
 {
 	RkmHeader	hdr;
 	StringInfoData record;
 
-	*lsn = GetXLogInsertRecPtr();
-	*started_at = GetCurrentTimestamp();
 	memset(&hdr, 0, sizeof(hdr));
-	hdr.type = RKM_NEW_GEN;
+	hdr.type = type;
 	hdr.last = true;
 	hdr.partition = partition;
-	hdr.scn = RKM_SCN(generation, 0);
-	hdr.commit_lsn = *lsn;
-	hdr.commit_time = *started_at + RKM_UNIX_EPOCH_OFFSET;
+	hdr.scn = scn;
+	hdr.commit_lsn = lsn;
+	hdr.commit_time = GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET;
 	strlcpy(hdr.origin, replkafka_node_name, sizeof(hdr.origin));
 	initStringInfo(&record);
 	rkm_write_header(&record, &hdr);
@@ -368,10 +221,11 @@ promote_wait(ReplkafkaPartition *part, int partition,
 }
 
 /*
- * Promote a partition this node is replica of.
+ * Promote a partition this node is replica of, or offline in.
  */
 static uint32
-promote_replica(int partition, const char *topic, TimestampTz deadline)
+promote_partition(int partition, ReplkafkaRole role, const char *topic,
+				  TimestampTz deadline)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	volatile uint32 new_generation = 0;
@@ -387,30 +241,33 @@ promote_replica(int partition, const char *topic, TimestampTz deadline)
 	}
 	part->promote_state = REPLKAFKA_PROMOTE_CATCHUP;
 	part->promote_offset = PG_INT64_MAX;
-	part->promote_base = part->generation;
 	part->promote_generation = 0;
 	LWLockRelease(replkafka_shared->lock);
+	/* an offline partition: its apply worker starts applying it */
+	replkafka_wake_apply_workers();
 
 	PG_TRY();
 	{
-		new_generation = promote_replica_steps(partition, topic, deadline);
+		new_generation = promote_steps(partition, role, topic, deadline);
 	}
 	PG_FINALLY();
 	{
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		part->promote_state = REPLKAFKA_PROMOTE_NONE;
 		LWLockRelease(replkafka_shared->lock);
+		replkafka_wake_apply_workers();
 	}
 	PG_END_TRY();
 	return new_generation;
 }
 
 /*
- * The steps of promote_replica(): catch up, write NEW_GEN, wait for the
+ * The steps of promote_partition(): catch up, write NEW_GEN, wait for the
  * outcome, record the new role.
  */
 static uint32
-promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
+promote_steps(int partition, ReplkafkaRole role, const char *topic,
+			  TimestampTz deadline)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	rd_kafka_t *consumer;
@@ -418,7 +275,6 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	int64		high;
 	int64		newgen_offset;
 	XLogRecPtr	newgen_lsn;
-	TimestampTz started_at;
 	uint32		generation;
 	ReplkafkaPromoteState state;
 	char		winner[64];
@@ -448,8 +304,7 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	strlcpy(winner, part->promote_winner, sizeof(winner));
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		promote_report_lost(partition, winner, part->promote_generation,
-							REPLKAFKA_ROLE_REPLICA);
+		promote_report_lost(partition, winner, part->promote_generation, role);
 	if (part->role == REPLKAFKA_ROLE_ERROR)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -461,9 +316,9 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 				errcode(ERRCODE_QUERY_CANCELED),
 				errmsg("could not promote node \"%s\" for partition %d within the timeout",
 					   replkafka_node_name, partition),
-				errdetail("The replica read the log up to offset %lld of %lld.",
+				errdetail("This node read the log up to offset %lld of %lld.",
 						  (long long) part->next_offset, (long long) high),
-				errhint("Promote again with a longer timeout once the replica caught up."));
+				errhint("Promote again with a longer timeout once the node caught up."));
 	if (generation == PG_UINT32_MAX)
 		ereport(ERROR,
 				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -473,8 +328,10 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->promote_generation = generation + 1;
 	LWLockRelease(replkafka_shared->lock);
-	newgen_offset = promote_write_newgen(partition, topic, generation + 1,
-										 &newgen_lsn, &started_at, deadline);
+	newgen_lsn = GetXLogInsertRecPtr();
+	newgen_offset = write_control_record(RKM_NEW_GEN, partition, topic,
+										 RKM_SCN(generation + 1, 0),
+										 newgen_lsn, deadline);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
 	{
@@ -490,14 +347,13 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 	strlcpy(winner, part->promote_winner, sizeof(winner));
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		promote_report_lost(partition, winner, part->promote_generation,
-							REPLKAFKA_ROLE_REPLICA);
+		promote_report_lost(partition, winner, part->promote_generation, role);
 	if (state != REPLKAFKA_PROMOTE_WON)
 		ereport(ERROR,
 				errcode(ERRCODE_QUERY_CANCELED),
 				errmsg("could not promote node \"%s\" for partition %d within the timeout",
 					   replkafka_node_name, partition),
-				errdetail("Its NEW_GEN record of generation %u is at Kafka offset %lld, but the replica has not read it yet; the generation will have no primary.",
+				errdetail("Its NEW_GEN record of generation %u is at Kafka offset %lld, but this node has not read it yet; the generation will have no primary.",
 						  generation + 1, (long long) newgen_offset),
 				errhint("Promote again with a longer timeout."));
 
@@ -517,4 +373,228 @@ promote_replica_steps(int partition, const char *topic, TimestampTz deadline)
 			errdetail("Its NEW_GEN record is at Kafka offset %lld.",
 					  (long long) newgen_offset));
 	return generation + 1;
+}
+
+/*
+ * Hand over a partition this node is primary of, within timeout_ms: stop
+ * writes, ship everything, write END_GEN and become a replica.  Must run
+ * outside a transaction block; the caller has checked the node's
+ * configuration and the partition number.
+ */
+void
+replkafka_demote(int partition, int timeout_ms)
+{
+	TimestampTz deadline;
+	ReplkafkaCluster cluster;
+	ReplkafkaRole role;
+	ReplkafkaPartition *part;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	role = lock_partition(partition, &cluster);
+	part = replkafka_partition_state(partition);
+	if (role != REPLKAFKA_ROLE_PRIMARY || part->role != REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is not primary of partition %d",
+					   replkafka_node_name, partition),
+				errdetail("This node's role in partition %d is %s.",
+						  partition, replkafka_role_name(part->role)),
+				part->role == REPLKAFKA_ROLE_ERROR ?
+				errhint("See the last_error column of replkafka.partitions.") : 0);
+
+	/* From here on the fence lets no new transaction write the partition. */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->handover = true;
+	LWLockRelease(replkafka_shared->lock);
+	pg_memory_barrier();
+
+	PG_TRY();
+	{
+		demote_steps(partition, cluster.topic, deadline);
+	}
+	PG_CATCH();
+	{
+		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		part->handover = false;
+		LWLockRelease(replkafka_shared->lock);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/*
+	 * The flag stays until the role change is published at commit, or
+	 * undone at abort.
+	 */
+}
+
+/*
+ * Wait until no transaction writes partition.
+ */
+static void
+demote_wait_for_writers(ReplkafkaPartition *part, int partition,
+						TimestampTz deadline)
+{
+	while (pg_atomic_read_u32(&part->writers) > 0)
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("could not demote node \"%s\" in partition %d within the timeout",
+						   replkafka_node_name, partition),
+					errdetail("%u transactions writing the partition did not end.",
+							  pg_atomic_read_u32(&part->writers)),
+					errhint("The partition takes writes again.  End the long transactions, or demote with a longer timeout."));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 5, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Wait until the shipper has Kafka's acknowledgement for everything
+ * committed before lsn.
+ */
+static void
+demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
+					  XLogRecPtr lsn, TimestampTz deadline)
+{
+	ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
+	for (;;)
+	{
+		long		remaining;
+
+		if (pg_atomic_read_u64(&replkafka_shared->acked_lsn) >= lsn)
+			break;
+		if (part->role != REPLKAFKA_ROLE_PRIMARY)
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("could not demote node \"%s\" in partition %d: the partition went to error",
+						   replkafka_node_name, partition),
+					errdetail("%s", part->last_error));
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			ereport(ERROR,
+					errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("could not demote node \"%s\" in partition %d within the timeout",
+						   replkafka_node_name, partition),
+					errdetail("Kafka has not acknowledged every transaction committed up to %X/%X.",
+							  LSN_FORMAT_ARGS(lsn)),
+					errhint("The partition takes writes again.  See the last_error column of replkafka.partitions for the shipper's trouble."));
+		replkafka_wake_shipper();
+		(void) ConditionVariableTimedSleep(&replkafka_shared->ack_cv,
+										   Min(remaining, 1000),
+										   PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * Note the last record of ours in the generation, and records another node
+ * wrote in it or in a newer one (but not NEW_GEN records that lost to
+ * ours).
+ */
+static bool
+demote_tail_record(void *arg, int64 offset, const void *data, size_t len)
+{
+	LogTail    *tail = arg;
+	RkmHeader	hdr;
+	const char *err;
+	uint32		gen;
+
+	if (!rkm_read_header(data, len, &hdr, &err))
+		return true;
+	gen = RKM_SCN_GENERATION(hdr.scn);
+	if (strcmp(hdr.origin, replkafka_node_name) == 0 && gen == tail->generation)
+	{
+		tail->found = true;
+		tail->scn = hdr.scn;
+		tail->offset = offset;
+	}
+	else if (gen > tail->generation ||
+			 (gen == tail->generation && hdr.type != RKM_NEW_GEN))
+	{
+		tail->foreign = true;
+		snprintf(tail->foreign_detail, sizeof(tail->foreign_detail),
+				 "Kafka offset %lld holds a %s record of generation %u from node \"%s\".",
+				 (long long) offset, rkm_type_name(hdr.type), gen, hdr.origin);
+	}
+	return true;
+}
+
+/*
+ * The steps of replkafka_demote() once the fence is closed.
+ */
+static void
+demote_steps(int partition, const char *topic, TimestampTz deadline)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	uint32		generation = part->generation;
+	XLogRecPtr	lsn;
+	rd_kafka_t *consumer;
+	int64		low;
+	int64		high;
+	int64		end_offset;
+	LogTail		tail;
+	ReplkafkaConsumerCheckpoint cckpt;
+
+	/* Every transaction of the partition has committed below lsn. */
+	demote_wait_for_writers(part, partition, deadline);
+	lsn = GetXLogInsertRecPtr();
+	XLogFlush(lsn);
+	demote_wait_for_kafka(part, partition, lsn, deadline);
+
+	/* The end of the log is ours: its last record of ours has our last SCN. */
+	memset(&tail, 0, sizeof(tail));
+	tail.generation = generation;
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	PG_TRY();
+	{
+		replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,
+								   deadline);
+		replkafka_kafka_read(consumer, topic, partition,
+							 Max(low, high - DEMOTE_TAIL_WINDOW), high,
+							 deadline, demote_tail_record, &tail);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	PG_END_TRY();
+	if (!tail.found || tail.foreign)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("could not demote node \"%s\" in partition %d: the end of its log is not this node's",
+					   replkafka_node_name, partition),
+				tail.foreign ? errdetail("%s", tail.foreign_detail) :
+				errdetail("The last %d records of the partition hold none of this node's generation %u.",
+						  DEMOTE_TAIL_WINDOW, generation));
+
+	/* End the generation. */
+	end_offset = write_control_record(RKM_END_GEN, partition, topic,
+									  tail.scn, lsn, deadline);
+	if (end_offset != high)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("could not demote node \"%s\" in partition %d: another node wrote to the partition",
+					   replkafka_node_name, partition),
+				errdetail("Records arrived between Kafka offset %lld and this node's END_GEN record at offset %lld.",
+						  (long long) high, (long long) end_offset),
+				errhint("If another node was promoted meanwhile, this node's partition goes to error."));
+
+	/* A replica from the END_GEN record on. */
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation,
+							   NULL);
+	cckpt.partition = partition;
+	cckpt.generation = generation;
+	cckpt.scn = tail.scn;
+	cckpt.kafka_offset = end_offset;
+	replkafka_catalog_save_consumer_checkpoint(&cckpt);
+	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+	ereport(LOG,
+			errmsg("node \"%s\" handed over partition %d at the end of generation %u",
+				   replkafka_node_name, partition, generation),
+			errdetail("Its END_GEN record is at Kafka offset %lld, after transaction %u.",
+					  (long long) end_offset, RKM_SCN_SEQUENCE(tail.scn)));
 }

@@ -14,5 +14,6 @@
 #define REPLKAFKA_MASTERSHIP_H
 
 extern uint32 replkafka_promote(int partition, int timeout_ms);
+extern void replkafka_demote(int partition, int timeout_ms);
 
 #endif							/* REPLKAFKA_MASTERSHIP_H */

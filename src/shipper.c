@@ -172,6 +172,8 @@ typedef struct TailScan
 	int64		offset;
 	bool		foreign;
 	char		foreign_detail[256];
+	bool		ended;			/* we wrote END_GEN of the generation */
+	int64		ended_offset;
 } TailScan;
 
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
@@ -202,6 +204,7 @@ static bool shipper_tail_record(void *arg, int64 offset, const void *data,
 static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
 static void shipper_save_state(void);
 static void shipper_check_foreign(bool idle);
+static void shipper_report_ended(int partition, const TailScan *scan);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
@@ -766,6 +769,19 @@ shipper_partition_error(int partition, const char *fmt,...)
 }
 
 /*
+ * This node wrote END_GEN of its generation of partition, but is still its
+ * primary: a demotion did not get to change the role (the server stopped
+ * in between).  Writes after END_GEN would be skipped by every replica.
+ */
+static void
+shipper_report_ended(int partition, const TailScan *scan)
+{
+	shipper_partition_error(partition,
+							"this node ended generation %u with an END_GEN record at Kafka offset %lld, but its role was not changed to replica",
+							scan->generation, (long long) scan->ended_offset);
+}
+
+/*
  * Callback of the tail scan: note this node's last complete record of the
  * generation, and any record another node wrote in it or after it.
  */
@@ -797,8 +813,13 @@ shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
 				 (long long) offset, rkm_type_name(hdr.type), gen, hdr.origin);
 		return true;
 	}
-	if (gen == scan->generation &&
-		(hdr.type == RKM_NEW_GEN || (hdr.type == RKM_TXN && hdr.last)))
+	if (gen == scan->generation && hdr.type == RKM_END_GEN)
+	{
+		scan->ended = true;
+		scan->ended_offset = offset;
+	}
+	else if (gen == scan->generation &&
+			 (hdr.type == RKM_NEW_GEN || (hdr.type == RKM_TXN && hdr.last)))
 	{
 		scan->found = true;
 		scan->seq = RKM_SCN_SEQUENCE(hdr.scn);
@@ -858,6 +879,11 @@ shipper_recover(int partition)
 								scan.generation);
 		return;
 	}
+	if (scan.ended)
+	{
+		shipper_report_ended(partition, &scan);
+		return;
+	}
 
 	sp->generation = scan.generation;
 	sp->expect_offset = high;
@@ -903,7 +929,8 @@ shipper_check_foreign(bool idle)
 		TimestampTz deadline;
 
 		if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
-			sp->generation != part->generation || sp->expect_offset < 0)
+			sp->generation != part->generation || sp->expect_offset < 0 ||
+			part->handover)
 			continue;
 
 		/* idle: has the log grown without us? */
@@ -947,5 +974,7 @@ shipper_check_foreign(bool idle)
 		if (scan.foreign)
 			shipper_partition_error(p, "another node wrote to the partition: %s",
 									scan.foreign_detail);
+		else if (scan.ended && !part->handover)
+			shipper_report_ended(p, &scan);
 	}
 }

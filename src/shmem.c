@@ -116,6 +116,8 @@ shmem_startup(void)
 		pg_atomic_init_u64(&replkafka_shared->acked_lsn, 0);
 		ConditionVariableInit(&replkafka_shared->ack_cv);
 		ConditionVariableInit(&replkafka_shared->promote_cv);
+		for (int p = 0; p < replkafka_max_partitions; p++)
+			pg_atomic_init_u32(&replkafka_shared->partitions[p].writers, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -281,9 +283,15 @@ shmem_xact_callback(XactEvent event, void *arg)
 					part->shipped_offset = -1;
 				}
 				if (pending->role != part->role)
+				{
+					/* until a worker publishes its own, the catalog's */
 					part->zombies_skipped = 0;
+					part->applied_scn = 0;
+					part->applied_offset = -1;
+				}
 				part->role = pending->role;
 				part->generation = pending->generation;
+				part->handover = false;
 				if (pending->role != REPLKAFKA_ROLE_ERROR)
 					part->last_error[0] = '\0';
 			}
@@ -294,6 +302,18 @@ shmem_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			/* a demotion that did not commit: the partition takes writes */
+			if (pending_roles != NIL)
+			{
+				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+				foreach(lc, pending_roles)
+				{
+					PendingRole *pending = lfirst(lc);
+
+					replkafka_shared->partitions[pending->partition].handover = false;
+				}
+				LWLockRelease(replkafka_shared->lock);
+			}
 			pending_roles = NIL;
 			pending_reload = false;
 			break;

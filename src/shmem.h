@@ -62,9 +62,16 @@ typedef struct ReplkafkaPartition
 	int64		log_end;		/* Kafka's high watermark, as last seen */
 	int64		zombies_skipped;
 
+	/*
+	 * Transactions writing the partition now (counted by the write fence
+	 * from their first row to their end), and whether demote() is handing
+	 * the partition over: then the fence lets no new transaction in.
+	 */
+	pg_atomic_uint32 writers;
+	bool		handover;
+
 	/* A promotion in progress, between the promoting backend and the worker. */
 	ReplkafkaPromoteState promote_state;
-	uint32		promote_base;	/* the generation when the promotion began */
 	uint32		promote_generation; /* the generation our NEW_GEN starts */
 	int64		promote_offset; /* CATCHUP: log end; NEWGEN: our NEW_GEN */
 	char		promote_winner[64]; /* LOST: the node that won */
