@@ -1318,13 +1318,12 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
-		offset >= part->promote_offset && gen > parts[p].generation)
+		gen > part->promote_base && gen > parts[p].generation)
 	{
 		/*
-		 * A generation started after the end of the log the promotion
-		 * began at.  Ours, if the backend already wrote its NEW_GEN but
-		 * has not told us where yet; otherwise another node became
-		 * primary meanwhile.
+		 * A generation this node did not know when the promotion began.
+		 * Ours, if the backend already wrote its NEW_GEN but has not told
+		 * us where yet; otherwise another node became primary first.
 		 */
 		if (gen == part->promote_generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0)

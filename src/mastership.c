@@ -15,14 +15,14 @@
  * the partition meanwhile (it applies an offline partition too while it
  * is being promoted): the backend notes the end of the log, waits until
  * the worker has read up to it (catching up), writes NEW_GEN of the
- * generation after the last one the worker saw, and waits until the
- * worker reads a NEW_GEN of that generation.  The worker applies
- * everything before it; if the first such NEW_GEN is ours, the promotion
- * is won.  A generation that starts after the end of the log noted at the
- * beginning, while this node catches up, means another node became
- * primary meanwhile: the promotion is lost (calling it again promotes over
- * that node).  Generations started before it are history the worker
- * applies on its way.
+ * generation after the one this node knew when the promotion began, and
+ * waits until the worker reads a NEW_GEN of that generation.  The worker
+ * applies everything before it; if the first such NEW_GEN is ours, the
+ * promotion is won.  A generation that starts while this node catches up,
+ * however early in the log, means another node became primary since this
+ * node last looked: the promotion is lost, and calling it again promotes
+ * over that node.  (Two nodes that promote at the same time thus never
+ * both win one after the other.)
  *
  * The NEW_GEN record carries, as its commit LSN, this node's WAL insert
  * position at promotion: every transaction committed after it belongs to
@@ -241,6 +241,7 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	}
 	part->promote_state = REPLKAFKA_PROMOTE_CATCHUP;
 	part->promote_offset = PG_INT64_MAX;
+	part->promote_base = part->generation;
 	part->promote_generation = 0;
 	LWLockRelease(replkafka_shared->lock);
 	/* an offline partition: its apply worker starts applying it */

@@ -72,6 +72,7 @@ typedef struct ReplkafkaPartition
 
 	/* A promotion in progress, between the promoting backend and the worker. */
 	ReplkafkaPromoteState promote_state;
+	uint32		promote_base;	/* the generation when the promotion began */
 	uint32		promote_generation; /* the generation our NEW_GEN starts */
 	int64		promote_offset; /* CATCHUP: log end; NEWGEN: our NEW_GEN */
 	char		promote_winner[64]; /* LOST: the node that won */
