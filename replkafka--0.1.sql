@@ -95,7 +95,8 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT lag_seconds double precision,
 	OUT zombies_skipped bigint,
 	OUT last_error text,
-	OUT transition text)
+	OUT transition text,
+	OUT orphaned_transactions bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
 LANGUAGE C STRICT VOLATILE;
@@ -115,6 +116,7 @@ CREATE VIEW replkafka.partitions AS
 		   s.lag_messages,
 		   s.lag_seconds,
 		   coalesce(s.zombies_skipped, 0) AS zombies_skipped,
+		   coalesce(s.orphaned_transactions, 0) AS orphaned_transactions,
 		   coalesce(s.last_error, r.last_error) AS last_error,
 		   s.transition
 	  FROM replkafka.partition_roles r

@@ -193,7 +193,9 @@ static void apply_partition_error(int p, const char *fmt,...) pg_attribute_print
 static void apply_save_positions(void);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
-static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr);
+static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
+									uint32 prev_generation,
+									const char *prev_origin);
 static void apply_promotion_progress(int p);
 
 static int	worker_index;
@@ -593,13 +595,21 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 	switch (hdr->type)
 	{
 		case RKM_NEW_GEN:
-			apply_promotion_outcome(p, offset, hdr);
-			if (gen > ap->generation)
-				apply_new_generation(p, offset, hdr);
-			else
-				ereport(DEBUG1,
-						errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
-										p, gen, hdr->origin, ap->generation));
+			{
+				uint32		prev_generation = ap->generation;
+				char		prev_origin[RKM_MAX_ORIGIN + 1];
+
+				/* the generation is recorded before a promotion learns it won */
+				strlcpy(prev_origin, ap->gen_origin, sizeof(prev_origin));
+				if (gen > ap->generation)
+					apply_new_generation(p, offset, hdr);
+				else
+					ereport(DEBUG1,
+							errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
+											p, gen, hdr->origin, ap->generation));
+				apply_promotion_outcome(p, offset, hdr, prev_generation,
+										prev_origin);
+			}
 			return;
 
 		case RKM_END_GEN:
@@ -1307,10 +1317,12 @@ apply_error_callback(void *arg)
  * A NEW_GEN record while this node promotes the partition: ours, of the
  * generation we asked for and at the offset we wrote it, means we won;
  * another node's of that generation or a newer one, before ours, means we
- * lost.  The promoting backend waits on promote_cv.
+ * lost.  prev_generation and prev_origin are the partition's generation
+ * before the record.  The promoting backend waits on promote_cv.
  */
 static void
-apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
+apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
+						uint32 prev_generation, const char *prev_origin)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(p);
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
@@ -1318,7 +1330,7 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
-		gen > part->promote_base && gen > parts[p].generation)
+		gen > part->promote_base && gen > prev_generation)
 	{
 		/*
 		 * A generation this node did not know when the promotion began.
@@ -1341,17 +1353,17 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr)
 	{
 		if (gen == part->promote_generation && offset == part->promote_offset &&
 			strcmp(hdr->origin, replkafka_node_name) == 0 &&
-			gen > parts[p].generation)
+			gen > prev_generation)
 			part->promote_state = REPLKAFKA_PROMOTE_WON;
 		else
 		{
 			/* the generation we wanted, or a newer one, began elsewhere */
-			bool		newer = gen > parts[p].generation;
+			bool		newer = gen > prev_generation;
 
 			part->promote_state = REPLKAFKA_PROMOTE_LOST;
-			part->promote_generation = newer ? gen : parts[p].generation;
+			part->promote_generation = newer ? gen : prev_generation;
 			strlcpy(part->promote_winner,
-					newer ? hdr->origin : parts[p].gen_origin,
+					newer ? hdr->origin : prev_origin,
 					sizeof(part->promote_winner));
 		}
 		changed = true;

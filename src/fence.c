@@ -38,6 +38,7 @@
 #include "access/xlog.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
@@ -258,17 +259,24 @@ fence_xact_callback(XactEvent event, void *arg)
 
 /*
  * Wait until the shipper reports that Kafka holds everything committed up
- * to lsn, or that partition went to error (another node is its primary).  Runs after the local commit with interrupts held, so it checks
- * for cancel and shutdown requests itself and never raises an error.
+ * to lsn, or that partition went to error (another node is its primary).
+ * Runs after the local commit, inside CommitTransaction(): like
+ * SyncRepWaitForLSN(), it checks for cancel, shutdown and postmaster death
+ * itself and never raises an error or exits (an exit would abort a
+ * committed transaction).
  */
 static void
 fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
-	ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
 	for (;;)
 	{
+		int			rc;
+
+		/* a broadcast on ack_cv sets our latch; re-arm it every time */
+		ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
+
 		if (pg_atomic_read_u64(&replkafka_shared->acked_lsn) >= lsn)
 			break;
 
@@ -301,8 +309,17 @@ fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 			break;
 		}
 
-		(void) ConditionVariableTimedSleep(&replkafka_shared->ack_cv, 1000,
-										   PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+					   1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+
+		/* the postmaster died: end the wait, and the session after it */
+		if (rc & WL_POSTMASTER_DEATH)
+		{
+			ProcDiePending = true;
+			whereToSendOutput = DestNone;
+			break;
+		}
 	}
 	ConditionVariableCancelSleep();
 }

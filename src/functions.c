@@ -504,8 +504,8 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
-		Datum		values[12];
-		bool		nulls[12];
+		Datum		values[13];
+		bool		nulls[13];
 		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
 		int64		lag = Max(part->log_end - part->next_offset, 0);
 
@@ -547,6 +547,7 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 			values[11] = CStringGetTextDatum("demoting");
 		else
 			nulls[11] = true;
+		values[12] = Int64GetDatum(part->orphaned);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);

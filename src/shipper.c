@@ -139,6 +139,8 @@ typedef struct ShipperPartition
 	uint32		next_seq;		/* next sequence number to use */
 	XLogRecPtr	skip_lsn;		/* transactions committed up to here are in Kafka */
 	bool		stale;			/* a foreign record was found: do not ship */
+	int64		orphans_from;	/* stale: our records acknowledged at or
+								 * after this offset are orphans */
 
 	/* the transaction being decoded */
 	Shipment   *cur;
@@ -171,9 +173,11 @@ typedef struct TailScan
 	XLogRecPtr	commit_lsn;
 	int64		offset;
 	bool		foreign;
+	int64		foreign_offset; /* the earliest foreign record */
 	char		foreign_detail[256];
 	bool		ended;			/* we wrote END_GEN of the generation */
 	int64		ended_offset;
+	int64		orphans;		/* shipper_orphan_record()'s count */
 } TailScan;
 
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
@@ -205,6 +209,7 @@ static void shipper_partition_error(int partition, const char *fmt,...) pg_attri
 static void shipper_save_state(void);
 static void shipper_check_foreign(bool idle);
 static void shipper_report_ended(int partition, const TailScan *scan);
+static void shipper_report_foreign(int partition, TailScan *scan);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
@@ -482,11 +487,21 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				sp->cur_skip = false;
 			}
 		}
-		else if (part->role != REPLKAFKA_ROLE_PRIMARY)
+		/* not shipped, and not in Kafka either */
+		if (sp->cur_skip && hdr.commit_lsn > sp->skip_lsn &&
+			(sp->stale || part->role != REPLKAFKA_ROLE_PRIMARY))
+		{
+			if (sp->stale)
+			{
+				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+				part->orphaned++;
+				LWLockRelease(replkafka_shared->lock);
+			}
 			ereport(WARNING,
 					errmsg("transaction %u wrote partition %u, of which node \"%s\" is %s; it is not shipped",
 						   hdr.xid, hdr.partition, replkafka_node_name,
 						   replkafka_role_name(part->role)));
+		}
 	}
 
 	if (sp->cur_skip || sp->cur == NULL)
@@ -632,6 +647,8 @@ shipper_service(bool idle)
 			part->shipped_scn = s->scn;
 			part->shipped_offset = s->last_offset;
 		}
+		if (sp->stale && s->last_offset >= sp->orphans_from)
+			part->orphaned++;
 		LWLockRelease(replkafka_shared->lock);
 
 		/* the commit is confirmed once all its partitions are */
@@ -769,6 +786,56 @@ shipper_partition_error(int partition, const char *fmt,...)
 }
 
 /*
+ * Count this node's transactions of its generation from offset on: they
+ * came after another node's record, so they are not part of the cluster's
+ * history.
+ */
+static bool
+shipper_orphan_record(void *arg, int64 offset, const void *data, size_t len)
+{
+	TailScan   *scan = arg;
+	RkmHeader	hdr;
+	const char *err;
+
+	if (rkm_read_header(data, len, &hdr, &err) && hdr.type == RKM_TXN &&
+		hdr.last && RKM_SCN_GENERATION(hdr.scn) == scan->generation &&
+		strcmp(hdr.origin, replkafka_node_name) == 0)
+		scan->orphans++;
+	return true;
+}
+
+/*
+ * Another node wrote to partition, of which this node thought it was the
+ * primary: stop shipping it, and count the transactions of ours Kafka
+ * holds after the other node's record.  Those acknowledged later, and
+ * those decoded from now on, are counted as they come.
+ */
+static void
+shipper_report_foreign(int partition, TailScan *scan)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz deadline;
+	int64		low;
+	int64		high;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   Max(replkafka_request_timeout, 30000));
+	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
+							   deadline);
+	scan->orphans = 0;
+	replkafka_kafka_read(consumer, topic_name, partition, scan->foreign_offset,
+						 high, deadline, shipper_orphan_record, scan);
+	sp->orphans_from = high;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->orphaned += scan->orphans;
+	LWLockRelease(replkafka_shared->lock);
+	shipper_partition_error(partition,
+							"another node wrote to the partition: %s; this node's transactions after it are not part of the cluster's history (see orphaned_transactions)",
+							scan->foreign_detail);
+}
+
+/*
  * This node wrote END_GEN of its generation of partition, but is still its
  * primary: a demotion did not get to change the role (the server stopped
  * in between).  Writes after END_GEN would be skipped by every replica.
@@ -807,6 +874,8 @@ shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
 	if (gen > scan->generation ||
 		(gen == scan->generation && strcmp(hdr.origin, replkafka_node_name) != 0))
 	{
+		if (!scan->foreign || offset < scan->foreign_offset)
+			scan->foreign_offset = offset;
 		scan->foreign = true;
 		snprintf(scan->foreign_detail, sizeof(scan->foreign_detail),
 				 "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
@@ -867,9 +936,10 @@ shipper_recover(int partition)
 
 	if (scan.foreign)
 	{
-		shipper_partition_error(partition,
-								"another node wrote to the partition: %s",
-								scan.foreign_detail);
+		/* what Kafka holds of ours is counted there, not when replayed */
+		if (scan.found)
+			sp->skip_lsn = scan.commit_lsn;
+		shipper_report_foreign(partition, &scan);
 		return;
 	}
 	if (!scan.found)
@@ -972,8 +1042,7 @@ shipper_check_foreign(bool idle)
 							 sp->check_to, deadline, shipper_tail_record, &scan);
 		sp->check_from = sp->check_to = 0;
 		if (scan.foreign)
-			shipper_partition_error(p, "another node wrote to the partition: %s",
-									scan.foreign_detail);
+			shipper_report_foreign(p, &scan);
 		else if (scan.ended && !part->handover)
 			shipper_report_ended(p, &scan);
 	}

@@ -286,6 +286,7 @@ shmem_xact_callback(XactEvent event, void *arg)
 				{
 					/* until a worker publishes its own, the catalog's */
 					part->zombies_skipped = 0;
+					part->orphaned = 0;
 					part->applied_scn = 0;
 					part->applied_offset = -1;
 				}

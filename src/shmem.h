@@ -70,6 +70,13 @@ typedef struct ReplkafkaPartition
 	pg_atomic_uint32 writers;
 	bool		handover;
 
+	/*
+	 * Primary found stale: its local transactions that are not part of the
+	 * cluster's history (in Kafka after another node's record, or never
+	 * shipped), counted since the server started.
+	 */
+	int64		orphaned;
+
 	/* A promotion in progress, between the promoting backend and the worker. */
 	ReplkafkaPromoteState promote_state;
 	uint32		promote_base;	/* the generation when the promotion began */

@@ -69,6 +69,9 @@ like($err, qr/cannot write to partition 0 on node "node_a"/,
 my $late = $node_a->safe_psql('postgres', "SELECT count(*) FROM items WHERE v = 'from node_a'")
   - $applied_before;
 note "node_a committed $late transactions locally after node_b took over";
+ok( $node_a->poll_query_until(
+		'postgres', 'SELECT orphaned_transactions FROM replkafka.partitions', $late),
+	'node_a counts them as not part of the cluster\'s history');
 
 ok(ReplkafkaTest::wait_for_convergence([ $node_b, $node_c ], 'items'),
 	'node_b and node_c hold the same rows');

@@ -14,6 +14,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
 use Test::More;
+use Time::HiRes;
 
 my $kafka = ReplkafkaTest::Kafka->start();
 my ($node_a, $node_b, $node_c) = ReplkafkaTest::new_nodes($kafka, 3);
@@ -28,8 +29,22 @@ $writer_a->wait_for_ok(300);
 
 # node_a dies: its postmaster and every child at once.
 my $postmaster = $node_a->{_pid};
-my @pids = grep { /^\d+$/ } ($postmaster, split /\s+/, `ps --ppid $postmaster -o pid=`);
-kill 'KILL', @pids;
+my @children = grep { /^\d+$/ } split /\s+/, `ps --ppid $postmaster -o pid=`;
+$node_a->kill9;
+kill 'KILL', @children;
+# The machine "reboots": once the processes are gone (or zombies nobody
+# reaps), the stale lock files go too.
+foreach my $pid ($postmaster, @children)
+{
+	while (1)
+	{
+		my $stat = `ps -o stat= -p $pid`;
+		last if $stat eq '' || $stat =~ /^Z/;
+		Time::HiRes::usleep(10_000);
+	}
+}
+unlink $node_a->data_dir . '/postmaster.pid',
+  $node_a->host . '/.s.PGSQL.' . $node_a->port . '.lock';
 my %a = $writer_a->finish;
 my $acked = scalar keys %{ $a{ok} };
 note "node_a's client saw $acked commits before node_a died";
@@ -52,7 +67,6 @@ foreach my $node ($node_b, $node_c)
 }
 
 # node_a comes back: it still thinks it is primary, but Kafka says no.
-$node_a->_update_pid(-1);
 $node_a->start;
 ok( $node_a->poll_query_until(
 		'postgres', "SELECT role = 'error' FROM replkafka.partitions"),
@@ -65,6 +79,13 @@ my ($ret, $stdout, $stderr) = $node_a->psql('postgres',
 	"INSERT INTO items VALUES (300001, 'late')", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($stderr, qr/25006: cannot write to partition 0 on node "node_a"/,
 	'the old primary refuses writes');
+
+my $orphans = $node_a->safe_psql('postgres', 'SELECT count(*) FROM items')
+  - $node_b->safe_psql('postgres', 'SELECT count(*) FROM items WHERE id < 200000');
+note "node_a committed $orphans transactions that never reached Kafka";
+ok( $node_a->poll_query_until(
+		'postgres', 'SELECT orphaned_transactions FROM replkafka.partitions', $orphans),
+	'node_a counts them as not part of the cluster\'s history');
 
 # Back in the cluster: it follows the new primary and converges.
 $node_a->safe_psql('postgres', 'SELECT replkafka.unfollow(0)');
