@@ -197,6 +197,7 @@ static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 									uint32 prev_generation,
 									const char *prev_origin);
 static void apply_promotion_progress(int p);
+static void apply_promotion_established(int p, const RkmHeader *hdr);
 
 static int	worker_index;
 static char *topic_name = NULL;
@@ -614,6 +615,7 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 
 		case RKM_END_GEN:
 		case RKM_HEARTBEAT:
+			apply_promotion_established(p, hdr);
 			if (hdr->type == RKM_END_GEN && gen == ap->generation &&
 				strcmp(hdr->origin, ap->gen_origin) == 0 && !ap->gen_ended)
 			{
@@ -633,6 +635,7 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 			return;
 
 		case RKM_TXN:
+			apply_promotion_established(p, hdr);
 			break;
 	}
 
@@ -1339,14 +1342,28 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 		 */
 		if (gen == part->promote_generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0)
+		{
 			part->promote_state = REPLKAFKA_PROMOTE_WON;
+			changed = true;
+		}
+		else if (offset < part->promote_offset)
+		{
+			/*
+			 * Before the log end the promotion catches up to: lost if it
+			 * is the last generation there and has no transaction yet (see
+			 * apply_promotion_established()).
+			 */
+			part->promote_pending = true;
+			part->promote_pending_generation = gen;
+			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
+		}
 		else
 		{
 			part->promote_state = REPLKAFKA_PROMOTE_LOST;
 			part->promote_generation = gen;
 			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
+			changed = true;
 		}
-		changed = true;
 	}
 	else if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
 			 gen >= part->promote_generation)
@@ -1371,6 +1388,27 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 	LWLockRelease(replkafka_shared->lock);
 	if (changed)
 		ConditionVariableBroadcast(&replkafka_shared->promote_cv);
+}
+
+/*
+ * A record of the generation a promotion found pending while catching up:
+ * that generation's primary wrote, so it is history, not a promotion of
+ * the moment.
+ */
+static void
+apply_promotion_established(int p, const RkmHeader *hdr)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(p);
+
+	if (!part->promote_pending)
+		return;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->promote_pending &&
+		part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
+		RKM_SCN_GENERATION(hdr->scn) == part->promote_pending_generation &&
+		strcmp(hdr->origin, part->promote_winner) == 0)
+		part->promote_pending = false;
+	LWLockRelease(replkafka_shared->lock);
 }
 
 /*

@@ -18,11 +18,16 @@
  * generation after the one this node knew when the promotion began, and
  * waits until the worker reads a NEW_GEN of that generation.  The worker
  * applies everything before it; if the first such NEW_GEN is ours, the
- * promotion is won.  A generation that starts while this node catches up,
- * however early in the log, means another node became primary since this
- * node last looked: the promotion is lost, and calling it again promotes
- * over that node.  (Two nodes that promote at the same time thus never
- * both win one after the other.)
+ * promotion is won.
+ *
+ * A generation this node did not know when the promotion began, found
+ * while it catches up, means another node became primary meanwhile, or is
+ * becoming primary right now: if it starts after the log end noted at the
+ * beginning, or is the last generation before it and has no transaction
+ * yet, the promotion is lost (calling it again promotes over that node).
+ * A generation with transactions before that log end is history that a
+ * lagging node applies on its way.  Two nodes that promote at the same
+ * time thus never both win one after the other.
  *
  * The NEW_GEN record carries, as its commit LSN, this node's WAL insert
  * position at promotion: every transaction committed after it belongs to
@@ -243,6 +248,7 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	part->promote_offset = PG_INT64_MAX;
 	part->promote_base = part->generation;
 	part->promote_generation = 0;
+	part->promote_pending = false;
 	LWLockRelease(replkafka_shared->lock);
 	/* an offline partition: its apply worker starts applying it */
 	replkafka_wake_apply_workers();
@@ -303,6 +309,13 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	generation = part->generation;
 	state = part->promote_state;
 	strlcpy(winner, part->promote_winner, sizeof(winner));
+	if (state == REPLKAFKA_PROMOTE_CATCHUP && part->promote_pending &&
+		part->next_offset >= high)
+	{
+		/* the last generation before the log end is another promotion's */
+		state = REPLKAFKA_PROMOTE_LOST;
+		part->promote_generation = part->promote_pending_generation;
+	}
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
 		promote_report_lost(partition, winner, part->promote_generation, role);

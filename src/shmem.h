@@ -81,8 +81,13 @@ typedef struct ReplkafkaPartition
 	ReplkafkaPromoteState promote_state;
 	uint32		promote_base;	/* the generation when the promotion began */
 	uint32		promote_generation; /* the generation our NEW_GEN starts */
+	bool		promote_pending;	/* CATCHUP: a generation unknown at the
+									 * start began before the log end we
+									 * catch up to, and has no transaction
+									 * yet: another promotion of the moment */
+	uint32		promote_pending_generation;
 	int64		promote_offset; /* CATCHUP: log end; NEWGEN: our NEW_GEN */
-	char		promote_winner[64]; /* LOST: the node that won */
+	char		promote_winner[64]; /* LOST (or pending): the node that won */
 
 	/* Why the partition is in error, or why shipping it failed last. */
 	char		last_error[REPLKAFKA_ERROR_LEN];
