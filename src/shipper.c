@@ -467,7 +467,9 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		part = replkafka_partition_state(hdr.partition);
 		sp->cur = NULL;
 		sp->cur_skip = true;
-		if (part->role == REPLKAFKA_ROLE_PRIMARY && !sp->stale)
+		/* a stale partition ships again once this node starts a new generation */
+		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
+			(!sp->stale || sp->generation != part->generation))
 		{
 			if (sp->generation != part->generation)
 				shipper_recover(hdr.partition);
@@ -694,7 +696,7 @@ shipper_service(bool idle)
 		{
 			ReplkafkaPartition *part = replkafka_partition_state(p);
 
-			if (part->role == REPLKAFKA_ROLE_PRIMARY && !partitions[p].stale &&
+			if (part->role == REPLKAFKA_ROLE_PRIMARY &&
 				partitions[p].generation != part->generation)
 				shipper_recover(p);
 		}

@@ -95,4 +95,16 @@ $node_a->safe_psql('postgres', 'SELECT replkafka.follow(0)');
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'rebuilt from the log, node_a converges with the others');
 
+# Failing back: node_b hands over, node_a is primary again and ships.
+$node_b->safe_psql('postgres', 'SELECT replkafka.demote(0)');
+is($node_a->safe_psql('postgres', 'SELECT replkafka.promote(0)'), '3',
+	'node_a is primary again, in generation 3');
+my $writer_back = ReplkafkaTest::Writer->start($node_a, ids => [ 300001 .. 300100 ], sql => $sync);
+my %back = $writer_back->finish;
+is(scalar keys %{ $back{ok} }, 100, 'node_a takes writes again');
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
+	'and they reach the other nodes');
+is($node_c->safe_psql('postgres', 'SELECT count(*) FROM items WHERE id > 300000'),
+	'100', 'every one of them');
+
 done_testing();
