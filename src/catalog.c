@@ -261,6 +261,33 @@ replkafka_catalog_set_role(int partition, int role, uint32 generation,
 }
 
 /*
+ * Put a partition this node is primary of in generation in error, unless
+ * its role changed meanwhile (the shipper writes this after the fact: a
+ * role change made since then stays).
+ */
+void
+replkafka_catalog_set_primary_error(int partition, uint32 generation,
+									const char *last_error)
+{
+	Oid			types[3] = {INT4OID, INT8OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = Int64GetDatum((int64) generation);
+	values[2] = CStringGetTextDatum(last_error);
+
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE replkafka.partition_roles"
+							  " SET role = 'error', last_error = $3,"
+							  " changed_at = pg_catalog.now()"
+							  " WHERE partition = $1 AND role = 'primary'"
+							  " AND generation = $2",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the role of partition %d", partition);
+	SPI_finish();
+}
+
+/*
  * Record the start of a generation of a partition.
  */
 void
@@ -434,6 +461,12 @@ replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
 	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (!replkafka_role_from_name(name, &r))
 		elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", name);
+
+	/* the shipper found the partition stale, and writes so to the catalog soon */
+	if (r == REPLKAFKA_ROLE_PRIMARY && replkafka_shared->loaded &&
+		partition < replkafka_shared->npartitions &&
+		replkafka_partition_state(partition)->role == REPLKAFKA_ROLE_ERROR)
+		r = REPLKAFKA_ROLE_ERROR;
 	*role = r;
 	*generation = (uint32) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc,

@@ -63,6 +63,9 @@ extern int	replkafka_catalog_get_roles(List **roles);
 extern void replkafka_catalog_set_role(int partition, int role,
 									   uint32 generation,
 									   const char *last_error);
+extern void replkafka_catalog_set_primary_error(int partition,
+												uint32 generation,
+												const char *last_error);
 extern void replkafka_catalog_add_generation(int partition, uint32 generation,
 											 const char *node_name,
 											 int64 kafka_offset,

@@ -745,8 +745,8 @@ shipper_save_state(void)
 		int			p = linitial_int(pending_errors);
 		ReplkafkaPartition *part = replkafka_partition_state(p);
 
-		replkafka_catalog_set_role(p, REPLKAFKA_ROLE_ERROR, part->generation,
-								   part->last_error);
+		replkafka_catalog_set_primary_error(p, part->generation,
+											part->last_error);
 		pending_errors = list_delete_first(pending_errors);
 	}
 	PopActiveSnapshot();
