@@ -587,6 +587,22 @@ interval_to_ms(Interval *interval)
 }
 
 /*
+ * Check a call of promote() or demote(): they write a record to Kafka,
+ * which cannot be rolled back, so they run outside a transaction block.
+ */
+static void
+check_mastership_call(int32 partition, const char *function)
+{
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				errmsg("%s cannot run inside a transaction block", function),
+				errdetail("The record it writes to Kafka cannot be rolled back."));
+}
+
+/*
  * replkafka.promote(partition int, timeout interval default '30s') returns bigint
  *
  * Make this node the primary of a partition in a new generation.  It runs
@@ -599,14 +615,7 @@ replkafka_promote_partition(PG_FUNCTION_ARGS)
 	int32		partition = PG_GETARG_INT32(0);
 	int			timeout_ms = interval_to_ms(PG_GETARG_INTERVAL_P(1));
 
-	check_node_configured();
-	check_partition_number(partition, check_cluster_exists());
-	if (IsTransactionBlock())
-		ereport(ERROR,
-				errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				errmsg("replkafka.promote() cannot run inside a transaction block"),
-				errdetail("The record it writes to Kafka cannot be rolled back."));
-
+	check_mastership_call(partition, "replkafka.promote()");
 	PG_RETURN_INT64((int64) replkafka_promote(partition, timeout_ms));
 }
 
@@ -623,14 +632,7 @@ replkafka_demote_partition(PG_FUNCTION_ARGS)
 	int32		partition = PG_GETARG_INT32(0);
 	int			timeout_ms = interval_to_ms(PG_GETARG_INTERVAL_P(1));
 
-	check_node_configured();
-	check_partition_number(partition, check_cluster_exists());
-	if (IsTransactionBlock())
-		ereport(ERROR,
-				errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				errmsg("replkafka.demote() cannot run inside a transaction block"),
-				errdetail("The record it writes to Kafka cannot be rolled back."));
-
+	check_mastership_call(partition, "replkafka.demote()");
 	replkafka_demote(partition, timeout_ms);
 	PG_RETURN_VOID();
 }

@@ -526,13 +526,11 @@ demote_tail_record(void *arg, int64 offset, const void *data, size_t len)
 		tail->scn = hdr.scn;
 		tail->offset = offset;
 	}
-	else if (gen > tail->generation ||
-			 (gen == tail->generation && hdr.type != RKM_NEW_GEN))
+	else if (rkm_foreign_record(&hdr, tail->generation, replkafka_node_name))
 	{
 		tail->foreign = true;
-		snprintf(tail->foreign_detail, sizeof(tail->foreign_detail),
-				 "Kafka offset %lld holds a %s record of generation %u from node \"%s\".",
-				 (long long) offset, rkm_type_name(hdr.type), gen, hdr.origin);
+		rkm_describe_record(tail->foreign_detail, sizeof(tail->foreign_detail),
+							offset, &hdr);
 	}
 	return true;
 }
@@ -581,7 +579,7 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("could not demote node \"%s\" in partition %d: the end of its log is not this node's",
 					   replkafka_node_name, partition),
-				tail.foreign ? errdetail("%s", tail.foreign_detail) :
+				tail.foreign ? errdetail("%s.", tail.foreign_detail) :
 				errdetail("The last %d records of the partition hold none of this node's generation %u.",
 						  DEMOTE_TAIL_WINDOW, generation));
 

@@ -244,6 +244,34 @@ rkm_type_name(uint8 type)
 }
 
 /*
+ * Does the record show that a node other than node writes the partition
+ * that node is primary of in generation?  A record of a newer generation
+ * does, and so does one of that generation from another node, except
+ * another node's NEW_GEN: it lost its election to node's.
+ */
+bool
+rkm_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
+{
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+
+	if (gen > generation)
+		return true;
+	return gen == generation && hdr->type != RKM_NEW_GEN &&
+		strcmp(hdr->origin, node) != 0;
+}
+
+/*
+ * Describe the record at offset in buf, for error messages.
+ */
+void
+rkm_describe_record(char *buf, size_t size, int64 offset, const RkmHeader *hdr)
+{
+	snprintf(buf, size, "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
+			 (long long) offset, rkm_type_name(hdr->type),
+			 RKM_SCN_GENERATION(hdr->scn), hdr->origin);
+}
+
+/*
  * Decode and check the header of a record of len bytes.  On success, the
  * body starts at data + RKM_HEADER_SIZE + strlen(hdr->origin) and is
  * hdr->body_len bytes long, exactly up to the end of the record.

@@ -236,5 +236,9 @@ extern void rkm_reader_init(RkmReader *reader, const char *data, size_t len);
 extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
 extern const char *rkm_type_name(uint8 type);
+extern bool rkm_foreign_record(const RkmHeader *hdr, uint32 generation,
+							   const char *node);
+extern void rkm_describe_record(char *buf, size_t size, int64 offset,
+								const RkmHeader *hdr);
 
 #endif							/* REPLKAFKA_MESSAGE_H */

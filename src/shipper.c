@@ -866,22 +866,13 @@ shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
 		return true;			/* not ours; replicas report it */
 	gen = RKM_SCN_GENERATION(hdr.scn);
 
-	/*
-	 * Another node's NEW_GEN of our generation or an older one lost its
-	 * election to ours (promote() made sure ours came first): not foreign.
-	 */
-	if (hdr.type == RKM_NEW_GEN && gen <= scan->generation &&
-		strcmp(hdr.origin, replkafka_node_name) != 0)
-		return true;
-	if (gen > scan->generation ||
-		(gen == scan->generation && strcmp(hdr.origin, replkafka_node_name) != 0))
+	if (rkm_foreign_record(&hdr, scan->generation, replkafka_node_name))
 	{
 		if (!scan->foreign || offset < scan->foreign_offset)
 			scan->foreign_offset = offset;
 		scan->foreign = true;
-		snprintf(scan->foreign_detail, sizeof(scan->foreign_detail),
-				 "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
-				 (long long) offset, rkm_type_name(hdr.type), gen, hdr.origin);
+		rkm_describe_record(scan->foreign_detail, sizeof(scan->foreign_detail),
+							offset, &hdr);
 		return true;
 	}
 	if (gen == scan->generation && hdr.type == RKM_END_GEN)
