@@ -95,6 +95,10 @@ static void promote_wait(ReplkafkaPartition *part, int partition,
 static int64 write_control_record(RkmType type, int partition,
 								  const char *topic, uint64 scn,
 								  XLogRecPtr lsn, TimestampTz deadline);
+static int64 demote_in_kafka(rd_kafka_t *consumer, int partition,
+							 const char *topic, uint32 generation,
+							 XLogRecPtr lsn, uint64 *last_scn,
+							 TimestampTz deadline);
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
 static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
@@ -536,44 +540,29 @@ demote_tail_record(void *arg, int64 offset, const void *data, size_t len)
 }
 
 /*
- * The steps of replkafka_demote() once the fence is closed.
+ * The Kafka side of a demotion: check that the end of the log is ours,
+ * write END_GEN carrying the last SCN of our generation, and check that
+ * nothing but lost elections came in between.  Returns the END_GEN
+ * record's offset, and sets *last_scn.
  */
-static void
-demote_steps(int partition, const char *topic, TimestampTz deadline)
+static int64
+demote_in_kafka(rd_kafka_t *consumer, int partition, const char *topic,
+				uint32 generation, XLogRecPtr lsn, uint64 *last_scn,
+				TimestampTz deadline)
 {
-	ReplkafkaPartition *part = replkafka_partition_state(partition);
-	uint32		generation = part->generation;
-	XLogRecPtr	lsn;
-	rd_kafka_t *consumer;
 	int64		low;
 	int64		high;
 	int64		end_offset;
 	LogTail		tail;
-	ReplkafkaConsumerCheckpoint cckpt;
+	LogTail		between;
 
-	/* Every transaction of the partition has committed below lsn. */
-	demote_wait_for_writers(part, partition, deadline);
-	lsn = GetXLogInsertRecPtr();
-	XLogFlush(lsn);
-	demote_wait_for_kafka(part, partition, lsn, deadline);
-
-	/* The end of the log is ours: its last record of ours has our last SCN. */
 	memset(&tail, 0, sizeof(tail));
 	tail.generation = generation;
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
-	PG_TRY();
-	{
-		replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,
-								   deadline);
-		replkafka_kafka_read(consumer, topic, partition,
-							 Max(low, high - DEMOTE_TAIL_WINDOW), high,
-							 deadline, demote_tail_record, &tail);
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
-	PG_END_TRY();
+	replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,
+							   deadline);
+	replkafka_kafka_read(consumer, topic, partition,
+						 Max(low, high - DEMOTE_TAIL_WINDOW), high,
+						 deadline, demote_tail_record, &tail);
 	if (!tail.found || tail.foreign)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -583,24 +572,64 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 				errdetail("The last %d records of the partition hold none of this node's generation %u.",
 						  DEMOTE_TAIL_WINDOW, generation));
 
-	/* End the generation. */
 	end_offset = write_control_record(RKM_END_GEN, partition, topic,
 									  tail.scn, lsn, deadline);
-	if (end_offset != high)
+
+	memset(&between, 0, sizeof(between));
+	between.generation = generation;
+	replkafka_kafka_read(consumer, topic, partition, high, end_offset,
+						 deadline, demote_tail_record, &between);
+	if (between.foreign)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("could not demote node \"%s\" in partition %d: another node wrote to the partition",
 					   replkafka_node_name, partition),
-				errdetail("Records arrived between Kafka offset %lld and this node's END_GEN record at offset %lld.",
-						  (long long) high, (long long) end_offset),
-				errhint("If another node was promoted meanwhile, this node's partition goes to error."));
+				errdetail("%s, before this node's END_GEN record at offset %lld.",
+						  between.foreign_detail, (long long) end_offset),
+				errhint("This node's partition goes to error: another node was promoted meanwhile."));
+	*last_scn = tail.scn;
+	return end_offset;
+}
+
+/*
+ * The steps of replkafka_demote() once the fence is closed.
+ */
+static void
+demote_steps(int partition, const char *topic, TimestampTz deadline)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	uint32		generation = part->generation;
+	XLogRecPtr	lsn;
+	rd_kafka_t *consumer;
+	volatile int64 end_offset = -1;
+	uint64		last_scn = 0;
+	ReplkafkaConsumerCheckpoint cckpt;
+
+	/* Every transaction of the partition has committed below lsn. */
+	demote_wait_for_writers(part, partition, deadline);
+	lsn = GetXLogInsertRecPtr();
+	XLogFlush(lsn);
+	demote_wait_for_kafka(part, partition, lsn, deadline);
+
+	/* End the generation. */
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	PG_TRY();
+	{
+		end_offset = demote_in_kafka(consumer, partition, topic, generation,
+									 lsn, &last_scn, deadline);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	PG_END_TRY();
 
 	/* A replica from the END_GEN record on. */
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation,
 							   NULL);
 	cckpt.partition = partition;
 	cckpt.generation = generation;
-	cckpt.scn = tail.scn;
+	cckpt.scn = last_scn;
 	cckpt.kafka_offset = end_offset;
 	replkafka_catalog_save_consumer_checkpoint(&cckpt);
 	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
@@ -608,5 +637,5 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 			errmsg("node \"%s\" handed over partition %d at the end of generation %u",
 				   replkafka_node_name, partition, generation),
 			errdetail("Its END_GEN record is at Kafka offset %lld, after transaction %u.",
-					  (long long) end_offset, RKM_SCN_SEQUENCE(tail.scn)));
+					  (long long) end_offset, RKM_SCN_SEQUENCE(last_scn)));
 }

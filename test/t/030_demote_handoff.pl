@@ -108,4 +108,33 @@ $node_c->safe_psql('postgres', "INSERT INTO items VALUES (200005, 'after the tim
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'writes go on');
 
+# Roles and generations survive a restart of every node.
+my $roles = q{SELECT string_agg(role || ':' || generation, ',' ORDER BY partition) FROM replkafka.partitions};
+my @before = map { $_->safe_psql('postgres', $roles) } $node_a, $node_b, $node_c;
+is_deeply(\@before, [ 'replica:3', 'replica:3', 'primary:3' ], 'roles and generations before a restart');
+$_->restart foreach $node_a, $node_b, $node_c;
+is_deeply([ map { $_->safe_psql('postgres', $roles) } $node_a, $node_b, $node_c ],
+	\@before, 'the same after it');
+
+# A promotion that cannot reach Kafka shows as in progress, then gives up
+# at its timeout and leaves the role as it was.
+$kafka->stop_broker(1);
+my ($promote_out, $promote_err) = ('', '');
+my $promote = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-v', 'VERBOSITY=verbose', '-d', $node_a->connstr('postgres'),
+	  '-c', "SELECT replkafka.promote(0, '3s')" ],
+	'>', \$promote_out, '2>', \$promote_err,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+ok( $node_a->poll_query_until('postgres',
+		"SELECT transition = 'promoting' FROM replkafka.partitions"),
+	'the view shows the promotion in progress');
+$promote->finish;
+like($promote_err, qr/08006: could not reach Kafka brokers/, 'the promotion gives up at its timeout');
+is($node_a->safe_psql('postgres', "SELECT role || ':' || coalesce(transition, 'none') FROM replkafka.partitions"),
+	'replica:none', 'node_a stays replica, with no transition left');
+$kafka->start_broker(1);
+$node_c->safe_psql('postgres', "INSERT INTO items VALUES (200006, 'broker back')");
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
+	'replication goes on once the broker is back');
+
 done_testing();
