@@ -1297,6 +1297,11 @@ apply_update_lag(void)
 		replkafka_partition_state(p)->next_offset = ap->next_offset;
 		LWLockRelease(replkafka_shared->lock);
 	}
+
+	/* a promotion that just began may find it caught up already */
+	for (int p = 0; p < npartitions; p++)
+		if (parts[p].assigned)
+			apply_promotion_progress(p);
 }
 
 /*
