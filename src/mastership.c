@@ -58,6 +58,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -99,8 +100,12 @@ static int64 demote_in_kafka(rd_kafka_t *consumer, int partition,
 							 const char *topic, uint32 generation,
 							 XLogRecPtr lsn, uint64 *last_scn,
 							 TimestampTz deadline);
+static int64 demote_end_generation(int partition, const char *topic,
+								   uint32 generation, XLogRecPtr lsn,
+								   uint64 *last_scn, TimestampTz deadline);
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
+static XLogRecPtr demote_wal_end(void);
 static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 									TimestampTz deadline);
 static void demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
@@ -446,6 +451,24 @@ replkafka_demote(int partition, int timeout_ms)
 }
 
 /*
+ * The end of the last WAL record inserted, as the shipper's decoding
+ * reports record ends: GetXLogInsertRecPtr() points past the page header
+ * when the last record ended exactly at a page boundary, a position the
+ * shipper would only pass once more WAL is written.
+ */
+static XLogRecPtr
+demote_wal_end(void)
+{
+	XLogRecPtr	lsn = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(lsn, wal_segment_size) == SizeOfXLogLongPHD)
+		lsn -= SizeOfXLogLongPHD;
+	else if (lsn % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		lsn -= SizeOfXLogShortPHD;
+	return lsn;
+}
+
+/*
  * Wait until no transaction writes partition.
  */
 static void
@@ -592,6 +615,30 @@ demote_in_kafka(rd_kafka_t *consumer, int partition, const char *topic,
 }
 
 /*
+ * demote_in_kafka() with a consumer of its own.
+ */
+static int64
+demote_end_generation(int partition, const char *topic, uint32 generation,
+					  XLogRecPtr lsn, uint64 *last_scn, TimestampTz deadline)
+{
+	rd_kafka_t *consumer;
+	volatile int64 end_offset = -1;
+
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	PG_TRY();
+	{
+		end_offset = demote_in_kafka(consumer, partition, topic, generation,
+									 lsn, last_scn, deadline);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	PG_END_TRY();
+	return end_offset;
+}
+
+/*
  * The steps of replkafka_demote() once the fence is closed.
  */
 static void
@@ -600,29 +647,19 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	uint32		generation = part->generation;
 	XLogRecPtr	lsn;
-	rd_kafka_t *consumer;
-	volatile int64 end_offset = -1;
-	uint64		last_scn = 0;
+	int64		end_offset;
+	uint64		last_scn;
 	ReplkafkaConsumerCheckpoint cckpt;
 
 	/* Every transaction of the partition has committed below lsn. */
 	demote_wait_for_writers(part, partition, deadline);
-	lsn = GetXLogInsertRecPtr();
+	lsn = demote_wal_end();
 	XLogFlush(lsn);
 	demote_wait_for_kafka(part, partition, lsn, deadline);
 
 	/* End the generation. */
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
-	PG_TRY();
-	{
-		end_offset = demote_in_kafka(consumer, partition, topic, generation,
-									 lsn, &last_scn, deadline);
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
-	PG_END_TRY();
+	end_offset = demote_end_generation(partition, topic, generation, lsn,
+									   &last_scn, deadline);
 
 	/* A replica from the END_GEN record on. */
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation,
