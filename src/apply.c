@@ -1323,9 +1323,9 @@ apply_error_callback(void *arg)
 
 /*
  * A NEW_GEN record while this node promotes the partition: ours, of the
- * generation we asked for and at the offset we wrote it, means we won;
- * another node's of that generation or a newer one, before ours, means we
- * lost.  prev_generation and prev_origin are the partition's generation
+ * generation we asked for (the first copy, if a retry wrote it twice),
+ * means we won; another node's of that generation or a newer one, before
+ * ours, means we lost.  prev_generation and prev_origin are the partition's generation
  * before the record.  The promoting backend waits on promote_cv.
  */
 static void
@@ -1373,7 +1373,7 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 	else if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
 			 gen >= part->promote_generation)
 	{
-		if (gen == part->promote_generation && offset == part->promote_offset &&
+		if (gen == part->promote_generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0 &&
 			gen > prev_generation)
 			part->promote_state = REPLKAFKA_PROMOTE_WON;

@@ -287,7 +287,7 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 rd_kafka_t *
 replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 {
-	static const char *const kind_names[] = {"admin", "producer", "consumer"};
+	static const char *const kind_names[] = {"admin", "producer", "consumer", "control"};
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	List	   *options;
@@ -324,6 +324,22 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			/* defaults users may override: bounded memory, some batching */
 			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
 			kafka_conf_set(conf, "linger.ms", "2");
+			if (dr_cb)
+				rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+			break;
+		case REPLKAFKA_CLIENT_CONTROL:
+
+			/*
+			 * One record, acknowledged by all in-sync replicas.  No
+			 * idempotence: getting a producer id first costs a round trip,
+			 * and up to a second when it is retried, in the middle of a
+			 * promotion; a retry that writes the record twice is harmless
+			 * (the second copy is a lost election or a repeated END_GEN).
+			 */
+			kafka_conf_set(conf, "enable.idempotence", "false");
+			kafka_conf_set(conf, "acks", "all");
+			kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1");
+			kafka_conf_set(conf, "linger.ms", "0");
 			if (dr_cb)
 				rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 			break;
@@ -918,7 +934,7 @@ replkafka_kafka_produce_sync(const char *topic, int partition,
 	rd_kafka_t *rk;
 	KafkaSyncDelivery delivery = {false, RD_KAFKA_RESP_ERR_NO_ERROR, -1};
 
-	rk = replkafka_kafka_new(REPLKAFKA_CLIENT_PRODUCER, kafka_sync_dr_cb);
+	rk = replkafka_kafka_new(REPLKAFKA_CLIENT_CONTROL, kafka_sync_dr_cb);
 	PG_TRY();
 	{
 		rd_kafka_resp_err_t err;

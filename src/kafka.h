@@ -24,6 +24,7 @@ typedef enum ReplkafkaClientKind
 	REPLKAFKA_CLIENT_ADMIN,		/* SQL functions: metadata, topic creation */
 	REPLKAFKA_CLIENT_PRODUCER,	/* the shipper */
 	REPLKAFKA_CLIENT_CONSUMER,	/* apply workers */
+	REPLKAFKA_CLIENT_CONTROL,	/* promote() and demote(): one record each */
 } ReplkafkaClientKind;
 
 /* Topic-level settings of the replication topic (DESIGN: no data loss). */
