@@ -932,15 +932,27 @@ replkafka_kafka_produce_sync(const char *topic, int partition,
 							 TimestampTz deadline)
 {
 	rd_kafka_t *rk;
+	rd_kafka_topic_t *volatile rkt = NULL;
 	KafkaSyncDelivery delivery = {false, RD_KAFKA_RESP_ERR_NO_ERROR, -1};
 
 	rk = replkafka_kafka_new(REPLKAFKA_CLIENT_CONTROL, kafka_sync_dr_cb);
 	PG_TRY();
 	{
 		rd_kafka_resp_err_t err;
+		const struct rd_kafka_metadata *md = NULL;
+
+		/*
+		 * Learn the partition's leader first: a record produced before
+		 * the client knows it waits for librdkafka's next topic scan, up
+		 * to a second later.
+		 */
+		rkt = rd_kafka_topic_new(rk, topic, NULL);
+		if (rd_kafka_metadata(rk, 0, rkt, &md,
+							  Max(1, kafka_remaining_ms(deadline))) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			rd_kafka_metadata_destroy(md);
 
 		err = rd_kafka_producev(rk,
-								RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_RKT(rkt),
 								RD_KAFKA_V_PARTITION(partition),
 								RD_KAFKA_V_VALUE((void *) data, len),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -976,6 +988,8 @@ replkafka_kafka_produce_sync(const char *topic, int partition,
 		/* an undelivered record is abandoned: purge it, do not wait */
 		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(rk, 0);
+		if (rkt)
+			rd_kafka_topic_destroy(rkt);
 		rd_kafka_destroy(rk);
 	}
 	PG_END_TRY();
