@@ -493,7 +493,8 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		if (sp->cur_skip && hdr.commit_lsn > sp->skip_lsn &&
 			(sp->stale || part->role != REPLKAFKA_ROLE_PRIMARY))
 		{
-			if (sp->stale)
+			/* a stale primary's, not a rebuild's once the role moved on */
+			if (sp->stale && part->role == REPLKAFKA_ROLE_ERROR)
 			{
 				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 				part->orphaned++;
