@@ -1325,8 +1325,9 @@ apply_error_callback(void *arg)
  * A NEW_GEN record while this node promotes the partition: ours, of the
  * generation we asked for (the first copy, if a retry wrote it twice),
  * means we won; another node's of that generation or a newer one, before
- * ours, means we lost.  prev_generation and prev_origin are the partition's generation
- * before the record.  The promoting backend waits on promote_cv.
+ * ours, means we lost.  prev_generation and prev_origin are the
+ * partition's generation before the record.  The promoting backend waits
+ * on promote_cv.
  */
 static void
 apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,

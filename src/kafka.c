@@ -324,8 +324,6 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			/* defaults users may override: bounded memory, some batching */
 			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
 			kafka_conf_set(conf, "linger.ms", "2");
-			if (dr_cb)
-				rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 			break;
 		case REPLKAFKA_CLIENT_CONTROL:
 
@@ -340,8 +338,6 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			kafka_conf_set(conf, "acks", "all");
 			kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1");
 			kafka_conf_set(conf, "linger.ms", "0");
-			if (dr_cb)
-				rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 			break;
 		case REPLKAFKA_CLIENT_CONSUMER:
 			/* librdkafka 2.0 wants a group even for manual assignment. */
@@ -354,6 +350,8 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			kafka_conf_set(conf, "fetch.wait.max.ms", "20");
 			break;
 	}
+	if (dr_cb)
+		rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 
 	if (!kafka_apply_options(conf, options, &detail))
 	{

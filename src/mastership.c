@@ -79,7 +79,6 @@ typedef struct LogTail
 	uint32		generation;		/* this node's generation */
 	bool		found;			/* a record of ours of the generation */
 	uint64		scn;			/* its SCN */
-	int64		offset;			/* its offset */
 	bool		foreign;		/* another node wrote after it */
 	char		foreign_detail[256];
 } LogTail;
@@ -292,6 +291,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	int64		newgen_offset;
 	XLogRecPtr	newgen_lsn;
 	uint32		generation;
+	uint32		lost_generation;
 	ReplkafkaPromoteState state;
 	char		winner[64];
 	ReplkafkaProducerCheckpoint pckpt;
@@ -318,16 +318,17 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	generation = part->generation;
 	state = part->promote_state;
 	strlcpy(winner, part->promote_winner, sizeof(winner));
+	lost_generation = part->promote_generation;
 	if (state == REPLKAFKA_PROMOTE_CATCHUP && part->promote_pending &&
 		part->next_offset >= high)
 	{
 		/* the last generation before the log end is another promotion's */
 		state = REPLKAFKA_PROMOTE_LOST;
-		part->promote_generation = part->promote_pending_generation;
+		lost_generation = part->promote_pending_generation;
 	}
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		promote_report_lost(partition, winner, part->promote_generation, role);
+		promote_report_lost(partition, winner, lost_generation, role);
 	if (part->role == REPLKAFKA_ROLE_ERROR)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -357,10 +358,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 										 newgen_lsn, deadline);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
-	{
-		part->promote_offset = newgen_offset;
 		part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
-	}
 	LWLockRelease(replkafka_shared->lock);
 	replkafka_wake_apply_workers();
 	promote_wait(part, partition, REPLKAFKA_PROMOTE_NEWGEN, 0, deadline);
@@ -368,9 +366,10 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 	state = part->promote_state;
 	strlcpy(winner, part->promote_winner, sizeof(winner));
+	lost_generation = part->promote_generation;
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
-		promote_report_lost(partition, winner, part->promote_generation, role);
+		promote_report_lost(partition, winner, lost_generation, role);
 	if (state != REPLKAFKA_PROMOTE_WON)
 		ereport(ERROR,
 				errcode(ERRCODE_QUERY_CANCELED),
@@ -415,14 +414,14 @@ replkafka_demote(int partition, int timeout_ms)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	role = lock_partition(partition, &cluster);
 	part = replkafka_partition_state(partition);
-	if (role != REPLKAFKA_ROLE_PRIMARY || part->role != REPLKAFKA_ROLE_PRIMARY)
+	if (role != REPLKAFKA_ROLE_PRIMARY)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("node \"%s\" is not primary of partition %d",
 					   replkafka_node_name, partition),
 				errdetail("This node's role in partition %d is %s.",
-						  partition, replkafka_role_name(part->role)),
-				part->role == REPLKAFKA_ROLE_ERROR ?
+						  partition, replkafka_role_name(role)),
+				role == REPLKAFKA_ROLE_ERROR ?
 				errhint("See the last_error column of replkafka.partitions.") : 0);
 
 	/* From here on the fence lets no new transaction write the partition. */
@@ -551,7 +550,6 @@ demote_tail_record(void *arg, int64 offset, const void *data, size_t len)
 	{
 		tail->found = true;
 		tail->scn = hdr.scn;
-		tail->offset = offset;
 	}
 	else if (rkm_foreign_record(&hdr, tail->generation, replkafka_node_name))
 	{

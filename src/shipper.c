@@ -210,6 +210,7 @@ static void shipper_save_state(void);
 static void shipper_check_foreign(bool idle);
 static void shipper_report_ended(int partition, const TailScan *scan);
 static void shipper_report_foreign(int partition, TailScan *scan);
+static TimestampTz shipper_read_deadline(void);
 
 /* The producer, and a consumer to read partition tails. */
 static rd_kafka_t *producer = NULL;
@@ -789,6 +790,17 @@ shipper_partition_error(int partition, const char *fmt,...)
 }
 
 /*
+ * Deadline of reading part of a partition's log back: at least 30s, since
+ * the shipper cannot go on without it.
+ */
+static TimestampTz
+shipper_read_deadline(void)
+{
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									   Max(replkafka_request_timeout, 30000));
+}
+
+/*
  * Count this node's transactions of its generation from offset on: they
  * came after another node's record, so they are not part of the cluster's
  * history.
@@ -822,8 +834,7 @@ shipper_report_foreign(int partition, TailScan *scan)
 	int64		low;
 	int64		high;
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   Max(replkafka_request_timeout, 30000));
+	deadline = shipper_read_deadline();
 	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
 							   deadline);
 	scan->orphans = 0;
@@ -910,8 +921,7 @@ shipper_recover(int partition)
 
 	memset(&scan, 0, sizeof(scan));
 	scan.generation = part->generation;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   Max(replkafka_request_timeout, 30000));
+	deadline = shipper_read_deadline();
 
 	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
 							   deadline);
@@ -1031,7 +1041,7 @@ shipper_check_foreign(bool idle)
 
 		memset(&scan, 0, sizeof(scan));
 		scan.generation = sp->generation;
-		deadline = TimestampTzPlusMilliseconds(now, Max(replkafka_request_timeout, 30000));
+		deadline = shipper_read_deadline();
 		replkafka_kafka_read(consumer, topic_name, p, sp->check_from,
 							 sp->check_to, deadline, shipper_tail_record, &scan);
 		sp->check_from = sp->check_to = 0;

@@ -86,7 +86,7 @@ typedef struct ReplkafkaPartition
 									 * catch up to, and has no transaction
 									 * yet: another promotion of the moment */
 	uint32		promote_pending_generation;
-	int64		promote_offset; /* CATCHUP: log end; NEWGEN: our NEW_GEN */
+	int64		promote_offset; /* CATCHUP: the log end to read up to */
 	char		promote_winner[64]; /* LOST (or pending): the node that won */
 
 	/* Why the partition is in error, or why shipping it failed last. */
