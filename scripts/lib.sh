@@ -1,5 +1,5 @@
-# scripts/lib.sh: shell functions shared by test/run, demo/run and the Kafka
-# harness.  Source it; it defines functions only.
+# scripts/lib.sh: shell functions shared by test/run, demo/run, the
+# benchmarks and the Kafka harness.  Source it; it defines functions only.
 
 # free_ports COUNT: print COUNT distinct free TCP ports on 127.0.0.1.  All
 # sockets stay open until every port is chosen, so the ports are distinct.
@@ -32,4 +32,17 @@ unprivileged_tree() {
 		tar -C "$workdir" -xf -
 	chown -R postgres: "$workdir"
 	runas=(runuser -u postgres --)
+}
+
+# kill_postgres DATADIR SOCKETDIR PORT: SIGKILL a server's postmaster and
+# every child at once, as if the machine died.  Once they are gone (or
+# zombies nobody reaps), remove the lock files a reboot would have removed,
+# so that the server can start again.
+kill_postgres() {
+	local datadir="$1" sockdir="$2" port="$3" pid
+	pid=$(head -1 "$datadir/postmaster.pid")
+	# shellcheck disable=SC2046
+	kill -KILL "$pid" $(ps --ppid "$pid" -o pid= || true)
+	while ps -o stat= -p "$pid" | grep -qv '^Z'; do sleep 0.01; done
+	rm -f "$datadir/postmaster.pid" "$sockdir/.s.PGSQL.$port.lock"
 }
