@@ -9,6 +9,7 @@ OBJS = \
 	src/fence.o \
 	src/functions.o \
 	src/kafka.o \
+	src/logscan.o \
 	src/mastership.o \
 	src/message.o \
 	src/message_json.o \

@@ -412,6 +412,39 @@ replkafka_catalog_table_key(Oid relid, AttrNumber **attnums)
 }
 
 /*
+ * Read the producer checkpoint of a partition; false if it has none.
+ */
+bool
+replkafka_catalog_get_producer_checkpoint(int partition,
+										  ReplkafkaProducerCheckpoint *ckpt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		found = false;
+
+	values[0] = Int32GetDatum(partition);
+	SPI_connect();
+	catalog_spi_execute("SELECT scn, commit_lsn, kafka_offset"
+						" FROM replkafka.producer_checkpoints"
+						" WHERE partition OPERATOR(pg_catalog.=) $1",
+						1, types, values, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		ckpt->partition = partition;
+		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		ckpt->commit_lsn = DatumGetLSN(SPI_getbinval(tup, desc, 2, &isnull));
+		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
  * Write the producer checkpoint of a partition.
  */
 void

@@ -74,6 +74,8 @@ extern void replkafka_catalog_add_table(Oid relid, int nkeys,
 										const AttrNumber *attnums);
 extern bool replkafka_catalog_remove_table(Oid relid);
 extern int	replkafka_catalog_table_key(Oid relid, AttrNumber **attnums);
+extern bool replkafka_catalog_get_producer_checkpoint(int partition,
+													  ReplkafkaProducerCheckpoint *ckpt);
 extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);
 extern void replkafka_catalog_lock_partition(int partition, int *role,
 											 uint32 *generation);

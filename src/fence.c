@@ -274,19 +274,40 @@ fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 	{
 		int			rc;
 
+		XLogRecPtr	acked;
+		XLogRecPtr	history_end;
+		ReplkafkaRole role;
+
 		/* a broadcast on ack_cv sets our latch; re-arm it every time */
 		ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
 
-		if (pg_atomic_read_u64(&replkafka_shared->acked_lsn) >= lsn)
-			break;
+		/*
+		 * The shipper sets the role to error before it releases any commit
+		 * that is not part of the cluster's history: read the released
+		 * position first, then the role.
+		 */
+		acked = pg_atomic_read_u64(&replkafka_shared->acked_lsn);
+		pg_memory_barrier();
+		LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+		role = part->role;
+		history_end = part->history_end;
+		LWLockRelease(replkafka_shared->lock);
 
-		/* another node took the partition over: this commit is lost to it */
-		if (part->role == REPLKAFKA_ROLE_ERROR)
+		if (role != REPLKAFKA_ROLE_ERROR)
 		{
+			if (acked >= lsn)
+				break;
+		}
+		else if (lsn <= history_end)
+			break;				/* in Kafka before the other node's record */
+		else if (acked >= lsn)
+		{
+			/* another node took the partition over: this commit is lost to it */
 			ereport(WARNING,
 					errmsg("partition %d is no longer primary on node \"%s\"",
 						   partition, replkafka_node_name),
-					errdetail("The transaction has committed locally, but is not part of the cluster's history."));
+					errdetail("The transaction has committed locally, but is not part of the cluster's history."),
+					errhint("See the last_error and orphaned_transactions columns of replkafka.partitions."));
 			break;
 		}
 

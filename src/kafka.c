@@ -65,7 +65,7 @@ static const char *const reserved_options[] = {
 	"message.timeout.ms", "delivery.timeout.ms", "transactional.id",
 	"group.id", "enable.auto.commit", "enable.auto.offset.store",
 	"auto.offset.reset", "enable.partition.eof", "isolation.level",
-	"log.queue", "internal.termination.signal",
+	"log.queue", "internal.termination.signal", "enable.gapless.guarantee",
 };
 
 static bool kafka_parse_options(const char *str, List **result, char **detail);
@@ -321,6 +321,14 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 		case REPLKAFKA_CLIENT_PRODUCER:
 			kafka_conf_set(conf, "enable.idempotence", "true");
 			kafka_conf_set(conf, "message.timeout.ms", "0");
+
+			/*
+			 * A record that fails for good must not be followed by one
+			 * that succeeds: the log would have a hole no replica can get
+			 * past.  Such a failure is fatal instead, and the shipper
+			 * starts again from what Kafka holds.
+			 */
+			kafka_conf_set(conf, "enable.gapless.guarantee", "true");
 			/* defaults users may override: bounded memory, some batching */
 			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
 			kafka_conf_set(conf, "linger.ms", "2");

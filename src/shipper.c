@@ -97,6 +97,7 @@
 #include "catalog.h"
 #include "decoder.h"
 #include "kafka.h"
+#include "logscan.h"
 #include "message.h"
 #include "partition.h"
 #include "replkafka.h"
@@ -115,9 +116,6 @@
 
 /* How often an idle primary partition's log is looked at (2s). */
 #define SHIPPER_CHECK_MS		2000
-
-/* Records read back per step when looking for the tail of a partition. */
-#define SHIPPER_TAIL_WINDOW		64
 
 /* A transaction shipped to one partition, until Kafka acknowledged it. */
 typedef struct Shipment
@@ -141,12 +139,18 @@ typedef struct ShipperPartition
 	bool		stale;			/* a foreign record was found: do not ship */
 	int64		orphans_from;	/* stale: our records acknowledged at or
 								 * after this offset are orphans */
+	XLogRecPtr	history_lsn;	/* stale: our transactions committed up to
+								 * here are part of the cluster's history */
 
 	/* the transaction being decoded */
 	Shipment   *cur;
 	bool		cur_skip;
+	bool		cur_history;	/* stale, but part of the history */
 
-	/* last acknowledged transaction, for the producer checkpoint */
+	/*
+	 * Last acknowledged transaction that is part of the cluster's history:
+	 * the producer checkpoint, where the next recovery starts reading.
+	 */
 	uint64		acked_scn;
 	XLogRecPtr	acked_lsn;
 	int64		acked_offset;
@@ -163,22 +167,6 @@ typedef struct ShipperPartition
 	int64		check_to;
 	TimestampTz last_check;
 } ShipperPartition;
-
-/* The last complete record of a node in a generation, found in Kafka. */
-typedef struct TailScan
-{
-	uint32		generation;
-	bool		found;
-	uint32		seq;
-	XLogRecPtr	commit_lsn;
-	int64		offset;
-	bool		foreign;
-	int64		foreign_offset; /* the earliest foreign record */
-	char		foreign_detail[256];
-	bool		ended;			/* we wrote END_GEN of the generation */
-	int64		ended_offset;
-	int64		orphans;		/* shipper_orphan_record()'s count */
-} TailScan;
 
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
 
@@ -202,14 +190,17 @@ static void shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 static void shipper_service(bool idle);
 static void shipper_produce(const char *data, size_t len, int partition,
 							Shipment *shipment);
+static void shipper_recover_changed(void);
 static void shipper_recover(int partition);
-static bool shipper_tail_record(void *arg, int64 offset, const void *data,
-								size_t len);
-static void shipper_partition_error(int partition, const char *fmt,...) pg_attribute_printf(2, 3);
+static bool shipper_load_checkpoint(int partition);
+static void shipper_partition_error(int partition, int64 history_before,
+									const char *fmt,...) pg_attribute_printf(3, 4);
 static void shipper_save_state(void);
 static void shipper_check_foreign(bool idle);
-static void shipper_report_ended(int partition, const TailScan *scan);
-static void shipper_report_foreign(int partition, TailScan *scan);
+static void shipper_check_range(int partition);
+static void shipper_report_ended(int partition, const LogScan *scan);
+static void shipper_report_foreign(int partition, const LogScan *scan);
+static void shipper_report_hole(int partition, const LogScan *scan);
 static TimestampTz shipper_read_deadline(void);
 
 /* The producer, and a consumer to read partition tails. */
@@ -244,6 +235,9 @@ static List *pending_errors = NIL;
 
 static TimestampTz last_checkpoint = 0;
 static TimestampTz last_ack = 0;
+
+/* replkafka_shared->roles_version when the shipper last looked at roles. */
+static uint64 roles_seen = PG_UINT64_MAX;
 
 /*
  * Register the shipper; called from _PG_init while preloading.
@@ -403,6 +397,14 @@ shipper_decode(void)
 		record = XLogReadRecord(decoding_ctx->reader, &errm);
 		if (errm)
 			elog(ERROR, "could not find record for logical decoding: %s", errm);
+
+		/*
+		 * A partition this node became primary of is recovered before any
+		 * record after the role change is decoded: a transaction that
+		 * passed the write fence under the new role committed after the
+		 * change was published, so its records come after this point.
+		 */
+		shipper_recover_changed();
 		if (record != NULL)
 			LogicalDecodingProcessRecord(decoding_ctx, decoding_ctx->reader);
 
@@ -468,14 +470,18 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		part = replkafka_partition_state(hdr.partition);
 		sp->cur = NULL;
 		sp->cur_skip = true;
-		/* a stale partition ships again once this node starts a new generation */
+		sp->cur_history = sp->stale && hdr.commit_lsn <= sp->history_lsn;
+
+		/*
+		 * Shipped only in the generation the shipper recovered for: a
+		 * transaction decoded when the role has just changed again
+		 * committed before the change, so it is not of the new generation
+		 * (shipper_recover_changed() recovers before the next record).
+		 */
 		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
-			(!sp->stale || sp->generation != part->generation))
+			sp->generation == part->generation)
 		{
-			if (sp->generation != part->generation)
-				shipper_recover(hdr.partition);
-			if (!sp->stale && part->role == REPLKAFKA_ROLE_PRIMARY &&
-				hdr.commit_lsn > sp->skip_lsn)
+			if (!sp->stale && hdr.commit_lsn > sp->skip_lsn)
 			{
 				Shipment   *s = MemoryContextAllocZero(TopMemoryContext,
 													   sizeof(Shipment));
@@ -562,8 +568,18 @@ shipper_txn_end(LogicalDecodingContext *ctx, XLogRecPtr end_lsn)
 			sp->cur->end_lsn = end_lsn;
 			sp->cur->complete = true;
 		}
+		if (sp->cur_history)
+		{
+			/* in Kafka before the foreign record: its commit may say so */
+			ReplkafkaPartition *part = replkafka_partition_state(p);
+
+			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+			part->history_end = Max(part->history_end, end_lsn);
+			LWLockRelease(replkafka_shared->lock);
+		}
 		sp->cur = NULL;
 		sp->cur_skip = false;
+		sp->cur_history = false;
 	}
 }
 
@@ -610,6 +626,12 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
  * Periodic work: serve delivery reports, advance the confirmed position,
  * write checkpoints and pending role changes, recover partitions that
  * became primary.  With idle, the decoder has caught up with the WAL.
+ *
+ * Acknowledged records that landed after records of others are read back
+ * before their transactions are released: a commit that Kafka holds after
+ * another node's NEW_GEN is not part of the cluster's history, and a
+ * synchronous commit waiting for it must not take its acknowledgement for
+ * a success.
  */
 static void
 shipper_service(bool idle)
@@ -629,6 +651,11 @@ shipper_service(bool idle)
 				errmsg("Kafka did not accept a record: %s", delivery_error),
 				errdetail("The shipper restarts and resumes from what Kafka holds."));
 
+	/* Judge what others wrote between our records, before releasing. */
+	for (int p = 0; p < npartitions; p++)
+		if (partitions[p].check_to > partitions[p].check_from)
+			shipper_check_range(p);
+
 	/* Pop acknowledged transactions, in order. */
 	while (!dlist_is_empty(&shipments))
 	{
@@ -641,18 +668,21 @@ shipper_service(bool idle)
 			break;
 		dlist_pop_head_node(&shipments);
 
-		sp->acked_scn = s->scn;
-		sp->acked_lsn = s->commit_lsn;
-		sp->acked_offset = s->last_offset;
-		sp->dirty = true;
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		if (part->generation == RKM_SCN_GENERATION(s->scn))
-		{
-			part->shipped_scn = s->scn;
-			part->shipped_offset = s->last_offset;
-		}
 		if (sp->stale && s->last_offset >= sp->orphans_from)
 			part->orphaned++;
+		else
+		{
+			sp->acked_scn = s->scn;
+			sp->acked_lsn = s->commit_lsn;
+			sp->acked_offset = s->last_offset;
+			sp->dirty = true;
+			if (part->generation == RKM_SCN_GENERATION(s->scn))
+			{
+				part->shipped_scn = s->scn;
+				part->shipped_offset = s->last_offset;
+			}
+		}
 		LWLockRelease(replkafka_shared->lock);
 
 		/* the commit is confirmed once all its partitions are */
@@ -691,18 +721,7 @@ shipper_service(bool idle)
 	replkafka_worker_reload_config(producer);
 
 	shipper_check_foreign(idle);
-
-	if (idle)
-	{
-		for (int p = 0; p < npartitions; p++)
-		{
-			ReplkafkaPartition *part = replkafka_partition_state(p);
-
-			if (part->role == REPLKAFKA_ROLE_PRIMARY &&
-				partitions[p].generation != part->generation)
-				shipper_recover(p);
-		}
-	}
+	shipper_recover_changed();
 
 	if (pending_errors != NIL ||
 		TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
@@ -756,24 +775,44 @@ shipper_save_state(void)
 }
 
 /*
- * Stop shipping a partition: another node wrote to it.  Shared memory
- * changes at once, so the write fence refuses writes from now on; the
- * catalog follows outside decoding.
+ * Stop shipping a partition: another node wrote to it, or its log cannot
+ * go on.  Our transactions that Kafka holds before offset history_before
+ * are part of the cluster's history; those after it are not.  The history
+ * end is published before the role changes, so that a synchronous commit
+ * that sees the role can tell which it is.  Shared memory changes at once,
+ * so the write fence refuses writes from now on; the catalog follows
+ * outside decoding.
  */
 static void
-shipper_partition_error(int partition, const char *fmt,...)
+shipper_partition_error(int partition, int64 history_before,
+						const char *fmt,...)
 {
+	ShipperPartition *sp = &partitions[partition];
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	char		msg[REPLKAFKA_ERROR_LEN];
 	va_list		ap;
 	MemoryContext oldcxt;
+	XLogRecPtr	history_end = confirmed_lsn;
+	dlist_iter	iter;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
-	partitions[partition].stale = true;
+	/* acknowledged, not yet released, and before the foreign record */
+	dlist_foreach(iter, &shipments)
+	{
+		Shipment   *s = dlist_container(Shipment, node, iter.cur);
+
+		if (s->partition == partition && s->complete && s->pending == 0 &&
+			s->last_offset < history_before)
+			history_end = Max(history_end, s->end_lsn);
+	}
+
+	sp->stale = true;
+	sp->orphans_from = history_before;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->history_end = Max(part->history_end, history_end);
 	part->role = REPLKAFKA_ROLE_ERROR;
 	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
 	LWLockRelease(replkafka_shared->lock);
@@ -785,7 +824,7 @@ shipper_partition_error(int partition, const char *fmt,...)
 	ereport(WARNING,
 			errmsg("partition %d stops accepting writes on node \"%s\": %s",
 				   partition, replkafka_node_name, msg));
-	/* synchronous commits waiting for this partition give up */
+	/* synchronous commits waiting for this partition learn their fate */
 	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
 }
 
@@ -801,156 +840,158 @@ shipper_read_deadline(void)
 }
 
 /*
- * Count this node's transactions of its generation from offset on: they
- * came after another node's record, so they are not part of the cluster's
- * history.
- */
-static bool
-shipper_orphan_record(void *arg, int64 offset, const void *data, size_t len)
-{
-	TailScan   *scan = arg;
-	RkmHeader	hdr;
-	const char *err;
-
-	if (rkm_read_header(data, len, &hdr, &err) && hdr.type == RKM_TXN &&
-		hdr.last && RKM_SCN_GENERATION(hdr.scn) == scan->generation &&
-		strcmp(hdr.origin, replkafka_node_name) == 0)
-		scan->orphans++;
-	return true;
-}
-
-/*
  * Another node wrote to partition, of which this node thought it was the
- * primary: stop shipping it, and count the transactions of ours Kafka
- * holds after the other node's record.  Those acknowledged later, and
+ * primary: stop shipping it.  The scan counted the transactions of ours
+ * Kafka holds after the other node's record; those acknowledged later, and
  * those decoded from now on, are counted as they come.
  */
 static void
-shipper_report_foreign(int partition, TailScan *scan)
+shipper_report_foreign(int partition, const LogScan *scan)
 {
-	ShipperPartition *sp = &partitions[partition];
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
-	TimestampTz deadline;
-	int64		low;
-	int64		high;
 
-	deadline = shipper_read_deadline();
-	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
-							   deadline);
-	scan->orphans = 0;
-	replkafka_kafka_read(consumer, topic_name, partition, scan->foreign_offset,
-						 high, deadline, shipper_orphan_record, scan);
-	sp->orphans_from = high;
+	partitions[partition].history_lsn = scan->history_lsn;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->orphaned += scan->orphans;
 	LWLockRelease(replkafka_shared->lock);
-	shipper_partition_error(partition,
+	shipper_partition_error(partition, scan->foreign_offset,
 							"another node wrote to the partition: %s; this node's transactions after it are not part of the cluster's history (see orphaned_transactions)",
 							scan->foreign_detail);
 }
 
 /*
- * This node wrote END_GEN of its generation of partition, but is still its
- * primary: a demotion did not get to change the role (the server stopped
- * in between).  Writes after END_GEN would be skipped by every replica.
+ * Kafka holds a transaction of ours without the one before it: a delivery
+ * failed and a later one succeeded.  No replica can apply past the hole,
+ * so neither the missing transaction nor any after it is part of the
+ * cluster's history.
  */
 static void
-shipper_report_ended(int partition, const TailScan *scan)
+shipper_report_hole(int partition, const LogScan *scan)
 {
-	shipper_partition_error(partition,
+	partitions[partition].history_lsn = scan->history_lsn;
+	shipper_partition_error(partition, scan->hole_offset,
+							"Kafka lacks transaction %u of generation %u: the record at Kafka offset %lld holds a later one; the partition's log cannot go on in this generation",
+							scan->hole_seq, scan->generation,
+							(long long) scan->hole_offset);
+}
+
+/*
+ * This node wrote END_GEN of its generation of partition, but is still its
+ * primary: a demotion did not get to change the role (the server stopped
+ * in between, or the transaction that called demote() aborted).  Writes
+ * after END_GEN are skipped by every replica.
+ */
+static void
+shipper_report_ended(int partition, const LogScan *scan)
+{
+	partitions[partition].history_lsn = scan->history_lsn;
+	shipper_partition_error(partition, scan->ended_offset,
 							"this node ended generation %u with an END_GEN record at Kafka offset %lld, but its role was not changed to replica",
 							scan->generation, (long long) scan->ended_offset);
 }
 
 /*
- * Callback of the tail scan: note this node's last complete record of the
- * generation, and any record another node wrote in it or after it.
+ * Recover the partitions this node became primary of (or whose generation
+ * changed) since the shipper last looked.  Outside a transaction only.
+ */
+static void
+shipper_recover_changed(void)
+{
+	uint64		version = pg_atomic_read_u64(&replkafka_shared->roles_version);
+
+	if (version == roles_seen || IsTransactionOrTransactionBlock())
+		return;
+	roles_seen = version;
+	for (int p = 0; p < npartitions; p++)
+	{
+		ReplkafkaPartition *part = replkafka_partition_state(p);
+
+		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
+			partitions[p].generation != part->generation)
+			shipper_recover(p);
+	}
+}
+
+/*
+ * Make the producer checkpoint of partition's current generation the
+ * shipper's starting point, from the catalog unless the shipper has one
+ * of that generation already.  False if there is none: promote() writes
+ * one with the role, so the catalog does not match the role.
  */
 static bool
-shipper_tail_record(void *arg, int64 offset, const void *data, size_t len)
+shipper_load_checkpoint(int partition)
 {
-	TailScan   *scan = arg;
-	RkmHeader	hdr;
-	const char *err;
-	uint32		gen;
+	ShipperPartition *sp = &partitions[partition];
+	uint32		generation = replkafka_partition_state(partition)->generation;
+	ReplkafkaProducerCheckpoint ckpt;
+	bool		found;
 
-	if (!rkm_read_header(data, len, &hdr, &err))
-		return true;			/* not ours; replicas report it */
-	gen = RKM_SCN_GENERATION(hdr.scn);
-
-	if (rkm_foreign_record(&hdr, scan->generation, replkafka_node_name))
-	{
-		if (!scan->foreign || offset < scan->foreign_offset)
-			scan->foreign_offset = offset;
-		scan->foreign = true;
-		rkm_describe_record(scan->foreign_detail, sizeof(scan->foreign_detail),
-							offset, &hdr);
+	if (RKM_SCN_GENERATION(sp->acked_scn) == generation && sp->acked_offset >= 0)
 		return true;
-	}
-	if (gen == scan->generation && hdr.type == RKM_END_GEN)
-	{
-		scan->ended = true;
-		scan->ended_offset = offset;
-	}
-	else if (gen == scan->generation &&
-			 (hdr.type == RKM_NEW_GEN || (hdr.type == RKM_TXN && hdr.last)))
-	{
-		scan->found = true;
-		scan->seq = RKM_SCN_SEQUENCE(hdr.scn);
-		scan->commit_lsn = hdr.commit_lsn;
-		scan->offset = offset;
-	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	found = replkafka_catalog_get_producer_checkpoint(partition, &ckpt);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (!found || RKM_SCN_GENERATION(ckpt.scn) != generation)
+		return false;
+	sp->acked_scn = ckpt.scn;
+	sp->acked_lsn = ckpt.commit_lsn;
+	sp->acked_offset = ckpt.kafka_offset;
+	sp->dirty = false;
 	return true;
 }
 
 /*
  * Learn from Kafka where partition stands in this node's generation: the
- * last sequence number used and the last commit shipped.
+ * last sequence number used and the last commit shipped.  Reads every
+ * record after the producer checkpoint, which Kafka holds.
  */
 static void
 shipper_recover(int partition)
 {
 	ShipperPartition *sp = &partitions[partition];
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	uint32		generation = part->generation;
 	TimestampTz deadline;
-	TailScan	scan;
+	LogScan		scan;
 	int64		low;
 	int64		high;
-	int64		end;
-	int64		window = SHIPPER_TAIL_WINDOW;
 
-	memset(&scan, 0, sizeof(scan));
-	scan.generation = part->generation;
-	deadline = shipper_read_deadline();
-
-	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
-							   deadline);
-	end = high;
-	while (end > low)
+	sp->generation = generation;
+	sp->stale = false;
+	sp->expect_offset = -1;
+	sp->check_from = sp->check_to = 0;
+	if (!shipper_load_checkpoint(partition))
 	{
-		int64		start = Max(low, end - window);
-
-		replkafka_kafka_read(consumer, topic_name, partition, start, end,
-							 deadline, shipper_tail_record, &scan);
-		if (scan.found)
-			break;
-		end = start;
-		window *= 4;
+		sp->skip_lsn = InvalidXLogRecPtr;
+		sp->history_lsn = InvalidXLogRecPtr;
+		shipper_partition_error(partition, -1,
+								"this node has no producer checkpoint of generation %u of the partition",
+								generation);
+		return;
 	}
 
+	deadline = shipper_read_deadline();
+	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
+							   deadline);
+	replkafka_logscan_init(&scan, generation, RKM_SCN_SEQUENCE(sp->acked_scn),
+						   sp->acked_lsn, sp->acked_offset);
+	replkafka_logscan_read(&scan, consumer, topic_name, partition,
+						   Max(low, sp->acked_offset + 1), high, deadline);
+
+	/* what Kafka holds of ours is not shipped again, history or not */
+	sp->skip_lsn = scan.commit_lsn;
 	if (scan.foreign)
 	{
-		/* what Kafka holds of ours is counted there, not when replayed */
-		if (scan.found)
-			sp->skip_lsn = scan.commit_lsn;
 		shipper_report_foreign(partition, &scan);
 		return;
 	}
-	if (!scan.found)
+	if (scan.hole)
 	{
-		shipper_partition_error(partition,
-								"Kafka holds no NEW_GEN record of generation %u from this node",
-								scan.generation);
+		shipper_report_hole(partition, &scan);
 		return;
 	}
 	if (scan.ended)
@@ -959,95 +1000,98 @@ shipper_recover(int partition)
 		return;
 	}
 
-	sp->generation = scan.generation;
 	sp->expect_offset = high;
-	sp->check_from = sp->check_to = 0;
 	sp->last_check = GetCurrentTimestamp();
 	sp->next_seq = scan.seq + 1;
-	sp->skip_lsn = scan.commit_lsn;
-	sp->stale = false;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->generation == scan.generation)
-	{
-		part->shipped_scn = RKM_SCN(scan.generation, scan.seq);
-		part->shipped_offset = scan.offset;
-	}
+	part->shipped_scn = RKM_SCN(generation, scan.seq);
+	part->shipped_offset = scan.offset;
 	LWLockRelease(replkafka_shared->lock);
 	ereport(LOG,
 			errmsg("replkafka shipper resumes partition %d of generation %u at sequence %u",
-				   partition, scan.generation, sp->next_seq),
+				   partition, generation, sp->next_seq),
 			errdetail("Kafka holds the transactions committed up to %X/%X.",
 					  LSN_FORMAT_ARGS(scan.commit_lsn)));
 }
 
 /*
+ * Read back the records others wrote to partition between our own, and
+ * stop shipping it if one is foreign (or our own END_GEN while no
+ * demotion runs).  Our records in the range, if any, were written by an
+ * earlier life of the shipper or by demote(): they say nothing new.
+ */
+static void
+shipper_check_range(int partition)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	LogScan		scan;
+	int64		from = sp->check_from;
+	int64		to = sp->check_to;
+
+	sp->check_from = sp->check_to = 0;
+	if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
+		sp->generation != part->generation)
+		return;
+
+	replkafka_logscan_init(&scan, sp->generation, PG_UINT32_MAX,
+						   InvalidXLogRecPtr, -1);
+	replkafka_logscan_read(&scan, consumer, topic_name, partition, from, to,
+						   shipper_read_deadline());
+	scan.history_lsn = InvalidXLogRecPtr;	/* history: from the shipments */
+	if (scan.foreign)
+		shipper_report_foreign(partition, &scan);
+	else if (scan.ended && !part->handover)
+		shipper_report_ended(partition, &scan);
+}
+
+/*
  * Stale-primary detection at run time.  Records that others wrote to a
  * partition this node is primary of show up as a gap in the offsets of our
- * acknowledged records, or, while we write nothing, as a log that grows
- * (looked at every SHIPPER_CHECK_MS when idle).  Such records are read
- * back and judged like the tail at recovery: a record of a newer
- * generation, or of ours from another node, means another node is primary
- * now, and the partition stops taking writes at once.  NEW_GEN records of
- * elections ours won are not foreign.
+ * acknowledged records (shipper_dr_cb() notes the range, which
+ * shipper_service() reads back before releasing the commits after it),
+ * or, while we write nothing, as a log that grows: looked at here every
+ * SHIPPER_CHECK_MS when idle.
  */
 static void
 shipper_check_foreign(bool idle)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (!idle)
+		return;
 	for (int p = 0; p < npartitions; p++)
 	{
 		ShipperPartition *sp = &partitions[p];
 		ReplkafkaPartition *part = replkafka_partition_state(p);
-		TailScan	scan;
-		TimestampTz deadline;
+		bool		in_flight = false;
+		dlist_iter	iter;
+		int64		low;
+		int64		high;
 
 		if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
 			sp->generation != part->generation || sp->expect_offset < 0 ||
-			part->handover)
+			!TimestampDifferenceExceeds(sp->last_check, now, SHIPPER_CHECK_MS))
 			continue;
 
-		/* idle: has the log grown without us? */
-		if (idle && sp->check_to <= sp->check_from &&
-			TimestampDifferenceExceeds(sp->last_check, now, SHIPPER_CHECK_MS))
+		sp->last_check = now;
+		dlist_foreach(iter, &shipments)
 		{
-			bool		in_flight = false;
-			dlist_iter	iter;
-			int64		low;
-			int64		high;
+			Shipment   *s = dlist_container(Shipment, node, iter.cur);
 
-			sp->last_check = now;
-			dlist_foreach(iter, &shipments)
-			{
-				Shipment   *s = dlist_container(Shipment, node, iter.cur);
-
-				if (s->partition == p)
-					in_flight = true;
-			}
-			if (in_flight)
-				continue;
-			deadline = TimestampTzPlusMilliseconds(now, replkafka_request_timeout);
-			replkafka_kafka_watermarks(consumer, topic_name, p, &low, &high, deadline);
-			if (high > sp->expect_offset)
-			{
-				sp->check_from = sp->expect_offset;
-				sp->check_to = high;
-				sp->expect_offset = high;
-			}
+			if (s->partition == p)
+				in_flight = true;
 		}
-
-		if (sp->check_to <= sp->check_from)
+		if (in_flight)
 			continue;
-
-		memset(&scan, 0, sizeof(scan));
-		scan.generation = sp->generation;
-		deadline = shipper_read_deadline();
-		replkafka_kafka_read(consumer, topic_name, p, sp->check_from,
-							 sp->check_to, deadline, shipper_tail_record, &scan);
-		sp->check_from = sp->check_to = 0;
-		if (scan.foreign)
-			shipper_report_foreign(p, &scan);
-		else if (scan.ended && !part->handover)
-			shipper_report_ended(p, &scan);
+		replkafka_kafka_watermarks(consumer, topic_name, p, &low, &high,
+								   TimestampTzPlusMilliseconds(now, replkafka_request_timeout));
+		if (high > sp->expect_offset)
+		{
+			sp->check_from = sp->expect_offset;
+			sp->check_to = high;
+			sp->expect_offset = high;
+			shipper_check_range(p);
+		}
 	}
 }

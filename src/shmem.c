@@ -114,6 +114,7 @@ shmem_startup(void)
 		replkafka_shared->lock =
 			&(GetNamedLWLockTranche(REPLKAFKA_EXTENSION_NAME))->lock;
 		pg_atomic_init_u64(&replkafka_shared->acked_lsn, 0);
+		pg_atomic_init_u64(&replkafka_shared->roles_version, 0);
 		ConditionVariableInit(&replkafka_shared->ack_cv);
 		ConditionVariableInit(&replkafka_shared->promote_cv);
 		for (int p = 0; p < replkafka_max_partitions; p++)
@@ -184,6 +185,7 @@ replkafka_shmem_ensure_loaded(void)
 					REPLKAFKA_ERROR_LEN);
 		}
 		replkafka_shared->loaded = true;
+		pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
 	}
 	LWLockRelease(replkafka_shared->lock);
 
@@ -296,6 +298,7 @@ shmem_xact_callback(XactEvent event, void *arg)
 				if (pending->role != REPLKAFKA_ROLE_ERROR)
 					part->last_error[0] = '\0';
 			}
+			pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
 			LWLockRelease(replkafka_shared->lock);
 			pending_roles = NIL;
 			replkafka_wake_shipper();

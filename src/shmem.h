@@ -14,6 +14,7 @@
 #ifndef REPLKAFKA_SHMEM_H
 #define REPLKAFKA_SHMEM_H
 
+#include "access/xlogdefs.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -73,9 +74,14 @@ typedef struct ReplkafkaPartition
 	/*
 	 * Primary found stale: its local transactions that are not part of the
 	 * cluster's history (in Kafka after another node's record, or never
-	 * shipped), counted since the server started.
+	 * shipped), counted since the server started.  Those of its
+	 * transactions whose commit record ends at or before history_end are
+	 * part of the history (Kafka holds them before the first foreign
+	 * record); a synchronous commit of the partition after it is told that
+	 * it is not.  Written by the shipper before it sets the role to error.
 	 */
 	int64		orphaned;
+	XLogRecPtr	history_end;
 
 	/* A promotion in progress, between the promoting backend and the worker. */
 	ReplkafkaPromoteState promote_state;
@@ -117,6 +123,9 @@ typedef struct ReplkafkaShared
 	 */
 	pg_atomic_uint64 acked_lsn;
 	ConditionVariable ack_cv;
+
+	/* Raised each time role changes are published: the shipper looks. */
+	pg_atomic_uint64 roles_version;
 
 	/* Broadcast when an apply worker moves a promotion on. */
 	ConditionVariable promote_cv;

@@ -189,6 +189,79 @@ SELECT (SELECT string_agg(partition || ':' || coalesce(scn, 0), ' ' ORDER BY par
 
 =pod
 
+=item ReplkafkaTest::worker_pid($node, $type)
+
+The pid of $node's background worker of type $type ('replkafka shipper',
+'replkafka apply worker'), or undef if it does not run.
+
+=cut
+
+sub worker_pid
+{
+	my ($node, $type) = @_;
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = '$type' LIMIT 1");
+	return $pid eq '' ? undef : $pid;
+}
+
+=item ReplkafkaTest::restart_stopped_shipper($node, $pid)
+
+End $node's shipper $pid, stopped with SIGSTOP, before it does anything
+more (SIGTERM is handled first when it continues), and wait until the
+postmaster started a new one; returns the new pid.
+
+=cut
+
+sub restart_stopped_shipper
+{
+	my ($node, $pid) = @_;
+	kill 'TERM', $pid;
+	kill 'CONT', $pid;
+	my $new;
+	$node->poll_query_until('postgres', qq{
+SELECT count(*) = 1 FROM pg_stat_activity
+ WHERE backend_type = 'replkafka shipper' AND pid <> $pid})
+	  or die "the shipper of " . $node->name . " did not restart";
+	return worker_pid($node, 'replkafka shipper');
+}
+
+=item ReplkafkaTest::background_psql($node, $sql)
+
+Run $sql with psql on $node in the background; returns a hash whose
+B<h> is the IPC::Run harness and B<out>, B<err> references to what psql
+printed.  Finish it with $run->{h}->finish.
+
+=cut
+
+sub background_psql
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-At', '-d', $node->connstr('postgres'), '-c', $sql ],
+		'>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return { h => $h, out => \$out, err => \$err };
+}
+
+=item ReplkafkaTest::keys_of_partition($node, $table, $partition, $count, $from)
+
+$count integer keys of $table, from $from on, that fall in $partition.
+
+=cut
+
+sub keys_of_partition
+{
+	my ($node, $table, $partition, $count, $from) = @_;
+	$from //= 1;
+	return split /\n/, $node->safe_psql('postgres', qq{
+SELECT i FROM generate_series($from, $from + 100000) i
+ WHERE replkafka.partition_of('$table', i) = $partition
+ ORDER BY i LIMIT $count});
+}
+
+=pod
+
 =back
 
 =head1 ReplkafkaTest::Writer
