@@ -75,7 +75,9 @@ CREATE TABLE replkafka.consumer_checkpoints (
 	partition integer PRIMARY KEY REFERENCES replkafka.partition_roles,
 	generation bigint NOT NULL,
 	scn bigint NOT NULL,
-	kafka_offset bigint NOT NULL
+	kafka_offset bigint NOT NULL,
+	-- the primary of the generation handed over (END_GEN was read)
+	ended boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE replkafka.consumer_checkpoints IS
 	'Last applied transaction of each partition this node is replica of';

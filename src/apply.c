@@ -173,8 +173,10 @@ static void apply_load_partition(int p);
 static void apply_consume(rd_kafka_message_t *msg);
 static void apply_handle_message(rd_kafka_message_t *msg);
 static void apply_record(int p, int64 offset, const char *data, size_t len);
+static bool apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr);
 static void apply_rules(int p, int64 offset, const RkmHeader *hdr,
 						const char *body, size_t len);
+static void apply_end_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const char *body, size_t len);
@@ -198,12 +200,16 @@ static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 									const char *prev_origin);
 static void apply_promotion_progress(int p);
 static void apply_promotion_established(int p, const RkmHeader *hdr);
+static void apply_release_partition(int p);
 
 static int	worker_index;
 static char *topic_name = NULL;
 static int	npartitions = 0;
 static ApplyPartition *parts = NULL;
 static ReplkafkaRole *roles_seen = NULL;
+
+/* A partition stopped being applied outside apply_refresh_assignment(). */
+static bool assignment_changed = false;
 static rd_kafka_t *consumer = NULL;
 
 /* The message being handled, destroyed on exit if a FATAL cut it short. */
@@ -369,6 +375,7 @@ apply_load_partition(int p)
 	if (replkafka_catalog_get_consumer_checkpoint(p, &ckpt))
 	{
 		ap->generation = ckpt.generation;
+		ap->gen_ended = ckpt.ended;
 		ap->last_scn = ckpt.scn;
 		ap->next_offset = ckpt.kafka_offset + 1;
 		ap->ckpt_offset = ckpt.kafka_offset;
@@ -401,17 +408,27 @@ apply_load_partition(int p)
 static void
 apply_refresh_assignment(bool force)
 {
-	bool		changed = force;
+	bool		changed = force || assignment_changed;
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
+
+	assignment_changed = false;
 
 	for (int p = 0; p < npartitions; p++)
 	{
 		ReplkafkaPartition *part = replkafka_partition_state(p);
 		ReplkafkaRole role = part->role;
-		bool		want = (role == REPLKAFKA_ROLE_REPLICA ||
-							(role == REPLKAFKA_ROLE_OFFLINE &&
-							 part->promote_state != REPLKAFKA_PROMOTE_NONE)) &&
+		bool		want;
+
+		/*
+		 * A replica, or an offline partition being promoted, until the
+		 * promotion is won: from then on the partition's records are this
+		 * node's own, and applying them would write its rows twice.
+		 */
+		want = (role == REPLKAFKA_ROLE_REPLICA ||
+				(role == REPLKAFKA_ROLE_OFFLINE &&
+				 part->promote_state != REPLKAFKA_PROMOTE_NONE)) &&
+			part->promote_state != REPLKAFKA_PROMOTE_WON &&
 			p % replkafka_apply_workers == worker_index;
 
 		if (role != roles_seen[p])
@@ -502,6 +519,9 @@ apply_handle_message(rd_kafka_message_t *msg)
 	ap = &parts[p];
 	if (!ap->assigned || ap->stopped || msg->offset < ap->next_offset)
 		return;
+	/* fetched before this node became primary: its own records now */
+	if (replkafka_partition_state(p)->role == REPLKAFKA_ROLE_PRIMARY)
+		return;
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
 	apply_promotion_progress(p);
@@ -532,6 +552,19 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 		return;
 	}
 	body = data + RKM_HEADER_SIZE + strlen(hdr.origin);
+
+	/*
+	 * Rule 4: a record that is not the current leader's (a zombie's, a
+	 * losing NEW_GEN) leaves the leader's transaction being reassembled
+	 * alone.  A zombie's chunked transaction is skipped and counted once,
+	 * at its last chunk.
+	 */
+	if (!apply_from_leader(ap, &hdr))
+	{
+		if (hdr.type != RKM_TXN || hdr.last)
+			apply_rules(p, offset, &hdr, body, hdr.body_len);
+		return;
+	}
 
 	if (hdr.type == RKM_TXN && !(hdr.chunk == 0 && hdr.last))
 	{
@@ -583,6 +616,27 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 }
 
 /*
+ * Does a record come from the partition's current leader, or start a new
+ * generation?  Only those interrupt a chunked transaction being
+ * reassembled: the leader writes a transaction again whole after a
+ * failure, so an incomplete one followed by the leader's next record, or
+ * by a new generation, will never be completed.  Anything else (a lost
+ * election, a record of an older generation, another node's record of
+ * the current one) is skipped by the rules without touching it.
+ */
+static bool
+apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr)
+{
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+
+	if (hdr->type == RKM_NEW_GEN)
+		return gen > ap->generation;
+	if (gen != ap->generation)
+		return gen > ap->generation;	/* older: a zombie; newer: an error */
+	return strcmp(hdr->origin, ap->gen_origin) == 0;
+}
+
+/*
  * The rules of DESIGN section 6 for one whole record.
  */
 static void
@@ -618,13 +672,7 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 			apply_promotion_established(p, hdr);
 			if (hdr->type == RKM_END_GEN && gen == ap->generation &&
 				strcmp(hdr->origin, ap->gen_origin) == 0 && !ap->gen_ended)
-			{
-				/* the primary handed over: the generation has no more */
-				ap->gen_ended = true;
-				ereport(LOG,
-						errmsg("partition %d: node \"%s\" ended generation %u after transaction %u at Kafka offset %lld",
-							   p, hdr->origin, gen, seq, (long long) offset));
-			}
+				apply_end_generation(p, offset, hdr);
 			else if (gen < ap->generation ||
 					 (gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
 			{
@@ -674,6 +722,50 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 }
 
 /*
+ * The primary of the current generation handed over: the generation has
+ * no more transactions.  Its END_GEN carries the sequence number of its
+ * last one; a replica that applied another has lost transactions (or the
+ * log is not what its writer says), and must say so rather than go on.
+ * The end is kept in the checkpoint, so that a restarted worker skips a
+ * transaction of the generation after it too.
+ */
+static void
+apply_end_generation(int p, int64 offset, const RkmHeader *hdr)
+{
+	ApplyPartition *ap = &parts[p];
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
+	ReplkafkaConsumerCheckpoint ckpt;
+
+	if (seq != RKM_SCN_SEQUENCE(ap->last_scn))
+	{
+		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied up to transaction %u%s",
+							  hdr->origin, gen, seq, (long long) offset,
+							  RKM_SCN_SEQUENCE(ap->last_scn),
+							  seq > RKM_SCN_SEQUENCE(ap->last_scn) ?
+							  "; the transactions in between are missing from the log" : "");
+		return;
+	}
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ckpt.partition = p;
+	ckpt.generation = gen;
+	ckpt.scn = ap->last_scn;
+	ckpt.kafka_offset = offset;
+	ckpt.ended = true;
+	replkafka_catalog_save_consumer_checkpoint(&ckpt);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	ap->gen_ended = true;
+	ap->ckpt_offset = offset;
+	ereport(LOG,
+			errmsg("partition %d: node \"%s\" ended generation %u after transaction %u at Kafka offset %lld",
+				   p, hdr->origin, gen, seq, (long long) offset));
+}
+
+/*
  * Start a generation: remember who started it, durably.
  */
 static void
@@ -691,6 +783,7 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 	ckpt.generation = gen;
 	ckpt.scn = RKM_SCN(gen, 0);
 	ckpt.kafka_offset = offset;
+	ckpt.ended = false;
 	replkafka_catalog_save_consumer_checkpoint(&ckpt);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -749,6 +842,7 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 		ckpt.generation = ap->generation;
 		ckpt.scn = hdr->scn;
 		ckpt.kafka_offset = offset;
+		ckpt.ended = false;
 		replkafka_catalog_save_consumer_checkpoint(&ckpt);
 
 		PopActiveSnapshot();
@@ -1265,6 +1359,7 @@ apply_save_positions(void)
 		ckpt.generation = ap->generation;
 		ckpt.scn = ap->last_scn;
 		ckpt.kafka_offset = ap->next_offset - 1;
+		ckpt.ended = ap->gen_ended;
 		replkafka_catalog_save_consumer_checkpoint(&ckpt);
 		ap->ckpt_offset = ckpt.kafka_offset;
 	}
@@ -1336,6 +1431,7 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 	ReplkafkaPartition *part = replkafka_partition_state(p);
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 	bool		changed = false;
+	bool		won;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
@@ -1391,9 +1487,30 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 		}
 		changed = true;
 	}
+	won = part->promote_state == REPLKAFKA_PROMOTE_WON;
 	LWLockRelease(replkafka_shared->lock);
+
+	/*
+	 * Won: the records after our NEW_GEN are ours, and the records fetched
+	 * already must not be applied.  If the promotion does not get to
+	 * change the role after all, the partition is loaded again from its
+	 * checkpoint.
+	 */
+	if (won)
+		apply_release_partition(p);
 	if (changed)
 		ConditionVariableBroadcast(&replkafka_shared->promote_cv);
+}
+
+/*
+ * Stop applying partition p now, records fetched already included.
+ */
+static void
+apply_release_partition(int p)
+{
+	parts[p].assigned = false;
+	parts[p].collecting = false;
+	assignment_changed = true;
 }
 
 /*

@@ -520,8 +520,9 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 
 	values[0] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_spi_execute("SELECT generation, scn, kafka_offset"
-						" FROM replkafka.consumer_checkpoints WHERE partition = $1",
+	catalog_spi_execute("SELECT generation, scn, kafka_offset, ended"
+						" FROM replkafka.consumer_checkpoints"
+						" WHERE partition OPERATOR(pg_catalog.=) $1",
 						1, types, values, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -533,6 +534,7 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 		ckpt->generation = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		ckpt->ended = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		found = true;
 	}
 	SPI_finish();
@@ -548,26 +550,28 @@ void
 replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[4];
+	Datum		values[5];
 
 	values[0] = Int32GetDatum(ckpt->partition);
 	values[1] = Int64GetDatum((int64) ckpt->generation);
 	values[2] = Int64GetDatum((int64) ckpt->scn);
 	values[3] = Int64GetDatum(ckpt->kafka_offset);
+	values[4] = BoolGetDatum(ckpt->ended);
 
 	SPI_connect();
 	if (plan == NULL)
 	{
-		Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
+		Oid			types[5] = {INT4OID, INT8OID, INT8OID, INT8OID, BOOLOID};
 		SPIPlanPtr	p;
 
 		p = SPI_prepare("INSERT INTO replkafka.consumer_checkpoints"
-						" (partition, generation, scn, kafka_offset)"
-						" VALUES ($1, $2, $3, $4)"
+						" (partition, generation, scn, kafka_offset, ended)"
+						" VALUES ($1, $2, $3, $4, $5)"
 						" ON CONFLICT (partition) DO UPDATE"
 						" SET generation = EXCLUDED.generation, scn = EXCLUDED.scn,"
-						" kafka_offset = EXCLUDED.kafka_offset",
-						4, types);
+						" kafka_offset = EXCLUDED.kafka_offset,"
+						" ended = EXCLUDED.ended",
+						5, types);
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(p);

@@ -52,6 +52,7 @@ typedef struct ReplkafkaConsumerCheckpoint
 	uint32		generation;
 	uint64		scn;
 	int64		kafka_offset;
+	bool		ended;			/* the generation's END_GEN was read */
 } ReplkafkaConsumerCheckpoint;
 
 extern Oid	replkafka_catalog_relid(const char *relname);

@@ -59,29 +59,26 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "utils/resowner.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "catalog.h"
 #include "kafka.h"
+#include "logscan.h"
 #include "mastership.h"
 #include "message.h"
 #include "replkafka.h"
 #include "shmem.h"
 
-/* Window of records demote() reads back from the end of the log. */
-#define DEMOTE_TAIL_WINDOW		64
-
-/* The end of a partition's log, as demote() reads it. */
-typedef struct LogTail
+/* Where a demotion leaves this node: a replica from this record on. */
+typedef struct DemoteEnd
 {
-	uint32		generation;		/* this node's generation */
-	bool		found;			/* a record of ours of the generation */
-	uint64		scn;			/* its SCN */
-	bool		foreign;		/* another node wrote after it */
-	char		foreign_detail[256];
-} LogTail;
+	uint32		seq;			/* the last transaction of the generation */
+	int64		offset;			/* the record the replica resumes after */
+	bool		ended;			/* offset is our END_GEN, nothing between */
+} DemoteEnd;
 
 static void promote_report_lost(int partition, const char *winner,
 								uint32 generation, ReplkafkaRole role) pg_attribute_noreturn();
@@ -95,13 +92,17 @@ static void promote_wait(ReplkafkaPartition *part, int partition,
 static int64 write_control_record(RkmType type, int partition,
 								  const char *topic, uint64 scn,
 								  XLogRecPtr lsn, TimestampTz deadline);
-static int64 demote_in_kafka(rd_kafka_t *consumer, int partition,
-							 const char *topic, uint32 generation,
-							 XLogRecPtr lsn, uint64 *last_scn,
-							 TimestampTz deadline);
-static int64 demote_end_generation(int partition, const char *topic,
-								   uint32 generation, XLogRecPtr lsn,
-								   uint64 *last_scn, TimestampTz deadline);
+static void demote_read_log(rd_kafka_t *consumer, int partition,
+							const char *topic, uint32 generation,
+							LogScan *scan, int64 *high,
+							TimestampTz deadline);
+static void demote_end_generation(rd_kafka_t *consumer, int partition,
+								  const char *topic, uint32 generation,
+								  XLogRecPtr lsn, int64 from, DemoteEnd *end,
+								  TimestampTz deadline);
+static void demote_in_kafka(int partition, const char *topic,
+							uint32 generation, XLogRecPtr lsn,
+							DemoteEnd *end, TimestampTz deadline);
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
 static XLogRecPtr demote_wal_end(void);
@@ -109,8 +110,6 @@ static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 									TimestampTz deadline);
 static void demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
 								  XLogRecPtr lsn, TimestampTz deadline);
-static bool demote_tail_record(void *arg, int64 offset, const void *data,
-							   size_t len);
 
 /*
  * Raise the error of a lost promotion: another node started the
@@ -531,109 +530,144 @@ demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
 }
 
 /*
- * Note the last record of ours in the generation, and records another node
- * wrote in it or in a newer one (but not NEW_GEN records that lost to
- * ours).
+ * Read this node's generation of partition back from its producer
+ * checkpoint to the end of the log, *high.
  */
-static bool
-demote_tail_record(void *arg, int64 offset, const void *data, size_t len)
-{
-	LogTail    *tail = arg;
-	RkmHeader	hdr;
-	const char *err;
-	uint32		gen;
-
-	if (!rkm_read_header(data, len, &hdr, &err))
-		return true;
-	gen = RKM_SCN_GENERATION(hdr.scn);
-	if (strcmp(hdr.origin, replkafka_node_name) == 0 && gen == tail->generation)
-	{
-		tail->found = true;
-		tail->scn = hdr.scn;
-	}
-	else if (rkm_foreign_record(&hdr, tail->generation, replkafka_node_name))
-	{
-		tail->foreign = true;
-		rkm_describe_record(tail->foreign_detail, sizeof(tail->foreign_detail),
-							offset, &hdr);
-	}
-	return true;
-}
-
-/*
- * The Kafka side of a demotion: check that the end of the log is ours,
- * write END_GEN carrying the last SCN of our generation, and check that
- * nothing but lost elections came in between.  Returns the END_GEN
- * record's offset, and sets *last_scn.
- */
-static int64
-demote_in_kafka(rd_kafka_t *consumer, int partition, const char *topic,
-				uint32 generation, XLogRecPtr lsn, uint64 *last_scn,
+static void
+demote_read_log(rd_kafka_t *consumer, int partition, const char *topic,
+				uint32 generation, LogScan *scan, int64 *high,
 				TimestampTz deadline)
 {
+	ReplkafkaProducerCheckpoint ckpt;
 	int64		low;
-	int64		high;
-	int64		end_offset;
-	LogTail		tail;
-	LogTail		between;
 
-	memset(&tail, 0, sizeof(tail));
-	tail.generation = generation;
-	replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,
+	if (!replkafka_catalog_get_producer_checkpoint(partition, &ckpt) ||
+		RKM_SCN_GENERATION(ckpt.scn) != generation)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("could not demote node \"%s\" in partition %d: it has no producer checkpoint of generation %u",
+					   replkafka_node_name, partition, generation));
+	replkafka_kafka_watermarks(consumer, topic, partition, &low, high,
 							   deadline);
-	replkafka_kafka_read(consumer, topic, partition,
-						 Max(low, high - DEMOTE_TAIL_WINDOW), high,
-						 deadline, demote_tail_record, &tail);
-	if (!tail.found || tail.foreign)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("could not demote node \"%s\" in partition %d: the end of its log is not this node's",
-					   replkafka_node_name, partition),
-				tail.foreign ? errdetail("%s.", tail.foreign_detail) :
-				errdetail("The last %d records of the partition hold none of this node's generation %u.",
-						  DEMOTE_TAIL_WINDOW, generation));
-
-	end_offset = write_control_record(RKM_END_GEN, partition, topic,
-									  tail.scn, lsn, deadline);
-
-	memset(&between, 0, sizeof(between));
-	between.generation = generation;
-	replkafka_kafka_read(consumer, topic, partition, high, end_offset,
-						 deadline, demote_tail_record, &between);
-	if (between.foreign)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("could not demote node \"%s\" in partition %d: another node wrote to the partition",
-					   replkafka_node_name, partition),
-				errdetail("%s, before this node's END_GEN record at offset %lld.",
-						  between.foreign_detail, (long long) end_offset),
-				errhint("This node's partition goes to error: another node was promoted meanwhile."));
-	*last_scn = tail.scn;
-	return end_offset;
+	replkafka_logscan_init(scan, generation, RKM_SCN_SEQUENCE(ckpt.scn),
+						   ckpt.commit_lsn, ckpt.kafka_offset);
+	replkafka_logscan_read(scan, consumer, topic, partition,
+						   Max(low, ckpt.kafka_offset + 1), *high, deadline);
 }
 
 /*
- * demote_in_kafka() with a consumer of its own.
+ * Write END_GEN, carrying the last sequence number of our generation, and
+ * check that nothing but lost elections came between the end of the log
+ * read before, from, and it.  Once END_GEN may have reached Kafka the generation
+ * is over, whatever happens: any error here (a timeout, a cancel) only
+ * means this node cannot tell whether its END_GEN is there, and it
+ * becomes a replica all the same, from its last transaction, which every
+ * replica agrees on.  So errors are caught, in a subtransaction, and
+ * reported as a WARNING.
  */
-static int64
-demote_end_generation(int partition, const char *topic, uint32 generation,
-					  XLogRecPtr lsn, uint64 *last_scn, TimestampTz deadline)
+static void
+demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
+					  uint32 generation, XLogRecPtr lsn, int64 from,
+					  DemoteEnd *end, TimestampTz deadline)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int64		end_offset;
+		LogScan		between;
+
+		end_offset = write_control_record(RKM_END_GEN, partition, topic,
+										  RKM_SCN(generation, end->seq), lsn,
+										  deadline);
+		replkafka_logscan_init(&between, generation, end->seq,
+							   InvalidXLogRecPtr, end->offset);
+		replkafka_logscan_read(&between, consumer, topic, partition, from,
+							   end_offset, deadline);
+		if (between.foreign)
+			ereport(WARNING,
+					errmsg("node \"%s\" ended generation %u of partition %d after another node started a newer one",
+						   replkafka_node_name, generation, partition),
+					errdetail("%s, before this node's END_GEN record at offset %lld.  This node's transactions are all before it.",
+							  between.foreign_detail, (long long) end_offset));
+		else
+		{
+			end->offset = end_offset;
+			end->ended = true;
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ereport(WARNING,
+				errmsg("could not confirm that Kafka holds the END_GEN record of generation %u of partition %d: %s",
+					   generation, partition, edata->message),
+				errdetail("Node \"%s\" becomes a replica of the partition all the same: every transaction of the generation is in Kafka, and the generation takes no more.",
+						  replkafka_node_name),
+				errhint("Promote a node to start the next generation."));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The Kafka side of a demotion: check that everything after the producer
+ * checkpoint is ours, and end the generation.  A demotion interrupted
+ * after its END_GEN reached Kafka (the session ended meanwhile) is
+ * finished without writing another.  Sets *end.
+ */
+static void
+demote_in_kafka(int partition, const char *topic, uint32 generation,
+				XLogRecPtr lsn, DemoteEnd *end, TimestampTz deadline)
 {
 	rd_kafka_t *consumer;
-	volatile int64 end_offset = -1;
 
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	PG_TRY();
 	{
-		end_offset = demote_in_kafka(consumer, partition, topic, generation,
-									 lsn, last_scn, deadline);
+		LogScan		scan;
+		int64		high;
+
+		demote_read_log(consumer, partition, topic, generation, &scan, &high,
+						deadline);
+		if (scan.foreign || scan.hole)
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("could not demote node \"%s\" in partition %d: its log is not this node's alone",
+						   replkafka_node_name, partition),
+					scan.foreign ? errdetail("%s.", scan.foreign_detail) :
+					errdetail("Kafka lacks transaction %u of generation %u.",
+							  scan.hole_seq, generation));
+		end->seq = scan.seq;
+		end->offset = scan.offset;
+		end->ended = false;
+		if (scan.ended)
+		{
+			end->offset = scan.ended_offset;
+			end->ended = true;
+		}
+		else
+			demote_end_generation(consumer, partition, topic, generation,
+								  lsn, high, end, deadline);
 	}
 	PG_FINALLY();
 	{
 		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	}
 	PG_END_TRY();
-	return end_offset;
 }
 
 /*
@@ -645,8 +679,7 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	uint32		generation = part->generation;
 	XLogRecPtr	lsn;
-	int64		end_offset;
-	uint64		last_scn;
+	DemoteEnd	end;
 	ReplkafkaConsumerCheckpoint cckpt;
 
 	/* Every transaction of the partition has committed below lsn. */
@@ -656,21 +689,24 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 	demote_wait_for_kafka(part, partition, lsn, deadline);
 
 	/* End the generation. */
-	end_offset = demote_end_generation(partition, topic, generation, lsn,
-									   &last_scn, deadline);
+	demote_in_kafka(partition, topic, generation, lsn, &end, deadline);
 
-	/* A replica from the END_GEN record on. */
+	/* A replica from the END_GEN record on (or from our last record). */
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation,
 							   NULL);
 	cckpt.partition = partition;
 	cckpt.generation = generation;
-	cckpt.scn = last_scn;
-	cckpt.kafka_offset = end_offset;
+	cckpt.scn = RKM_SCN(generation, end.seq);
+	cckpt.kafka_offset = end.offset;
+	cckpt.ended = end.ended;
 	replkafka_catalog_save_consumer_checkpoint(&cckpt);
 	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
 	ereport(LOG,
 			errmsg("node \"%s\" handed over partition %d at the end of generation %u",
 				   replkafka_node_name, partition, generation),
+			end.ended ?
 			errdetail("Its END_GEN record is at Kafka offset %lld, after transaction %u.",
-					  (long long) end_offset, RKM_SCN_SEQUENCE(last_scn)));
+					  (long long) end.offset, end.seq) :
+			errdetail("It resumes as a replica after Kafka offset %lld, its transaction %u.",
+					  (long long) end.offset, end.seq));
 }
