@@ -509,6 +509,38 @@ sub start_broker
 
 =pod
 
+=item $kafka->pause_broker(I), resume_broker(I)
+
+SIGSTOP broker I (1-based), as a machine that stalls; SIGCONT it.
+
+=item $kafka->partition_leader($topic, $partition)
+
+The broker (node id, 1-based) that leads a partition of $topic.
+
+=cut
+
+sub pause_broker
+{
+	my ($self, $i) = @_;
+	kill 'STOP', slurp_file("$self->{dir}/node$i/pid") =~ s/\s+//gr;
+}
+
+sub resume_broker
+{
+	my ($self, $i) = @_;
+	kill 'CONT', slurp_file("$self->{dir}/node$i/pid") =~ s/\s+//gr;
+}
+
+sub partition_leader
+{
+	my ($self, $topic, $partition) = @_;
+	my $out = $self->describe_topic($topic);
+	$out =~ /Partition: $partition\s+Leader: (\d+)/ or die "no leader in:\n$out";
+	return $1;
+}
+
+=pod
+
 =item $kafka->kcat(@args)
 
 Run kcat against this cluster with @args; return ($exit_ok, $stdout, $stderr).
