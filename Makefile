@@ -17,6 +17,8 @@ OBJS = \
 	src/replkafka.o \
 	src/shipper.o \
 	src/shmem.o \
+	src/table.o \
+	src/utility.o \
 	src/worker.o
 
 EXTENSION = replkafka

@@ -47,6 +47,45 @@ SELECT replkafka.add_table('orders', 'tenant, tenant');
 \echo :LAST_ERROR_SQLSTATE
 SELECT replkafka.add_table('bits', 'k');
 \echo :LAST_ERROR_SQLSTATE
+-- Keys whose hash differs from node to node.
+CREATE TYPE mood AS ENUM ('sad', 'happy');
+CREATE DOMAIN mood_d AS mood;
+CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE EXTENSION citext;
+CREATE TABLE by_enum (k mood PRIMARY KEY);
+CREATE TABLE by_enum_domain (k mood_d PRIMARY KEY);
+CREATE TABLE by_enum_array (k mood[] PRIMARY KEY);
+CREATE TABLE by_oid (k oid PRIMARY KEY);
+CREATE TABLE by_regclass (k regclass PRIMARY KEY);
+CREATE TABLE by_nocase (k text COLLATE nocase PRIMARY KEY);
+CREATE TABLE by_citext (k citext PRIMARY KEY);
+SELECT replkafka.add_table('by_enum', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_enum_domain', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_enum_array', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_oid', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_regclass', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_nocase', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.add_table('by_citext', 'k');
+\echo :LAST_ERROR_SQLSTATE
+-- Keys every node hashes alike, through domains and arrays too.
+CREATE DOMAIN code AS text COLLATE "C";
+CREATE TABLE portable (a int, b text, c uuid, d timestamptz, e numeric,
+					   f code, g int[], h bytea,
+					   PRIMARY KEY (a, b, c, d, e, f, g, h));
+SELECT replkafka.add_table('portable', 'a, b, c, d, e, f, g, h');
+SELECT replkafka.remove_table('portable');
+DROP TABLE by_enum, by_enum_domain, by_enum_array, by_oid, by_regclass,
+	by_nocase, by_citext, portable;
+DROP EXTENSION citext;
+DROP COLLATION nocase;
+DROP DOMAIN code, mood_d;
+DROP TYPE mood;
 
 -- Registration.
 SELECT replkafka.add_table('orders', 'tenant');
@@ -77,6 +116,31 @@ SELECT replkafka.partition_of('lines', row(1, NULL::text));
 SELECT replkafka.partition_of('nopk', 1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT replkafka.partition_of('orders', NULL::int) IS NULL AS null_key_has_no_partition;
+
+-- ALTER TABLE must leave a replicated table replicable: its key logged in
+-- the WAL, its key columns' types and in-row storage unchanged.
+SELECT attname, attstorage FROM pg_attribute
+ WHERE attrelid = 'lines'::regclass AND attnum > 0 ORDER BY attnum;
+ALTER TABLE lines REPLICA IDENTITY NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+CREATE UNIQUE INDEX lines_id ON lines (id);
+ALTER TABLE lines REPLICA IDENTITY USING INDEX lines_id;
+\echo :LAST_ERROR_SQLSTATE
+DROP INDEX lines_id;
+ALTER TABLE lines DROP CONSTRAINT lines_pkey;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines ALTER COLUMN tenant TYPE bigint;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines ALTER COLUMN region TYPE text COLLATE "C";
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines ALTER COLUMN region SET STORAGE EXTENDED;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines DROP COLUMN region;
+\echo :LAST_ERROR_SQLSTATE
+-- Other changes are fine.
+ALTER TABLE lines REPLICA IDENTITY FULL, ADD COLUMN note text,
+	ALTER COLUMN qty TYPE bigint;
+ALTER TABLE lines REPLICA IDENTITY DEFAULT, DROP COLUMN note;
 
 -- Rows that exist before registration stay on this node.
 CREATE TABLE prefilled (id int PRIMARY KEY);

@@ -190,6 +190,7 @@ static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
 							const RkmValue *values, bool key_only);
 static void apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot);
 static void apply_find(ApplyRelation *ar, const RkmValue *key, const char *what);
+static void apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot);
 static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
 static void apply_partition_error(int p, const char *fmt,...) pg_attribute_printf(2, 3);
 static void apply_save_positions(void);
@@ -1234,6 +1235,7 @@ apply_find(ApplyRelation *ar, const RkmValue *key, const char *what)
 	memset(slot->tts_isnull, true, slot->tts_tupleDescriptor->natts * sizeof(bool));
 	apply_fill_slot(ar, slot, key, true);
 	ExecStoreVirtualTuple(slot);
+	apply_check_partition(ar, slot);
 	if (!RelationFindReplTupleByIndex(ar->rel, ar->pkindex, LockTupleExclusive,
 									  slot, ar->localslot))
 		ereport(ERROR,
@@ -1241,6 +1243,34 @@ apply_find(ApplyRelation *ar, const RkmValue *key, const char *what)
 				errmsg("the row to %s is missing from table \"%s\"",
 					   what, RelationGetRelationName(ar->rel)),
 				errdetail("The replica no longer matches the partition's log."));
+}
+
+/*
+ * Refuse a row that does not belong to the partition whose log it came
+ * from: a writer that hashes keys differently (or a record from anyone
+ * but a node of the cluster) must not write another partition's rows.
+ */
+static void
+apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
+{
+	ReplkafkaTableKey *key = replkafka_table_key(ar->rel);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			partition;
+
+	for (int i = 0; i < key->nkeys; i++)
+	{
+		values[i] = slot->tts_values[key->attnums[i] - 1];
+		isnull[i] = slot->tts_isnull[key->attnums[i] - 1];
+	}
+	partition = replkafka_partition_of_values(key, values, isnull);
+	if (partition != errctx.partition)
+		ereport(ERROR,
+				errcode(ERRCODE_DATA_CORRUPTED),
+				errmsg("a row of table \"%s\" in the log of partition %d belongs to partition %d",
+					   RelationGetRelationName(ar->rel), errctx.partition,
+					   partition),
+				errdetail("The writer of the record computes partitions differently from this node."));
 }
 
 /*
@@ -1267,6 +1297,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			apply_fill_slot(ar, newslot, rec->new_values, false);
 			apply_fill_defaults(ar, newslot);
 			ExecStoreVirtualTuple(newslot);
+			apply_check_partition(ar, newslot);
 			ExecSimpleRelationInsert(ar->rri, ar->estate, newslot);
 			break;
 
@@ -1279,6 +1310,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			memcpy(newslot->tts_isnull, ar->localslot->tts_isnull, natts * sizeof(bool));
 			apply_fill_slot(ar, newslot, rec->new_values, false);
 			ExecStoreVirtualTuple(newslot);
+			apply_check_partition(ar, newslot);
 			EvalPlanQualSetSlot(&ar->epq, ar->localslot);
 			ExecSimpleRelationUpdate(ar->rri, ar->estate, &ar->epq, ar->localslot,
 									 newslot);

@@ -31,6 +31,7 @@
 #include "utils/pg_lsn.h"
 
 #include "catalog.h"
+#include "message.h"
 #include "partition.h"
 #include "replkafka.h"
 #include "shmem.h"
@@ -609,4 +610,50 @@ replkafka_catalog_generation_origin(int partition, uint32 generation)
 	}
 	SPI_finish();
 	return origin;
+}
+
+/*
+ * The GIDs of the transactions prepared in this database, as a List of
+ * strings.
+ */
+List *
+replkafka_catalog_prepared_gids(void)
+{
+	List	   *gids = NIL;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	SPI_connect();
+	catalog_spi_execute("SELECT gid FROM pg_catalog.pg_prepared_xacts"
+						" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+						0, NULL, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *gid = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext oldcxt = MemoryContextSwitchTo(callercxt);
+
+		gids = lappend(gids, pstrdup(gid));
+		MemoryContextSwitchTo(oldcxt);
+	}
+	SPI_finish();
+	return gids;
+}
+
+/*
+ * Was this node primary of partition after the last transaction it
+ * applied?  True if its producer checkpoint is of a newer generation than
+ * its consumer checkpoint (or it has only the former); *generation is
+ * then the producer checkpoint's generation.
+ */
+bool
+replkafka_catalog_primary_since_applied(int partition, uint32 *generation)
+{
+	ReplkafkaProducerCheckpoint pckpt;
+	ReplkafkaConsumerCheckpoint cckpt;
+
+	if (!replkafka_catalog_get_producer_checkpoint(partition, &pckpt))
+		return false;
+	*generation = RKM_SCN_GENERATION(pckpt.scn);
+	if (!replkafka_catalog_get_consumer_checkpoint(partition, &cckpt))
+		return true;
+	return cckpt.generation < *generation;
 }

@@ -36,6 +36,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/twophase.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -44,6 +45,7 @@
 #include "utils/rel.h"
 #include "utils/wait_event.h"
 
+#include "fence.h"
 #include "partition.h"
 #include "replkafka.h"
 #include "shmem.h"
@@ -60,7 +62,20 @@ static void fence_wait_for_kafka(XLogRecPtr lsn, int partition);
 
 /* The partition the current transaction writes, or -1. */
 static int	xact_partition = -1;
-static bool xact_callback_registered = false;
+
+/* The GID of the transaction being prepared, and whether it is remembered. */
+static char prepare_gid[GIDSIZE];
+static bool prepare_remembered = false;
+
+/*
+ * Install the transaction callback that follows every transaction,
+ * prepared ones included; called from _PG_init while preloading.
+ */
+void
+replkafka_fence_init(void)
+{
+	RegisterXactCallback(fence_xact_callback, NULL);
+}
 
 /*
  * replkafka.fence(): the trigger function of the write fence.
@@ -176,11 +191,6 @@ fence_check_partition(Relation rel, int partition)
 	 */
 	if (xact_partition < 0)
 	{
-		if (!xact_callback_registered)
-		{
-			RegisterXactCallback(fence_xact_callback, NULL);
-			xact_callback_registered = true;
-		}
 		pg_atomic_fetch_add_u32(&part->writers, 1);
 		xact_partition = partition;
 		if (part->handover && part->role == REPLKAFKA_ROLE_PRIMARY)
@@ -197,6 +207,17 @@ fence_check_partition(Relation rel, int partition)
 	}
 
 	role = part->role;
+	if (role == REPLKAFKA_ROLE_PRIMARY && part->sequence_exhausted)
+	{
+		fence_end_write();
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("cannot write to partition %d on node \"%s\"",
+					   partition, replkafka_node_name),
+				errdetail("Generation %u of partition %d has used up its transaction sequence numbers.",
+						  part->generation, partition),
+				errhint("Start a new generation: demote the partition, and promote this node or another one."));
+	}
 	if (role != REPLKAFKA_ROLE_PRIMARY)
 	{
 		fence_end_write();
@@ -237,6 +258,7 @@ fence_xact_callback(XactEvent event, void *arg)
 			{
 				int			partition = xact_partition;
 
+				prepare_gid[0] = '\0';
 				if (partition < 0)
 					break;
 				fence_end_write();
@@ -245,15 +267,78 @@ fence_xact_callback(XactEvent event, void *arg)
 					fence_wait_for_kafka(XactLastCommitEnd, partition);
 			}
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+
+			/*
+			 * A prepared transaction goes on writing its partition until
+			 * COMMIT PREPARED or ROLLBACK PREPARED: remember it before it is
+			 * prepared, while it is still counted as a writer, so that
+			 * demote() never misses it.  Every prepared transaction is
+			 * remembered, so that the ones that are not predate the server
+			 * start.
+			 */
+			if (replkafka_shared != NULL && prepare_gid[0] != '\0')
+			{
+				replkafka_prepared_remember(prepare_gid, xact_partition);
+				prepare_remembered = true;
+			}
+			break;
+		case XACT_EVENT_PREPARE:
+			/* shipped when COMMIT PREPARED runs */
+			fence_end_write();
+			prepare_remembered = false;
+			prepare_gid[0] = '\0';
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (prepare_remembered)
+			{
+				int			partition;
+
+				(void) replkafka_prepared_forget(prepare_gid, &partition);
+			}
+			prepare_remembered = false;
+			prepare_gid[0] = '\0';
+			fence_end_write();
+			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared transaction is shipped when COMMIT PREPARED runs */
 			fence_end_write();
 			break;
 		default:
 			break;
+	}
+}
+
+/*
+ * PREPARE TRANSACTION gid is running: the transaction it prepares is gid.
+ */
+void
+replkafka_fence_preparing(const char *gid)
+{
+	strlcpy(prepare_gid, gid, GIDSIZE);
+}
+
+/*
+ * A prepared transaction was committed or rolled back: it no longer writes
+ * its partition.  With replkafka.synchronous_commit = on, COMMIT PREPARED
+ * waits for Kafka as COMMIT does, for the COMMIT PREPARED record.  For a
+ * transaction prepared before the server started, the partition is not
+ * known: the wait is for Kafka alone.
+ */
+void
+replkafka_fence_finish_prepared(const char *gid, bool commit)
+{
+	int			partition = -1;
+	bool		known;
+
+	if (replkafka_shared == NULL)
+		return;
+	known = replkafka_prepared_forget(gid, &partition);
+	if (commit && replkafka_synchronous_commit && (!known || partition >= 0) &&
+		XactLastRecEnd != InvalidXLogRecPtr)
+	{
+		replkafka_wake_shipper();
+		fence_wait_for_kafka(XactLastRecEnd, partition);
 	}
 }
 
@@ -268,7 +353,8 @@ fence_xact_callback(XactEvent event, void *arg)
 static void
 fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 {
-	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	ReplkafkaPartition *part = partition >= 0 ?
+		replkafka_partition_state(partition) : NULL;
 
 	for (;;)
 	{
@@ -288,10 +374,15 @@ fence_wait_for_kafka(XLogRecPtr lsn, int partition)
 		 */
 		acked = pg_atomic_read_u64(&replkafka_shared->acked_lsn);
 		pg_memory_barrier();
-		LWLockAcquire(replkafka_shared->lock, LW_SHARED);
-		role = part->role;
-		history_end = part->history_end;
-		LWLockRelease(replkafka_shared->lock);
+		role = REPLKAFKA_ROLE_PRIMARY;
+		history_end = InvalidXLogRecPtr;
+		if (part)
+		{
+			LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+			role = part->role;
+			history_end = part->history_end;
+			LWLockRelease(replkafka_shared->lock);
+		}
 
 		if (role != REPLKAFKA_ROLE_ERROR)
 		{

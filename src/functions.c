@@ -42,6 +42,7 @@
 #include "partition.h"
 #include "replkafka.h"
 #include "shmem.h"
+#include "table.h"
 
 /* Kafka stores the replication factor in 16 bits. */
 #define REPLKAFKA_MAX_REPLICATION_FACTOR	32767
@@ -58,9 +59,6 @@ PG_FUNCTION_INFO_V1(replkafka_unfollow);
 
 static void check_node_configured(void);
 static int	check_cluster_exists(void);
-static void check_replicable_table(Relation rel);
-static int	parse_partition_key(Relation rel, const char *partition_key,
-								AttrNumber *attnums);
 static void run_sql(const char *sql);
 static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
 							  int32 totypmod);
@@ -182,116 +180,6 @@ check_cluster_exists(void)
 }
 
 /*
- * Fail unless rel is a table replkafka can replicate: a permanent, plain,
- * user table with a primary key that is its replica identity.
- */
-static void
-check_replicable_table(Relation rel)
-{
-	const char *name = RelationGetRelationName(rel);
-
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				errmsg("cannot replicate partitioned table \"%s\"", name),
-				errhint("Replicate its partitions instead."));
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		ereport(ERROR,
-				errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				errmsg("\"%s\" is not a table", name));
-	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
-		ereport(ERROR,
-				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				errmsg("cannot replicate temporary or unlogged table \"%s\"", name),
-				errdetail("Changes of such tables are not written to the WAL."));
-	if (IsCatalogRelation(rel) ||
-		RelationGetNamespace(rel) == get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false))
-		ereport(ERROR,
-				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				errmsg("cannot replicate system table \"%s\"", name));
-	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("table \"%s\" has no primary key", name),
-				errdetail("Replicas find the rows to update and delete by primary key."),
-				errhint("Add a primary key with ALTER TABLE ... ADD PRIMARY KEY."));
-	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_DEFAULT &&
-		rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("table \"%s\" does not log its primary key", name),
-				errdetail("Its replica identity must be DEFAULT or FULL."),
-				errhint("Use ALTER TABLE ... REPLICA IDENTITY DEFAULT."));
-}
-
-/*
- * Parse the column list of a partition key ("a" or "a, b", identifiers as
- * in SQL) into attnums; every column must be part of the primary key and
- * hashable.  Returns the number of columns.
- */
-static int
-parse_partition_key(Relation rel, const char *partition_key, AttrNumber *attnums)
-{
-	char	   *raw = pstrdup(partition_key);
-	List	   *names;
-	ListCell   *lc;
-	int			nkeys = 0;
-	HeapTuple	indtup;
-	Form_pg_index index;
-	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
-
-	if (!SplitIdentifierString(raw, ',', &names) || names == NIL)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid partition key \"%s\"", partition_key),
-				errhint("Name the key columns, separated by commas."));
-
-	indtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
-	if (!HeapTupleIsValid(indtup))
-		elog(ERROR, "cache lookup failed for index %u", pkoid);
-	index = (Form_pg_index) GETSTRUCT(indtup);
-
-	foreach(lc, names)
-	{
-		char	   *colname = lfirst(lc);
-		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), colname);
-		bool		in_pk = false;
-		Oid			typid;
-
-		if (attnum == InvalidAttrNumber)
-			ereport(ERROR,
-					errcode(ERRCODE_UNDEFINED_COLUMN),
-					errmsg("column \"%s\" of relation \"%s\" does not exist",
-						   colname, RelationGetRelationName(rel)));
-		for (int i = 0; i < index->indnkeyatts; i++)
-			if (index->indkey.values[i] == attnum)
-				in_pk = true;
-		if (!in_pk)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("column \"%s\" is not part of the primary key of table \"%s\"",
-						   colname, RelationGetRelationName(rel)),
-					errdetail("The partition key must be part of the primary key, so that a key is unique within its partition."));
-		for (int i = 0; i < nkeys; i++)
-			if (attnums[i] == attnum)
-				ereport(ERROR,
-						errcode(ERRCODE_DUPLICATE_COLUMN),
-						errmsg("column \"%s\" appears twice in the partition key",
-							   colname));
-		typid = get_atttype(RelationGetRelid(rel), attnum);
-		if (replkafka_key_hash_function(typid) == NULL)
-			ereport(ERROR,
-					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					errmsg("column \"%s\" of type %s cannot be a partition key",
-						   colname, format_type_be(typid)),
-					errdetail("The type has no extended hash function."));
-		attnums[nkeys++] = attnum;
-	}
-	ReleaseSysCache(indtup);
-	return nkeys;
-}
-
-/*
  * Run a utility statement through SPI.
  */
 static void
@@ -325,7 +213,7 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 
 	/* CREATE TRIGGER takes the same lock. */
 	rel = table_open(relid, ShareRowExclusiveLock);
-	check_replicable_table(rel);
+	replkafka_check_replicable_table(rel);
 	qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 										  RelationGetRelationName(rel));
 
@@ -334,7 +222,18 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_DUPLICATE_OBJECT),
 				errmsg("table \"%s\" is already replicated",
 					   RelationGetRelationName(rel)));
-	nkeys = parse_partition_key(rel, partition_key, attnums);
+	nkeys = replkafka_parse_partition_key(rel, partition_key, attnums);
+
+	/* Key values stay in the row, so that the WAL always has them. */
+	for (int i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnums[i] - 1);
+
+		if (att->attstorage == TYPSTORAGE_EXTERNAL ||
+			att->attstorage == TYPSTORAGE_EXTENDED)
+			run_sql(psprintf("ALTER TABLE %s ALTER COLUMN %s SET STORAGE MAIN",
+							 qualname, quote_identifier(NameStr(att->attname))));
+	}
 
 	replkafka_catalog_add_table(relid, nkeys, attnums);
 	run_sql(psprintf("CREATE TRIGGER replkafka_fence"
@@ -664,6 +563,8 @@ set_replica_role(int32 partition, ReplkafkaRole to)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("node \"%s\" is primary of partition %d",
 					   replkafka_node_name, partition));
+	if (to == REPLKAFKA_ROLE_REPLICA)
+		replkafka_check_not_stale(partition);
 	replkafka_catalog_set_role(partition, to, generation, NULL);
 	replkafka_set_role_at_commit(partition, to, generation);
 }

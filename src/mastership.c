@@ -168,6 +168,7 @@ replkafka_promote(int partition, int timeout_ms)
 				errmsg("partition %d is in error on node \"%s\"",
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
+	replkafka_check_not_stale(partition);
 	return promote_partition(partition, role, cluster.topic, deadline);
 }
 
@@ -467,24 +468,58 @@ demote_wal_end(void)
 }
 
 /*
- * Wait until no transaction writes partition.
+ * Transactions prepared for two-phase commit that may write partition:
+ * those prepared since the server started that wrote it, and those
+ * prepared before, whose partition is not known.
+ */
+static int
+demote_prepared_writers(int partition)
+{
+	List	   *gids = replkafka_catalog_prepared_gids();
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, gids)
+	{
+		int			p;
+
+		if (!replkafka_prepared_partition(lfirst(lc), &p) || p == partition)
+			n++;
+	}
+	list_free_deep(gids);
+	return n;
+}
+
+/*
+ * Wait until no transaction writes partition, prepared ones included.  A
+ * transaction counts as a writer from its first row of the partition, and
+ * is remembered as prepared before it stops counting, so it is never
+ * missed.
  */
 static void
 demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 						TimestampTz deadline)
 {
-	while (pg_atomic_read_u32(&part->writers) > 0)
+	for (;;)
 	{
+		uint32		writers = pg_atomic_read_u32(&part->writers);
+		int			prepared = writers == 0 ? demote_prepared_writers(partition) : 0;
+
+		if (writers == 0 && prepared == 0)
+			break;
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					errcode(ERRCODE_QUERY_CANCELED),
 					errmsg("could not demote node \"%s\" in partition %d within the timeout",
 						   replkafka_node_name, partition),
-					errdetail("%u transactions writing the partition did not end.",
-							  pg_atomic_read_u32(&part->writers)),
-					errhint("The partition takes writes again.  End the long transactions, or demote with a longer timeout."));
+					writers > 0 ?
+					errdetail("%u transactions writing the partition did not end.", writers) :
+					errdetail("%d prepared transactions may write the partition.", prepared),
+					writers > 0 ?
+					errhint("The partition takes writes again.  End the long transactions, or demote with a longer timeout.") :
+					errhint("The partition takes writes again.  Finish them with COMMIT PREPARED or ROLLBACK PREPARED (see pg_prepared_xacts), or demote with a longer timeout."));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 5, PG_WAIT_EXTENSION);
+						 writers > 0 ? 5 : 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -709,4 +744,26 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 					  (long long) end.offset, end.seq) :
 			errdetail("It resumes as a replica after Kafka offset %lld, its transaction %u.",
 					  (long long) end.offset, end.seq));
+}
+
+/*
+ * Fail if this node was primary of partition after the last transaction
+ * it applied (a stale primary): its rows of the partition include its own
+ * writes of that generation, some of which may not be part of the
+ * cluster's history, so applying the log from its consumer checkpoint
+ * would apply them a second time, or mix them with another node's.
+ */
+void
+replkafka_check_not_stale(int partition)
+{
+	uint32		generation;
+
+	if (replkafka_catalog_primary_since_applied(partition, &generation))
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" was primary of partition %d in generation %u after the last transaction it applied",
+					   replkafka_node_name, partition, generation),
+				errdetail("Its rows of the partition include its own writes of generation %u; applying the log from its consumer checkpoint would apply them again.",
+						  generation),
+				errhint("Rebuild the partition as doc/operations.md describes under \"A stale primary\"."));
 }

@@ -15,5 +15,6 @@
 
 extern uint32 replkafka_promote(int partition, int timeout_ms);
 extern void replkafka_demote(int partition, int timeout_ms);
+extern void replkafka_check_not_stale(int partition);
 
 #endif							/* REPLKAFKA_MASTERSHIP_H */

@@ -32,6 +32,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "common/hashfn.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -86,6 +87,76 @@ replkafka_key_hash_function(Oid typid)
 	if (!OidIsValid(tce->hash_extended_proc_finfo.fn_oid))
 		return NULL;
 	return &tce->hash_extended_proc_finfo;
+}
+
+/*
+ * Why a column of type typid with collation collid cannot be a partition
+ * key, or NULL if it can.  Every node must compute the same partition for
+ * a key, so its type's hash must depend on the value alone: not on OIDs
+ * (enums hash their OID, oid and reg* types are OIDs, and both differ per
+ * node), nor on a locale (a nondeterministic collation hashes the ICU sort
+ * key, citext the lowercased text, and both change with the library's
+ * version).  Only built-in types known to hash their value are allowed,
+ * domains over them, and arrays of them; collatable ones need a
+ * deterministic collation.
+ */
+const char *
+replkafka_key_type_problem(Oid typid, Oid collid)
+{
+	Oid			base = getBaseType(typid);
+	Oid			elem = get_element_type(base);
+
+	if (OidIsValid(elem))
+		base = getBaseType(elem);
+	switch (base)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case BYTEAOID:
+		case UUIDOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case INETOID:
+		case CIDROID:
+		case MACADDROID:
+		case MACADDR8OID:
+		case JSONBOID:
+			return NULL;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+			if (OidIsValid(collid) && !get_collation_isdeterministic(collid))
+				return "Its collation is nondeterministic: the hash of a value depends on the collation library's version.";
+			return NULL;
+		case OIDOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGCLASSOID:
+		case REGCOLLATIONOID:
+		case REGTYPEOID:
+		case REGROLEOID:
+		case REGNAMESPACEOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+			return "Its values are object identifiers, which differ from node to node.";
+		default:
+			if (type_is_enum(base))
+				return "An enum value hashes as its OID, which differs from node to node.";
+			return "Only built-in types whose hash depends on the value alone can be partition keys: integers, numeric, floating point, text types with a deterministic collation, bytea, uuid, date and time types, network addresses, jsonb, boolean, domains over them and arrays of them.";
+	}
 }
 
 /*

@@ -44,5 +44,6 @@ extern int	replkafka_partition_of_values(const ReplkafkaTableKey *key,
 extern int	replkafka_partition_of_tuple(const ReplkafkaTableKey *key,
 										 TupleDesc desc, HeapTuple tuple);
 extern FmgrInfo *replkafka_key_hash_function(Oid typid);
+extern const char *replkafka_key_type_problem(Oid typid, Oid collid);
 
 #endif							/* REPLKAFKA_PARTITION_H */

@@ -27,10 +27,12 @@
 
 #include "apply.h"
 #include "decoder.h"
+#include "fence.h"
 #include "kafka.h"
 #include "replkafka.h"
 #include "shipper.h"
 #include "shmem.h"
+#include "utility.h"
 
 PG_MODULE_MAGIC;
 
@@ -167,6 +169,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved(REPLKAFKA_EXTENSION_NAME);
 
 	replkafka_shmem_init();
+	replkafka_fence_init();
+	replkafka_utility_init();
 	replkafka_shipper_register();
 	replkafka_apply_register();
 }

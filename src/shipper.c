@@ -39,25 +39,40 @@
  * RECOVERY
  * --------
  * Kafka is the truth about what was shipped.  Before shipping a partition
- * in a generation, the shipper reads the tail of the partition back to the
- * last complete record this node wrote in that generation (a TXN record's
- * last chunk, or the NEW_GEN record that started the generation).  Its
- * sequence number is the last one used; its commit LSN tells which
- * transactions Kafka already has: those committed at or before it are not
- * shipped again when the slot replays them.  A transaction whose chunks
- * reached Kafka only in part is shipped again whole, with the same SCN;
- * replicas discard the incomplete copy.
+ * in a generation, the shipper reads the partition back from its producer
+ * checkpoint (a record of ours Kafka holds: the generation's NEW_GEN, or a
+ * transaction acknowledged and checked) to the end of the log, however
+ * far that is (logscan.c).  The last transaction of ours there gives the
+ * last sequence number used, and its commit LSN tells which transactions
+ * Kafka already has: those committed at or before it are not shipped
+ * again when the slot replays them.  Only our own NEW_GEN starts the
+ * count: another node's NEW_GEN of our generation lost its election, and
+ * its commit LSN is another node's.  A transaction whose chunks reached
+ * Kafka only in part is shipped again whole, with the same SCN; replicas
+ * discard the incomplete copy.
  *
  * Any fatal producer error (librdkafka 2.0 can raise spurious fatal
- * idempotence errors after disconnects), and any other error, ends the
- * worker; the postmaster starts it again after a second and recovery runs
- * again from the slot and the tail of each partition.  Nothing is lost,
- * because the slot is confirmed only past acknowledged transactions, and
- * nothing is shipped twice, because of the tail read.
+ * idempotence errors after disconnects, and a record that fails for good
+ * is made fatal with enable.gapless.guarantee), and any other error, ends
+ * the worker; the postmaster starts it again after a second and recovery
+ * runs again from the slot and the log.  Nothing is lost, because the slot
+ * is confirmed only past acknowledged transactions, and nothing is shipped
+ * twice, because of the read-back.  Should Kafka hold a transaction of
+ * ours without the one before it, no replica can get past the hole: the
+ * partition stops rather than take the later one for the last.
  *
+ * FOREIGN RECORDS
+ * ---------------
  * A record in a partition that this node did not write in its generation,
  * or a record of a newer generation, means another node is (or was made)
  * primary: the partition goes to "error" at once and is no longer shipped.
+ * Our transactions Kafka holds before that record are part of the
+ * cluster's history; those after it are not.  At run time, such records
+ * show up as a gap between the offsets of two of our acknowledged
+ * records; the gap is read back before the transactions after it are
+ * released, so that a synchronous commit Kafka acknowledged after another
+ * node's NEW_GEN is never taken for a success (fence.c reads the role
+ * first, and history_end, which the shipper publishes before the role).
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -113,6 +128,13 @@
 
 /* Producer checkpoints are written at most this often (1s). */
 #define SHIPPER_CHECKPOINT_MS	1000
+
+/*
+ * Sequence numbers kept for transactions that committed before the fence
+ * closed: once the next one is above this, the partition takes no new
+ * transactions in the generation.  A sequence number never wraps.
+ */
+#define SHIPPER_SEQUENCE_LIMIT	(PG_UINT32_MAX - (1U << 20))
 
 /* How often an idle primary partition's log is looked at (2s). */
 #define SHIPPER_CHECK_MS		2000
@@ -190,6 +212,7 @@ static void shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 static void shipper_service(bool idle);
 static void shipper_produce(const char *data, size_t len, int partition,
 							Shipment *shipment);
+static void shipper_check_sequence(int partition);
 static void shipper_recover_changed(void);
 static void shipper_recover(int partition);
 static bool shipper_load_checkpoint(int partition);
@@ -481,6 +504,10 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
 			sp->generation == part->generation)
 		{
+			if (!sp->stale && hdr.commit_lsn > sp->skip_lsn && sp->next_seq == 0)
+				shipper_partition_error(hdr.partition, PG_INT64_MAX,
+										"generation %u of the partition has used up its transaction sequence numbers",
+										sp->generation);
 			if (!sp->stale && hdr.commit_lsn > sp->skip_lsn)
 			{
 				Shipment   *s = MemoryContextAllocZero(TopMemoryContext,
@@ -491,6 +518,7 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				s->commit_lsn = hdr.commit_lsn;
 				s->last_offset = -1;
 				sp->next_seq++;
+				shipper_check_sequence(hdr.partition);
 				dlist_push_tail(&shipments, &s->node);
 				sp->cur = s;
 				sp->cur_skip = false;
@@ -891,6 +919,29 @@ shipper_report_ended(int partition, const LogScan *scan)
 }
 
 /*
+ * Close the fence of partition to new transactions once its generation's
+ * sequence numbers are nearly used up (or open it in a new generation).
+ */
+static void
+shipper_check_sequence(int partition)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	bool		exhausted = sp->next_seq > SHIPPER_SEQUENCE_LIMIT || sp->next_seq == 0;
+
+	if (part->sequence_exhausted == exhausted)
+		return;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->sequence_exhausted = exhausted;
+	LWLockRelease(replkafka_shared->lock);
+	if (exhausted)
+		ereport(WARNING,
+				errmsg("partition %d takes no more writes on node \"%s\": generation %u has used up its transaction sequence numbers",
+					   partition, replkafka_node_name, sp->generation),
+				errhint("Start a new generation: demote the partition, and promote this node or another one."));
+}
+
+/*
  * Recover the partitions this node became primary of (or whose generation
  * changed) since the shipper last looked.  Outside a transaction only.
  */
@@ -1003,6 +1054,7 @@ shipper_recover(int partition)
 	sp->expect_offset = high;
 	sp->last_check = GetCurrentTimestamp();
 	sp->next_seq = scan.seq + 1;
+	shipper_check_sequence(partition);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->shipped_scn = RKM_SCN(generation, scan.seq);
 	part->shipped_offset = scan.offset;

@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -30,6 +31,18 @@
 #include "catalog.h"
 #include "replkafka.h"
 #include "shmem.h"
+
+/*
+ * A transaction prepared for two-phase commit since the server started,
+ * with the partition it wrote: it still counts as a writer of the
+ * partition until COMMIT PREPARED or ROLLBACK PREPARED.
+ */
+typedef struct ReplkafkaPrepared
+{
+	Oid			dbid;			/* InvalidOid: a free slot */
+	int			partition;		/* the partition it wrote, or -1 */
+	char		gid[GIDSIZE];
+} ReplkafkaPrepared;
 
 /* A role change to publish in shared memory when its transaction commits. */
 typedef struct PendingRole
@@ -49,6 +62,9 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* Pointer to shared memory state. */
 ReplkafkaShared *replkafka_shared = NULL;
+
+/* max_prepared_xacts slots, under replkafka_shared->lock. */
+static ReplkafkaPrepared *prepared = NULL;
 
 /* Role changes of the current transaction, in TopTransactionContext. */
 static List *pending_roles = NIL;
@@ -94,6 +110,7 @@ shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(shmem_size());
+	RequestAddinShmemSpace(mul_size(max_prepared_xacts, sizeof(ReplkafkaPrepared)));
 	RequestNamedLWLockTranche(REPLKAFKA_EXTENSION_NAME, 1);
 }
 
@@ -120,6 +137,11 @@ shmem_startup(void)
 		for (int p = 0; p < replkafka_max_partitions; p++)
 			pg_atomic_init_u32(&replkafka_shared->partitions[p].writers, 0);
 	}
+	prepared = ShmemInitStruct("replkafka prepared transactions",
+							   mul_size(max_prepared_xacts, sizeof(ReplkafkaPrepared)),
+							   &found);
+	if (!found)
+		memset(prepared, 0, mul_size(max_prepared_xacts, sizeof(ReplkafkaPrepared)));
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -283,6 +305,7 @@ shmem_xact_callback(XactEvent event, void *arg)
 				{
 					part->shipped_scn = 0;
 					part->shipped_offset = -1;
+					part->sequence_exhausted = false;
 				}
 				if (pending->role != part->role)
 				{
@@ -351,4 +374,78 @@ replkafka_wake_apply_workers(void)
 		if (latch)
 			SetLatch(latch);
 	}
+}
+
+/*
+ * Remember that the current database's transaction being prepared as gid
+ * wrote partition (-1: none).  Called before the PREPARE completes, so a
+ * failure here aborts it.
+ */
+void
+replkafka_prepared_remember(const char *gid, int partition)
+{
+	int			i;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < max_prepared_xacts; i++)
+	{
+		if (!OidIsValid(prepared[i].dbid))
+		{
+			prepared[i].dbid = MyDatabaseId;
+			prepared[i].partition = partition;
+			strlcpy(prepared[i].gid, gid, GIDSIZE);
+			break;
+		}
+	}
+	LWLockRelease(replkafka_shared->lock);
+	if (i == max_prepared_xacts)
+		elog(ERROR, "no free slot to remember prepared transaction \"%s\"", gid);
+}
+
+/*
+ * Forget the current database's prepared transaction gid; returns whether
+ * it was remembered (prepared since the server started), and the
+ * partition it wrote in *partition.
+ */
+bool
+replkafka_prepared_forget(const char *gid, int *partition)
+{
+	bool		found = false;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < max_prepared_xacts; i++)
+	{
+		if (prepared[i].dbid == MyDatabaseId && strcmp(prepared[i].gid, gid) == 0)
+		{
+			*partition = prepared[i].partition;
+			prepared[i].dbid = InvalidOid;
+			found = true;
+			break;
+		}
+	}
+	LWLockRelease(replkafka_shared->lock);
+	return found;
+}
+
+/*
+ * The partition the current database's prepared transaction gid wrote
+ * (-1: none); false if it was not prepared since the server started.
+ */
+bool
+replkafka_prepared_partition(const char *gid, int *partition)
+{
+	bool		found = false;
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	for (int i = 0; i < max_prepared_xacts; i++)
+	{
+		if (prepared[i].dbid == MyDatabaseId && strcmp(prepared[i].gid, gid) == 0)
+		{
+			*partition = prepared[i].partition;
+			found = true;
+			break;
+		}
+	}
+	LWLockRelease(replkafka_shared->lock);
+	return found;
 }

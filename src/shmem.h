@@ -72,6 +72,13 @@ typedef struct ReplkafkaPartition
 	bool		handover;
 
 	/*
+	 * The generation's sequence numbers are nearly used up: the fence lets
+	 * no new transaction in, so that those committed already still get one.
+	 * Set by the shipper; a new generation starts the count again.
+	 */
+	bool		sequence_exhausted;
+
+	/*
 	 * Primary found stale: its local transactions that are not part of the
 	 * cluster's history (in Kafka after another node's record, or never
 	 * shipped), counted since the server started.  Those of its
@@ -145,5 +152,8 @@ extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 										 uint32 generation);
 extern void replkafka_wake_shipper(void);
 extern void replkafka_wake_apply_workers(void);
+extern void replkafka_prepared_remember(const char *gid, int partition);
+extern bool replkafka_prepared_forget(const char *gid, int *partition);
+extern bool replkafka_prepared_partition(const char *gid, int *partition);
 
 #endif							/* REPLKAFKA_SHMEM_H */

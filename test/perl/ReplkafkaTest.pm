@@ -877,12 +877,14 @@ sub changes
 =item ReplkafkaTest::Wire::transactions(@records)
 
 Group the records of consume() into transactions: for each partition, in
-offset order, complete chunk sequences (chunk 0 through the last chunk)
-become { partition, offset (of the last chunk), scn, generation, sequence,
-origin, commit_lsn, chunks, changes }.  Control records are returned as
-{ partition, offset, type, scn, generation, sequence, origin }.  An
-incomplete chunk sequence followed by anything else is dropped, as the
-protocol says, and counted in $ReplkafkaTest::Wire::incomplete.
+offset order, complete chunk sequences (chunk 0 through the last chunk) of
+one origin become { partition, offset (of the last chunk), scn,
+generation, sequence, origin, commit_lsn, chunks, changes }.  Records of
+other origins between them do not interrupt them (doc/protocol.md,
+Chunks).  Control records are returned as { partition, offset, type, scn,
+generation, sequence, origin }.  An incomplete chunk sequence followed by
+another record of its origin is dropped, as the protocol says, and
+counted in $ReplkafkaTest::Wire::incomplete.
 
 =cut
 
@@ -897,10 +899,11 @@ sub transactions
 	{
 		my $h = header($r->{payload});
 		my $p = $r->{partition};
+		my $key = "$p $h->{origin}";
 		if ($h->{type} ne 'TXN' || $h->{chunk} == 0)
 		{
-			$incomplete++ if $open{$p};
-			delete $open{$p};
+			$incomplete++ if $open{$key};
+			delete $open{$key};
 		}
 		if ($h->{type} ne 'TXN')
 		{
@@ -910,14 +913,14 @@ sub transactions
 		}
 		if ($h->{chunk} == 0)
 		{
-			$open{$p} = { %$h, body => '', chunks => 0 };
+			$open{$key} = { %$h, body => '', chunks => 0 };
 		}
-		my $t = $open{$p};
+		my $t = $open{$key};
 		next unless $t;    # a chunk without its start
 		if ($h->{chunk} != $t->{chunks} || $h->{scn} != $t->{scn})
 		{
 			$incomplete++;
-			delete $open{$p};
+			delete $open{$key};
 			next;
 		}
 		$t->{body} .= $h->{body};
@@ -928,7 +931,7 @@ sub transactions
 			$t->{changes} = [ changes($t->{body}) ];
 			delete $t->{body};
 			push @result, $t;
-			delete $open{$p};
+			delete $open{$key};
 		}
 	}
 	$incomplete += scalar keys %open;

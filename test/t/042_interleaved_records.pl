@@ -17,6 +17,8 @@
 # partition 2 (item 6): after node_x's END_GEN, a transaction of node_x's
 #   ended generation is skipped, even by a worker that restarted between
 #   the two (the end of the generation is kept in the checkpoint).
+# partition 0 again (item 8): node_x's transaction 3 inserts a row whose
+#   key belongs to partition 1: the replica refuses to write it there.
 use strict;
 use warnings;
 
@@ -138,5 +140,17 @@ SELECT kafka_offset = 4 FROM replkafka.consumer_checkpoints WHERE partition = 2}
 	'item 6: the restarted replica read past the records after END_GEN');
 is(rows(2, 'after end'), '0', 'item 6: it applied none of them');
 like(state(2), qr/^replica 1 2 $/, 'item 6: it counted both as zombies, without error');
+
+# Partition 0: a row of partition 1 in partition 0's log.
+$kafka->produce('replkafka', 0,
+	chunks(0, 'node_x', 3, 100000, body('elsewhere', $keys{1}[5])));
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 0"),
+	'item 8: a row of another partition stops the partition');
+like(state(0),
+	qr/could not apply the transaction at Kafka offset \d+: a row of table "items" in the log of partition 0 belongs to partition 1/,
+	'item 8: the error says where the row belongs');
+is($node->safe_psql('postgres', "SELECT count(*) FROM items WHERE v = 'elsewhere'"), '0',
+	'item 8: the row was not written');
 
 done_testing();

@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * table.c
+ *		Replicated tables: what makes a table replicable, and keeping it
+ *		so under ALTER TABLE.
+ *
+ * A replicated table needs a primary key that its replica identity logs
+ * (so that the decoder finds every change's key, hence its partition, in
+ * the WAL), and partition key columns that are part of the primary key,
+ * whose type every node hashes alike, and whose values stay in the row
+ * (an out-of-line TOASTed key of an UPDATE is not in the WAL).  add_table()
+ * checks all of it and keeps the key columns' values in the row (storage
+ * MAIN); ALTER TABLE of a replicated table is checked again once it ran,
+ * and undone with an error if it broke any of it: a change the decoder
+ * cannot ship would stop the shipping of every partition on the node.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/table.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "commands/extension.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/varlena.h"
+
+#include "catalog.h"
+#include "partition.h"
+#include "replkafka.h"
+#include "table.h"
+
+/* The partition key of a replicated table as it was before ALTER TABLE. */
+typedef struct TableKeyColumns
+{
+	Oid			relid;
+	int			nkeys;
+	AttrNumber *attnums;
+	Oid			types[INDEX_MAX_KEYS];
+	Oid			collations[INDEX_MAX_KEYS];
+} TableKeyColumns;
+
+static bool table_in_primary_key(Relation rel, AttrNumber attnum);
+static void table_check_key_column(Relation rel, AttrNumber attnum);
+
+/*
+ * Fail unless rel is a table replkafka can replicate: a permanent, plain,
+ * user table with a primary key that is its replica identity.
+ */
+void
+replkafka_check_replicable_table(Relation rel)
+{
+	const char *name = RelationGetRelationName(rel);
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate partitioned table \"%s\"", name),
+				errhint("Replicate its partitions instead."));
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				errmsg("\"%s\" is not a table", name));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate temporary or unlogged table \"%s\"", name),
+				errdetail("Changes of such tables are not written to the WAL."));
+	if (IsCatalogRelation(rel) ||
+		RelationGetNamespace(rel) == get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false))
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot replicate system table \"%s\"", name));
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s\" has no primary key", name),
+				errdetail("Replicas find the rows to update and delete by primary key."),
+				errhint("Add a primary key with ALTER TABLE ... ADD PRIMARY KEY."));
+	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_DEFAULT &&
+		rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("table \"%s\" does not log its primary key", name),
+				errdetail("Its replica identity must be DEFAULT or FULL."),
+				errhint("Use ALTER TABLE ... REPLICA IDENTITY DEFAULT."));
+}
+
+/*
+ * Is attnum a column of rel's primary key?
+ */
+static bool
+table_in_primary_key(Relation rel, AttrNumber attnum)
+{
+	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	HeapTuple	indtup;
+	Form_pg_index index;
+	bool		found = false;
+
+	if (!OidIsValid(pkoid))
+		return false;
+	indtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
+	if (!HeapTupleIsValid(indtup))
+		elog(ERROR, "cache lookup failed for index %u", pkoid);
+	index = (Form_pg_index) GETSTRUCT(indtup);
+	for (int i = 0; i < index->indnkeyatts; i++)
+		if (index->indkey.values[i] == attnum)
+			found = true;
+	ReleaseSysCache(indtup);
+	return found;
+}
+
+/*
+ * Fail unless column attnum of rel can be (or stay) a partition key
+ * column: part of the primary key, of a type every node hashes alike.
+ */
+static void
+table_check_key_column(Relation rel, AttrNumber attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	const char *colname = NameStr(att->attname);
+	const char *problem;
+
+	if (att->attisdropped)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot drop partition key column %d of replicated table \"%s\"",
+					   attnum, RelationGetRelationName(rel)),
+				errhint("Stop replicating the table with replkafka.remove_table() first."));
+	if (!table_in_primary_key(rel, attnum))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("column \"%s\" is not part of the primary key of table \"%s\"",
+					   colname, RelationGetRelationName(rel)),
+				errdetail("The partition key must be part of the primary key, so that a key is unique within its partition."));
+	if (replkafka_key_hash_function(att->atttypid) == NULL)
+		problem = "The type has no extended hash function.";
+	else
+		problem = replkafka_key_type_problem(att->atttypid, att->attcollation);
+	if (problem)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("column \"%s\" of type %s cannot be a partition key",
+					   colname, format_type_be(att->atttypid)),
+				errdetail("%s", problem),
+				errhint("Every node must compute the same partition for a key."));
+}
+
+/*
+ * Parse the column list of a partition key ("a" or "a, b", identifiers as
+ * in SQL) into attnums; every column must be part of the primary key and
+ * hashable.  Returns the number of columns.
+ */
+int
+replkafka_parse_partition_key(Relation rel, const char *partition_key,
+							  AttrNumber *attnums)
+{
+	char	   *raw = pstrdup(partition_key);
+	List	   *names;
+	ListCell   *lc;
+	int			nkeys = 0;
+
+	if (!SplitIdentifierString(raw, ',', &names) || names == NIL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid partition key \"%s\"", partition_key),
+				errhint("Name the key columns, separated by commas."));
+
+	foreach(lc, names)
+	{
+		char	   *colname = lfirst(lc);
+		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), colname);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_COLUMN),
+					errmsg("column \"%s\" of relation \"%s\" does not exist",
+						   colname, RelationGetRelationName(rel)));
+		if (list_length(names) > INDEX_MAX_KEYS)
+			ereport(ERROR,
+					errcode(ERRCODE_TOO_MANY_COLUMNS),
+					errmsg("a partition key has at most %d columns", INDEX_MAX_KEYS));
+		for (int i = 0; i < nkeys; i++)
+			if (attnums[i] == attnum)
+				ereport(ERROR,
+						errcode(ERRCODE_DUPLICATE_COLUMN),
+						errmsg("column \"%s\" appears twice in the partition key",
+							   colname));
+		table_check_key_column(rel, attnum);
+		attnums[nkeys++] = attnum;
+	}
+	return nkeys;
+}
+
+/*
+ * Before ALTER TABLE: if relid is a replicated table, note its partition
+ * key columns' types; NULL otherwise.
+ */
+void *
+replkafka_table_before_alter(Oid relid)
+{
+	TableKeyColumns *cols;
+	AttrNumber *attnums;
+	int			nkeys;
+
+	if (!OidIsValid(relid) ||
+		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
+		return NULL;
+	nkeys = replkafka_catalog_table_key(relid, &attnums);
+	if (nkeys == 0)
+		return NULL;
+	cols = palloc0(sizeof(TableKeyColumns));
+	cols->relid = relid;
+	cols->nkeys = nkeys;
+	cols->attnums = attnums;
+	for (int i = 0; i < nkeys; i++)
+	{
+		int32		typmod;
+
+		get_atttypetypmodcoll(relid, attnums[i], &cols->types[i], &typmod,
+							  &cols->collations[i]);
+	}
+	return cols;
+}
+
+/*
+ * After ALTER TABLE of a replicated table: the table must still be
+ * replicable, and its partition key columns keep their types, collations
+ * and in-row storage; otherwise the ALTER fails.
+ */
+void
+replkafka_table_after_alter(void *before)
+{
+	TableKeyColumns *cols = before;
+	Relation	rel;
+
+	if (cols == NULL)
+		return;
+	CommandCounterIncrement();
+	rel = table_open(cols->relid, AccessShareLock);
+	PG_TRY();
+	{
+		replkafka_check_replicable_table(rel);
+		for (int i = 0; i < cols->nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  cols->attnums[i] - 1);
+
+			table_check_key_column(rel, cols->attnums[i]);
+			if (att->atttypid != cols->types[i] ||
+				att->attcollation != cols->collations[i])
+				ereport(ERROR,
+						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("cannot change the type or collation of partition key column \"%s\" of replicated table \"%s\"",
+							   NameStr(att->attname), RelationGetRelationName(rel)),
+						errdetail("The partition of a key depends on them."));
+			if (att->attstorage == TYPSTORAGE_EXTERNAL ||
+				att->attstorage == TYPSTORAGE_EXTENDED)
+				ereport(ERROR,
+						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("partition key column \"%s\" of replicated table \"%s\" must keep its values in the row",
+							   NameStr(att->attname), RelationGetRelationName(rel)),
+						errdetail("A value stored out of line is not in the WAL when an UPDATE leaves it unchanged."),
+						errhint("Use storage MAIN or PLAIN."));
+		}
+	}
+	PG_FINALLY();
+	{
+		table_close(rel, AccessShareLock);
+	}
+	PG_END_TRY();
+}

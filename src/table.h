@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * table.h
+ *		Replicated tables: what makes a table replicable, and keeping it
+ *		so under ALTER TABLE.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/table.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPLKAFKA_TABLE_H
+#define REPLKAFKA_TABLE_H
+
+#include "utils/relcache.h"
+
+extern void replkafka_check_replicable_table(Relation rel);
+extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key,
+										  AttrNumber *attnums);
+extern void *replkafka_table_before_alter(Oid relid);
+extern void replkafka_table_after_alter(void *before);
+
+#endif							/* REPLKAFKA_TABLE_H */
