@@ -639,10 +639,29 @@ replkafka_catalog_prepared_gids(void)
 }
 
 /*
+ * Forget the consumer checkpoint of partition: this node became its
+ * primary, and no longer applies it from there.
+ */
+void
+replkafka_catalog_delete_consumer_checkpoint(int partition)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(partition);
+	SPI_connect();
+	catalog_spi_execute("DELETE FROM replkafka.consumer_checkpoints"
+						" WHERE partition OPERATOR(pg_catalog.=) $1",
+						1, types, values, false, SPI_OK_DELETE);
+	SPI_finish();
+}
+
+/*
  * Was this node primary of partition after the last transaction it
- * applied?  True if its producer checkpoint is of a newer generation than
- * its consumer checkpoint (or it has only the former); *generation is
- * then the producer checkpoint's generation.
+ * applied?  A promotion forgets the consumer checkpoint, and a demotion
+ * writes one of the generation it ends: true if the producer checkpoint is
+ * of a newer generation than the consumer checkpoint, or there is only
+ * the former; *generation is then the producer checkpoint's generation.
  */
 bool
 replkafka_catalog_primary_since_applied(int partition, uint32 *generation)

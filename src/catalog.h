@@ -83,6 +83,7 @@ extern void replkafka_catalog_lock_partition(int partition, int *role,
 extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
 													  ReplkafkaConsumerCheckpoint *ckpt);
 extern void replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt);
+extern void replkafka_catalog_delete_consumer_checkpoint(int partition);
 extern List *replkafka_catalog_prepared_gids(void);
 extern bool replkafka_catalog_primary_since_applied(int partition,
 													uint32 *generation);

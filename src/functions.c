@@ -207,9 +207,11 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 	AttrNumber *existing;
 	int			nkeys;
 	char	   *qualname;
+	StringInfoData alter_storage;
 
 	check_node_configured();
 	check_cluster_exists();
+	initStringInfo(&alter_storage);
 
 	/* CREATE TRIGGER takes the same lock. */
 	rel = table_open(relid, ShareRowExclusiveLock);
@@ -231,8 +233,14 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 
 		if (att->attstorage == TYPSTORAGE_EXTERNAL ||
 			att->attstorage == TYPSTORAGE_EXTENDED)
-			run_sql(psprintf("ALTER TABLE %s ALTER COLUMN %s SET STORAGE MAIN",
-							 qualname, quote_identifier(NameStr(att->attname))));
+		{
+			if (alter_storage.len == 0)
+				appendStringInfo(&alter_storage, "ALTER TABLE %s", qualname);
+			else
+				appendStringInfoChar(&alter_storage, ',');
+			appendStringInfo(&alter_storage, " ALTER COLUMN %s SET STORAGE MAIN",
+							 quote_identifier(NameStr(att->attname)));
+		}
 	}
 
 	replkafka_catalog_add_table(relid, nkeys, attnums);
@@ -256,6 +264,10 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 
 	CacheInvalidateRelcacheByRelid(relid);
 	table_close(rel, NoLock);
+
+	/* ALTER TABLE refuses a table this function has open: now. */
+	if (alter_storage.len > 0)
+		run_sql(alter_storage.data);
 	PG_RETURN_VOID();
 }
 

@@ -387,6 +387,8 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	pckpt.commit_lsn = newgen_lsn;
 	pckpt.kafka_offset = newgen_offset;
 	replkafka_catalog_save_producer_checkpoint(&pckpt);
+	/* from now on this node's rows hold its own writes (see check_not_stale) */
+	replkafka_catalog_delete_consumer_checkpoint(partition);
 	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_PRIMARY,
 								 generation + 1);
 	ereport(LOG,

@@ -225,20 +225,21 @@ SELECT count(*) = 1 FROM pg_stat_activity
 	return worker_pid($node, 'replkafka shipper');
 }
 
-=item ReplkafkaTest::background_psql($node, $sql)
+=item ReplkafkaTest::background_psql($node, @sql)
 
-Run $sql with psql on $node in the background; returns a hash whose
-B<h> is the IPC::Run harness and B<out>, B<err> references to what psql
-printed.  Finish it with $run->{h}->finish.
+Run the statements @sql with psql on $node in the background, each in a
+-c of its own (so each runs in a transaction of its own); returns a hash
+whose B<h> is the IPC::Run harness and B<out>, B<err> references to what
+psql printed.  Finish it with $run->{h}->finish.
 
 =cut
 
 sub background_psql
 {
-	my ($node, $sql) = @_;
+	my ($node, @sql) = @_;
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-At', '-d', $node->connstr('postgres'), '-c', $sql ],
+		[ 'psql', '-X', '-At', '-d', $node->connstr('postgres'), map { ('-c', $_) } @sql ],
 		'>', \$out, '2>', \$err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 	return { h => $h, out => \$out, err => \$err };

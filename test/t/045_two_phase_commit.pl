@@ -52,7 +52,7 @@ $node_a->safe_psql('postgres', q{
 BEGIN; INSERT INTO items VALUES (1, 'w1'); PREPARE TRANSACTION 'w1';});
 my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 kill 'STOP', $shipper;
-my $commit = ReplkafkaTest::background_psql($node_a, "$sync; COMMIT PREPARED 'w1'");
+my $commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w1'");
 ok(waits_for_kafka($node_a, "COMMIT PREPARED ''w1''"),
 	'item 9: a synchronous COMMIT PREPARED waits for Kafka');
 kill 'CONT', $shipper;
@@ -93,7 +93,7 @@ like($stderr, qr/1 prepared transactions may write the partition/,
 	'item 9: after a restart, demote() waits for a transaction prepared before');
 $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 kill 'STOP', $shipper;
-$commit = ReplkafkaTest::background_psql($node_a, "$sync; COMMIT PREPARED 'w3'");
+$commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w3'");
 ok(waits_for_kafka($node_a, "COMMIT PREPARED ''w3''"),
 	'item 9: its synchronous COMMIT PREPARED waits for Kafka');
 kill 'CONT', $shipper;
