@@ -141,6 +141,36 @@ ALTER TABLE lines DROP COLUMN region;
 ALTER TABLE lines REPLICA IDENTITY FULL, ADD COLUMN note text,
 	ALTER COLUMN qty TYPE bigint;
 ALTER TABLE lines REPLICA IDENTITY DEFAULT, DROP COLUMN note;
+-- ALTER TABLE of a parent reaches the replicated tables that inherit from it.
+CREATE TABLE accounts_base (tenant int, id int, v text);
+CREATE TABLE accounts (PRIMARY KEY (tenant, id)) INHERITS (accounts_base);
+SELECT replkafka.add_table('accounts', 'tenant');
+ALTER TABLE accounts_base ALTER COLUMN tenant TYPE bigint;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE accounts_base ALTER COLUMN v TYPE varchar(10);
+SELECT replkafka.remove_table('accounts');
+DROP TABLE accounts_base CASCADE;
+-- A rewrite of key values, even to the same type, and a typmod change.
+CREATE TABLE amounts (id numeric(10,4) PRIMARY KEY, v text);
+SELECT replkafka.add_table('amounts', 'id');
+ALTER TABLE amounts ALTER COLUMN id TYPE numeric(10,4) USING id + 1;
+\echo :LAST_ERROR_SQLSTATE
+-- A typed table's key through ALTER TYPE ... CASCADE, and a key column
+-- dropped with its domain.
+CREATE TYPE account_row AS (id int, v text);
+CREATE TABLE typed_accounts OF account_row (PRIMARY KEY (id));
+SELECT replkafka.add_table('typed_accounts', 'id');
+ALTER TYPE account_row ALTER ATTRIBUTE id TYPE bigint CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+CREATE DOMAIN amount_key AS int;
+CREATE TABLE by_domain (id amount_key PRIMARY KEY);
+SELECT replkafka.add_table('by_domain', 'id');
+DROP DOMAIN amount_key CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.remove_table(t) FROM unnest(ARRAY['amounts', 'typed_accounts', 'by_domain']::regclass[]) t;
+DROP TABLE amounts, typed_accounts, by_domain;
+DROP TYPE account_row;
+DROP DOMAIN amount_key;
 
 -- Rows that exist before registration stay on this node.
 CREATE TABLE prefilled (id int PRIMARY KEY);

@@ -34,13 +34,21 @@
  *	   wins; a NEW_GEN of a generation not above the current one lost its
  *	   election and is skipped).  A TXN of an older generation, or of the
  *	   current generation from another node than the one that started it,
- *	   is a zombie write: skipped and counted.  A TXN of a newer generation
- *	   without its NEW_GEN is an error.
- *	4. A chunked transaction is applied only when all its chunks arrived; an
- *	   incomplete one followed by anything else is discarded (it will come
- *	   again whole).
- *	5. Only replicated tables are written; a record naming another table
- *	   puts the partition in error.
+ *	   is a zombie write: skipped and counted.  A record of a newer
+ *	   generation without its NEW_GEN is an error.
+ *	4. A chunked transaction is applied only when all its chunks arrived.
+ *	   Records that are not the leader's (the leader: the node whose NEW_GEN
+ *	   started the current generation) leave it alone; an incomplete one
+ *	   followed by another record of the leader, or by a new generation, is
+ *	   discarded (the leader writes it again whole).  The leader's END_GEN
+ *	   carries the sequence of its last transaction, which must be the last
+ *	   applied one; the end of a generation is kept in the checkpoint.
+ *	5. Only replicated tables are written, and only rows of the record's
+ *	   partition; anything else puts the partition in error.
+ *
+ * Once this node's own NEW_GEN wins a promotion, the worker applies
+ * nothing more of the partition, records fetched already included: from
+ * there on they are the node's own.
  *
  * ORIGINS
  * -------
@@ -208,9 +216,6 @@ static char *topic_name = NULL;
 static int	npartitions = 0;
 static ApplyPartition *parts = NULL;
 static ReplkafkaRole *roles_seen = NULL;
-
-/* A partition stopped being applied outside apply_refresh_assignment(). */
-static bool assignment_changed = false;
 static rd_kafka_t *consumer = NULL;
 
 /* The message being handled, destroyed on exit if a FATAL cut it short. */
@@ -409,11 +414,9 @@ apply_load_partition(int p)
 static void
 apply_refresh_assignment(bool force)
 {
-	bool		changed = force || assignment_changed;
+	bool		changed = force;
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
-
-	assignment_changed = false;
 
 	for (int p = 0; p < npartitions; p++)
 	{
@@ -671,7 +674,11 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 		case RKM_END_GEN:
 		case RKM_HEARTBEAT:
 			apply_promotion_established(p, hdr);
-			if (hdr->type == RKM_END_GEN && gen == ap->generation &&
+			if (gen > ap->generation)
+				apply_partition_error(p, "the %s record at Kafka offset %lld is of generation %u, which no NEW_GEN record started",
+									  rkm_type_name(hdr->type),
+									  (long long) offset, gen);
+			else if (hdr->type == RKM_END_GEN && gen == ap->generation &&
 				strcmp(hdr->origin, ap->gen_origin) == 0 && !ap->gen_ended)
 				apply_end_generation(p, offset, hdr);
 			else if (gen < ap->generation ||
@@ -1540,9 +1547,13 @@ apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
 static void
 apply_release_partition(int p)
 {
+	/*
+	 * The consumer's assignment changes with the role, at commit: changing
+	 * it twice in a row can trip an assertion of librdkafka 2.0 (a second
+	 * stop of a partition whose first stop is pending).
+	 */
 	parts[p].assigned = false;
 	parts[p].collecting = false;
-	assignment_changed = true;
 }
 
 /*

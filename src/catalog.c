@@ -36,6 +36,10 @@
 #include "replkafka.h"
 #include "shmem.h"
 
+static bool catalog_partition_row(const char *sql, int partition,
+								  bool read_only);
+static bool catalog_lock_partition(int partition, bool skip_locked, int *role,
+								   uint32 *generation);
 static void catalog_spi_execute(const char *sql, int nargs, Oid *argtypes,
 								Datum *values, bool read_only, int expected);
 
@@ -54,6 +58,22 @@ catalog_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_with_args failed on \"%s\": %s",
 			 sql, SPI_result_code_string(ret));
+}
+
+/*
+ * Run a query whose $1 is a partition number, SPI connected; true if it
+ * returned a row, which the caller reads from SPI_tuptable before
+ * SPI_finish().
+ */
+static bool
+catalog_partition_row(const char *sql, int partition, bool read_only)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(partition);
+	catalog_spi_execute(sql, 1, types, values, read_only, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*
@@ -264,28 +284,35 @@ replkafka_catalog_set_role(int partition, int role, uint32 generation,
 /*
  * Put a partition this node is primary of in generation in error, unless
  * its role changed meanwhile (the shipper writes this after the fact: a
- * role change made since then stays).
+ * role change made since then stays).  Does not wait for a transaction
+ * that holds the row (a demotion, a promotion): false then, to be tried
+ * again later.
  */
-void
+bool
 replkafka_catalog_set_primary_error(int partition, uint32 generation,
 									const char *last_error)
 {
 	Oid			types[3] = {INT4OID, INT8OID, TEXTOID};
 	Datum		values[3];
+	int			role;
+	uint32		current;
 
+	if (!replkafka_catalog_try_lock_partition(partition, &role, &current))
+		return false;
 	values[0] = Int32GetDatum(partition);
 	values[1] = Int64GetDatum((int64) generation);
 	values[2] = CStringGetTextDatum(last_error);
 
 	SPI_connect();
-	if (SPI_execute_with_args("UPDATE replkafka.partition_roles"
-							  " SET role = 'error', last_error = $3,"
-							  " changed_at = pg_catalog.now()"
-							  " WHERE partition = $1 AND role = 'primary'"
-							  " AND generation = $2",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update the role of partition %d", partition);
+	catalog_spi_execute("UPDATE replkafka.partition_roles"
+						" SET role = 'error', last_error = $3,"
+						" changed_at = pg_catalog.now()"
+						" WHERE partition OPERATOR(pg_catalog.=) $1"
+						" AND role OPERATOR(pg_catalog.=) 'primary'"
+						" AND generation OPERATOR(pg_catalog.=) $2",
+						3, types, values, false, SPI_OK_UPDATE);
 	SPI_finish();
+	return true;
 }
 
 /*
@@ -419,17 +446,13 @@ bool
 replkafka_catalog_get_producer_checkpoint(int partition,
 										  ReplkafkaProducerCheckpoint *ckpt)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 	bool		found = false;
 
-	values[0] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_spi_execute("SELECT scn, commit_lsn, kafka_offset"
-						" FROM replkafka.producer_checkpoints"
-						" WHERE partition OPERATOR(pg_catalog.=) $1",
-						1, types, values, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	if (catalog_partition_row("SELECT scn, commit_lsn, kafka_offset"
+							  " FROM replkafka.producer_checkpoints"
+							  " WHERE partition OPERATOR(pg_catalog.=) $1",
+							  partition, true))
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -478,20 +501,45 @@ replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ck
 void
 replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
+	(void) catalog_lock_partition(partition, false, role, generation);
+}
+
+/*
+ * replkafka_catalog_lock_partition() without waiting: false if another
+ * transaction holds the row.
+ */
+bool
+replkafka_catalog_try_lock_partition(int partition, int *role,
+									 uint32 *generation)
+{
+	return catalog_lock_partition(partition, true, role, generation);
+}
+
+/*
+ * The two above.
+ */
+static bool
+catalog_lock_partition(int partition, bool skip_locked, int *role,
+					   uint32 *generation)
+{
 	bool		isnull;
 	char	   *name;
 	ReplkafkaRole r;
 
-	values[0] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_spi_execute("SELECT role, generation FROM replkafka.partition_roles"
-						" WHERE partition = $1 FOR UPDATE",
-						1, types, values, false, SPI_OK_SELECT);
-	if (SPI_processed != 1)
+	if (!catalog_partition_row(skip_locked ?
+							   "SELECT role, generation FROM replkafka.partition_roles"
+							   " WHERE partition OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED" :
+							   "SELECT role, generation FROM replkafka.partition_roles"
+							   " WHERE partition OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							   partition, false))
+	{
+		SPI_finish();
+		if (skip_locked)
+			return false;
 		elog(ERROR, "partition %d is missing from replkafka.partition_roles",
 			 partition);
+	}
 	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (!replkafka_role_from_name(name, &r))
 		elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", name);
@@ -506,6 +554,7 @@ replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
 													   SPI_tuptable->tupdesc,
 													   2, &isnull));
 	SPI_finish();
+	return true;
 }
 
 /*
@@ -515,17 +564,13 @@ bool
 replkafka_catalog_get_consumer_checkpoint(int partition,
 										  ReplkafkaConsumerCheckpoint *ckpt)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 	bool		found = false;
 
-	values[0] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_spi_execute("SELECT generation, scn, kafka_offset, ended"
-						" FROM replkafka.consumer_checkpoints"
-						" WHERE partition OPERATOR(pg_catalog.=) $1",
-						1, types, values, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	if (catalog_partition_row("SELECT generation, scn, kafka_offset, ended"
+							  " FROM replkafka.consumer_checkpoints"
+							  " WHERE partition OPERATOR(pg_catalog.=) $1",
+							  partition, true))
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;

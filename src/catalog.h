@@ -64,7 +64,7 @@ extern int	replkafka_catalog_get_roles(List **roles);
 extern void replkafka_catalog_set_role(int partition, int role,
 									   uint32 generation,
 									   const char *last_error);
-extern void replkafka_catalog_set_primary_error(int partition,
+extern bool replkafka_catalog_set_primary_error(int partition,
 												uint32 generation,
 												const char *last_error);
 extern void replkafka_catalog_add_generation(int partition, uint32 generation,
@@ -80,6 +80,8 @@ extern bool replkafka_catalog_get_producer_checkpoint(int partition,
 extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);
 extern void replkafka_catalog_lock_partition(int partition, int *role,
 											 uint32 *generation);
+extern bool replkafka_catalog_try_lock_partition(int partition, int *role,
+												 uint32 *generation);
 extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
 													  ReplkafkaConsumerCheckpoint *ckpt);
 extern void replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt);

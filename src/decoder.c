@@ -536,6 +536,19 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				errmsg("cannot ship a change of table \"%s\" without its key",
 					   RelationGetRelationName(relation)),
 				errdetail("The table's replica identity does not log the primary key."));
+	for (int i = 0; i < key->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(keytuple, key->attnums[i], desc, &isnull);
+
+		if (!isnull && TupleDescAttr(desc, key->attnums[i] - 1)->attlen == -1 &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("cannot ship a change of table \"%s\" without its key",
+						   RelationGetRelationName(relation)),
+					errdetail("A partition key value is stored out of line (TOAST), and the WAL does not hold it."));
+	}
 
 	oldcxt = MemoryContextSwitchTo(data->changecxt);
 	drel = decoder_relation(data, relation);

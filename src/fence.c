@@ -58,10 +58,14 @@ static void fence_check_key_unchanged(const ReplkafkaTableKey *key,
 									  HeapTuple newtup);
 static void fence_end_write(void);
 static void fence_xact_callback(XactEvent event, void *arg);
-static void fence_wait_for_kafka(XLogRecPtr lsn, int partition);
+static void fence_wait_for_kafka(XLogRecPtr lsn, int partition,
+								 uint32 generation);
+static int	fence_verdict(XLogRecPtr lsn, XLogRecPtr acked, int partition,
+						  uint32 generation);
 
-/* The partition the current transaction writes, or -1. */
+/* The partition the current transaction writes, or -1, and its generation. */
 static int	xact_partition = -1;
+static uint32 xact_generation = 0;
 
 /* The GID of the transaction being prepared, and whether it is remembered. */
 static char prepare_gid[GIDSIZE];
@@ -193,7 +197,9 @@ fence_check_partition(Relation rel, int partition)
 	{
 		pg_atomic_fetch_add_u32(&part->writers, 1);
 		xact_partition = partition;
-		if (part->handover && part->role == REPLKAFKA_ROLE_PRIMARY)
+		xact_generation = part->generation;
+		if ((part->handover || part->ended_generation == part->generation) &&
+			part->role == REPLKAFKA_ROLE_PRIMARY)
 		{
 			fence_end_write();
 			ereport(ERROR,
@@ -264,7 +270,8 @@ fence_xact_callback(XactEvent event, void *arg)
 				fence_end_write();
 				replkafka_wake_shipper();
 				if (replkafka_synchronous_commit && XactLastCommitEnd != InvalidXLogRecPtr)
-					fence_wait_for_kafka(XactLastCommitEnd, partition);
+					fence_wait_for_kafka(XactLastCommitEnd, partition,
+										 xact_generation);
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
@@ -279,7 +286,8 @@ fence_xact_callback(XactEvent event, void *arg)
 			 */
 			if (replkafka_shared != NULL && prepare_gid[0] != '\0')
 			{
-				replkafka_prepared_remember(prepare_gid, xact_partition);
+				replkafka_prepared_remember(prepare_gid, xact_partition,
+											xact_generation);
 				prepare_remembered = true;
 			}
 			break;
@@ -294,8 +302,10 @@ fence_xact_callback(XactEvent event, void *arg)
 			if (prepare_remembered)
 			{
 				int			partition;
+				uint32		generation;
 
-				(void) replkafka_prepared_forget(prepare_gid, &partition);
+				(void) replkafka_prepared_forget(prepare_gid, &partition,
+												 &generation);
 			}
 			prepare_remembered = false;
 			prepare_gid[0] = '\0';
@@ -323,23 +333,62 @@ replkafka_fence_preparing(const char *gid)
  * its partition.  With replkafka.synchronous_commit = on, COMMIT PREPARED
  * waits for Kafka as COMMIT does, for the COMMIT PREPARED record.  For a
  * transaction prepared before the server started, the partition is not
- * known: the wait is for Kafka alone.
+ * known: any partition found stale since may be its own.
  */
 void
 replkafka_fence_finish_prepared(const char *gid, bool commit)
 {
 	int			partition = -1;
+	uint32		generation = 0;
 	bool		known;
 
 	if (replkafka_shared == NULL)
 		return;
-	known = replkafka_prepared_forget(gid, &partition);
+	known = replkafka_prepared_forget(gid, &partition, &generation);
 	if (commit && replkafka_synchronous_commit && (!known || partition >= 0) &&
 		XactLastRecEnd != InvalidXLogRecPtr)
 	{
 		replkafka_wake_shipper();
-		fence_wait_for_kafka(XactLastRecEnd, partition);
+		fence_wait_for_kafka(XactLastRecEnd, known ? partition : -1, generation);
 	}
+}
+
+/*
+ * Where a commit that ends at lsn, of partition's generation, stands, the
+ * shipper having released everything up to acked: 1 it is part of the
+ * cluster's history, -1 it is not, 0 not known yet.  Once the shipper
+ * found the partition stale in that generation, only commits up to its
+ * history_end are history; a role that changed since (a rebuild, a new
+ * generation) does not change that.  With partition -1 (a transaction
+ * prepared before the server started), any partition found stale is
+ * taken for the transaction's own.
+ */
+static int
+fence_verdict(XLogRecPtr lsn, XLogRecPtr acked, int partition,
+			  uint32 generation)
+{
+	int			verdict = acked >= lsn ? 1 : 0;
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	for (int p = Max(partition, 0); p < replkafka_shared->npartitions; p++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
+
+		if (part->stale_generation != 0 &&
+			(partition < 0 || part->stale_generation == generation))
+		{
+			if (lsn <= part->history_end)
+				verdict = partition < 0 ? verdict : 1;
+			else if (acked >= lsn)
+				verdict = -1;
+			else if (verdict == 1)
+				verdict = 0;
+		}
+		if (partition >= 0)
+			break;
+	}
+	LWLockRelease(replkafka_shared->lock);
+	return verdict;
 }
 
 /*
@@ -351,54 +400,42 @@ replkafka_fence_finish_prepared(const char *gid, bool commit)
  * committed transaction).
  */
 static void
-fence_wait_for_kafka(XLogRecPtr lsn, int partition)
+fence_wait_for_kafka(XLogRecPtr lsn, int partition, uint32 generation)
 {
-	ReplkafkaPartition *part = partition >= 0 ?
-		replkafka_partition_state(partition) : NULL;
-
 	for (;;)
 	{
 		int			rc;
-
 		XLogRecPtr	acked;
-		XLogRecPtr	history_end;
-		ReplkafkaRole role;
+		int			verdict;
 
 		/* a broadcast on ack_cv sets our latch; re-arm it every time */
 		ConditionVariablePrepareToSleep(&replkafka_shared->ack_cv);
 
 		/*
-		 * The shipper sets the role to error before it releases any commit
+		 * The shipper marks a partition stale before it releases any commit
 		 * that is not part of the cluster's history: read the released
-		 * position first, then the role.
+		 * position first, then the partition's state.
 		 */
 		acked = pg_atomic_read_u64(&replkafka_shared->acked_lsn);
 		pg_memory_barrier();
-		role = REPLKAFKA_ROLE_PRIMARY;
-		history_end = InvalidXLogRecPtr;
-		if (part)
-		{
-			LWLockAcquire(replkafka_shared->lock, LW_SHARED);
-			role = part->role;
-			history_end = part->history_end;
-			LWLockRelease(replkafka_shared->lock);
-		}
-
-		if (role != REPLKAFKA_ROLE_ERROR)
-		{
-			if (acked >= lsn)
-				break;
-		}
-		else if (lsn <= history_end)
-			break;				/* in Kafka before the other node's record */
-		else if (acked >= lsn)
+		verdict = fence_verdict(lsn, acked, partition, generation);
+		if (verdict > 0)
+			break;
+		if (verdict < 0)
 		{
 			/* another node took the partition over: this commit is lost to it */
-			ereport(WARNING,
-					errmsg("partition %d is no longer primary on node \"%s\"",
-						   partition, replkafka_node_name),
-					errdetail("The transaction has committed locally, but is not part of the cluster's history."),
-					errhint("See the last_error and orphaned_transactions columns of replkafka.partitions."));
+			if (partition >= 0)
+				ereport(WARNING,
+						errmsg("node \"%s\" is no longer primary of partition %d",
+							   replkafka_node_name, partition),
+						errdetail("The transaction has committed locally, but is not part of the cluster's history."),
+						errhint("See the last_error and orphaned_transactions columns of replkafka.partitions."));
+			else
+				ereport(WARNING,
+						errmsg("node \"%s\" is no longer primary of a partition this transaction may have written",
+							   replkafka_node_name),
+						errdetail("The transaction has committed locally, but might not be part of the cluster's history."),
+						errhint("See the last_error and orphaned_transactions columns of replkafka.partitions."));
 			break;
 		}
 

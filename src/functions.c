@@ -235,7 +235,7 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 			att->attstorage == TYPSTORAGE_EXTENDED)
 		{
 			if (alter_storage.len == 0)
-				appendStringInfo(&alter_storage, "ALTER TABLE %s", qualname);
+				appendStringInfo(&alter_storage, "ALTER TABLE ONLY %s", qualname);
 			else
 				appendStringInfoChar(&alter_storage, ',');
 			appendStringInfo(&alter_storage, " ALTER COLUMN %s SET STORAGE MAIN",

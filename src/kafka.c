@@ -88,10 +88,14 @@ static bool kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
 static void kafka_report_unreachable(rd_kafka_resp_err_t err) pg_attribute_noreturn();
 static bool kafka_transient(rd_kafka_resp_err_t err);
 static void kafka_serve_logs(rd_kafka_t *rk);
+static void kafka_read(rd_kafka_t *consumer, const char *topic,
+					   int partition, int64 from, int64 to,
+					   TimestampTz deadline, int stall_ms,
+					   ReplkafkaRecordCallback cb, void *arg);
 static void kafka_read_loop(rd_kafka_t *consumer, const char *topic,
 							int partition, int64 next, int64 to,
-							TimestampTz deadline, ReplkafkaRecordCallback cb,
-							void *arg);
+							TimestampTz deadline, int stall_ms,
+							ReplkafkaRecordCallback cb, void *arg);
 
 /* Last error reported by librdkafka's error callback, for error details. */
 static char kafka_last_error[512];
@@ -802,13 +806,17 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 
 /*
  * The reading loop of replkafka_kafka_read(), once the partition is
- * assigned.
+ * assigned.  With stall_ms > 0, deadline moves stall_ms past every record
+ * received: a long read that makes progress never times out.
  */
 static void
 kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
-				int64 next, int64 to, TimestampTz deadline,
-				ReplkafkaRecordCallback cb, void *arg)
+				int64 next, int64 to, TimestampTz first_deadline,
+				int stall_ms, ReplkafkaRecordCallback cb, void *arg)
 {
+	volatile TimestampTz start = GetCurrentTimestamp();
+	volatile TimestampTz deadline = first_deadline;
+
 	while (next < to)
 	{
 		rd_kafka_message_t *msg;
@@ -821,12 +829,18 @@ kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
 			if (kafka_remaining_ms(deadline) <= 0)
 				ereport(ERROR,
 						errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not read offsets %lld to %lld of partition %d of Kafka topic \"%s\" within %d ms",
+						errmsg("could not read offsets %lld to %lld of partition %d of Kafka topic \"%s\" within %ld ms",
 							   (long long) next, (long long) to - 1,
-							   partition, topic, replkafka_request_timeout),
+							   partition, topic,
+							   TimestampDifferenceMilliseconds(start, deadline)),
 						kafka_last_error[0] ?
 						errdetail("The last error was: %s.", kafka_last_error) : 0);
 			continue;
+		}
+		if (stall_ms > 0)
+		{
+			start = GetCurrentTimestamp();
+			deadline = TimestampTzPlusMilliseconds(start, stall_ms);
 		}
 		if (msg->err)
 		{
@@ -875,6 +889,31 @@ replkafka_kafka_read(rd_kafka_t *consumer, const char *topic, int partition,
 					 int64 from, int64 to, TimestampTz deadline,
 					 ReplkafkaRecordCallback cb, void *arg)
 {
+	kafka_read(consumer, topic, partition, from, to, deadline, 0, cb, arg);
+}
+
+/*
+ * replkafka_kafka_read() of a range of any length: fails only if no record
+ * arrives for stall_ms.
+ */
+void
+replkafka_kafka_read_all(rd_kafka_t *consumer, const char *topic,
+						 int partition, int64 from, int64 to, int stall_ms,
+						 ReplkafkaRecordCallback cb, void *arg)
+{
+	kafka_read(consumer, topic, partition, from, to,
+			   TimestampTzPlusMilliseconds(GetCurrentTimestamp(), stall_ms),
+			   stall_ms, cb, arg);
+}
+
+/*
+ * The two above.
+ */
+static void
+kafka_read(rd_kafka_t *consumer, const char *topic, int partition,
+		   int64 from, int64 to, TimestampTz deadline, int stall_ms,
+		   ReplkafkaRecordCallback cb, void *arg)
+{
 	rd_kafka_topic_partition_list_t *parts;
 	rd_kafka_resp_err_t err;
 
@@ -893,7 +932,8 @@ replkafka_kafka_read(rd_kafka_t *consumer, const char *topic, int partition,
 
 	PG_TRY();
 	{
-		kafka_read_loop(consumer, topic, partition, from, to, deadline, cb, arg);
+		kafka_read_loop(consumer, topic, partition, from, to, deadline,
+						stall_ms, cb, arg);
 	}
 	PG_FINALLY();
 	{

@@ -58,6 +58,10 @@ extern void replkafka_kafka_read(rd_kafka_t *consumer, const char *topic,
 								 int partition, int64 from, int64 to,
 								 TimestampTz deadline,
 								 ReplkafkaRecordCallback cb, void *arg);
+extern void replkafka_kafka_read_all(rd_kafka_t *consumer, const char *topic,
+									 int partition, int64 from, int64 to,
+									 int stall_ms, ReplkafkaRecordCallback cb,
+									 void *arg);
 extern int64 replkafka_kafka_produce_sync(const char *topic, int partition,
 										  const char *data, size_t len,
 										  TimestampTz deadline);

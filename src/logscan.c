@@ -27,7 +27,8 @@
  *	- Only our own NEW_GEN starts our generation's count: another node's
  *	  NEW_GEN of our generation is a lost election, whatever its commit
  *	  LSN says.
- *	- Our END_GEN of the generation means we handed the partition over.
+ *	- Our END_GEN of the generation means we handed the partition over:
+ *	  what we wrote after it is not history either.
  *	- Records of older generations are zombies of earlier primaries, and
  *	  malformed records are for replicas to report: neither tells us
  *	  anything.
@@ -57,6 +58,7 @@ logscan_history_ends(LogScan *scan)
 {
 	scan->history_seq = scan->seq;
 	scan->history_lsn = scan->commit_lsn;
+	scan->history_offset = scan->offset;
 }
 
 /*
@@ -74,6 +76,7 @@ replkafka_logscan_init(LogScan *scan, uint32 generation, uint32 seq,
 	scan->offset = offset;
 	scan->history_seq = seq;
 	scan->history_lsn = commit_lsn;
+	scan->history_offset = offset;
 }
 
 /*
@@ -117,12 +120,14 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 			scan->seq = seq;
 			scan->commit_lsn = hdr->commit_lsn;
 			scan->offset = offset;
-			if (scan->foreign || scan->hole)
+			if (scan->foreign || scan->hole || scan->ended)
 				scan->orphans++;
 			break;
 		case RKM_END_GEN:
 			if (!scan->ended)
 			{
+				if (!scan->foreign && !scan->hole)
+					logscan_history_ends(scan);
 				scan->ended = true;
 				scan->ended_offset = offset;
 			}
@@ -149,7 +154,7 @@ logscan_callback(void *arg, int64 offset, const void *data, size_t len)
 }
 
 /*
- * Judge the records of partition in [from, to).
+ * Judge the records of partition in [from, to), by deadline.
  */
 void
 replkafka_logscan_read(LogScan *scan, rd_kafka_t *consumer, const char *topic,
@@ -158,4 +163,17 @@ replkafka_logscan_read(LogScan *scan, rd_kafka_t *consumer, const char *topic,
 {
 	replkafka_kafka_read(consumer, topic, partition, from, to, deadline,
 						 logscan_callback, scan);
+}
+
+/*
+ * Judge the records of partition in [from, to), however many: fails only
+ * if Kafka sends none for stall_ms.
+ */
+void
+replkafka_logscan_read_all(LogScan *scan, rd_kafka_t *consumer,
+						   const char *topic, int partition, int64 from,
+						   int64 to, int stall_ms)
+{
+	replkafka_kafka_read_all(consumer, topic, partition, from, to, stall_ms,
+							 logscan_callback, scan);
 }

@@ -40,14 +40,19 @@ typedef struct LogScan
 	uint32		hole_seq;		/* the missing sequence number */
 	int64		hole_offset;	/* where its successor is */
 
-	/* the first record another node wrote in or after the generation */
+	/*
+	 * The first record another node wrote in or after the generation, and
+	 * where the history of our generation ends (at it, at a missing
+	 * transaction, or at our END_GEN, whichever comes first).
+	 */
 	bool		foreign;
 	int64		foreign_offset;
 	char		foreign_detail[256];
 	uint32		history_seq;	/* our last transaction before it */
 	XLogRecPtr	history_lsn;
+	int64		history_offset;
 
-	/* transactions of ours after the foreign record: not history */
+	/* transactions of ours after the history's end */
 	int64		orphans;
 
 	/* this node wrote END_GEN of the generation */
@@ -64,5 +69,8 @@ extern void replkafka_logscan_read(LogScan *scan, rd_kafka_t *consumer,
 								   const char *topic, int partition,
 								   int64 from, int64 to,
 								   TimestampTz deadline);
+extern void replkafka_logscan_read_all(LogScan *scan, rd_kafka_t *consumer,
+									   const char *topic, int partition,
+									   int64 from, int64 to, int stall_ms);
 
 #endif							/* REPLKAFKA_LOGSCAN_H */

@@ -261,16 +261,22 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	/* an offline partition: its apply worker starts applying it */
 	replkafka_wake_apply_workers();
 
+	/*
+	 * A won promotion stays WON until its role change is published at
+	 * commit (or undone at abort), so that the apply worker does not take
+	 * the partition up again in between (shmem.c).
+	 */
 	PG_TRY();
 	{
 		new_generation = promote_steps(partition, role, topic, deadline);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		part->promote_state = REPLKAFKA_PROMOTE_NONE;
 		LWLockRelease(replkafka_shared->lock);
 		replkafka_wake_apply_workers();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	return new_generation;
@@ -429,6 +435,7 @@ replkafka_demote(int partition, int timeout_ms)
 	/* From here on the fence lets no new transaction write the partition. */
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->handover = true;
+	part->handover_pid = MyProcPid;
 	LWLockRelease(replkafka_shared->lock);
 	pg_memory_barrier();
 
@@ -438,6 +445,7 @@ replkafka_demote(int partition, int timeout_ms)
 	}
 	PG_CATCH();
 	{
+		/* the fence stays closed if END_GEN may be in Kafka */
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		part->handover = false;
 		LWLockRelease(replkafka_shared->lock);
@@ -447,7 +455,8 @@ replkafka_demote(int partition, int timeout_ms)
 
 	/*
 	 * The flag stays until the role change is published at commit, or
-	 * undone at abort.
+	 * undone at abort; then, if the END_GEN may be in Kafka, the shipper
+	 * finishes the handover (shipper_finish_handovers()).
 	 */
 }
 
@@ -610,6 +619,11 @@ demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
+	/* Whatever happens now, the generation takes no more writes. */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_partition_state(partition)->ended_generation = generation;
+	LWLockRelease(replkafka_shared->lock);
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
@@ -680,25 +694,36 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 
 		demote_read_log(consumer, partition, topic, generation, &scan, &high,
 						deadline);
-		if (scan.foreign || scan.hole)
+
+		/*
+		 * Our own END_GEN, from a demotion whose session ended, with nothing
+		 * of ours after it: the handover happened, whoever wrote since.
+		 */
+		if (scan.ended && scan.orphans == 0 && !scan.hole &&
+			(!scan.foreign || scan.foreign_offset > scan.ended_offset))
+		{
+			end->seq = scan.seq;
+			end->offset = scan.ended_offset;
+			end->ended = true;
+		}
+		else if (scan.foreign || scan.hole || scan.ended)
 			ereport(ERROR,
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("could not demote node \"%s\" in partition %d: its log is not this node's alone",
 						   replkafka_node_name, partition),
 					scan.foreign ? errdetail("%s.", scan.foreign_detail) :
-					errdetail("Kafka lacks transaction %u of generation %u.",
-							  scan.hole_seq, generation));
-		end->seq = scan.seq;
-		end->offset = scan.offset;
-		end->ended = false;
-		if (scan.ended)
-		{
-			end->offset = scan.ended_offset;
-			end->ended = true;
-		}
+					scan.hole ? errdetail("Kafka lacks transaction %u of generation %u.",
+										  scan.hole_seq, generation) :
+					errdetail("This node wrote transactions after its END_GEN record at offset %lld.",
+							  (long long) scan.ended_offset));
 		else
+		{
+			end->seq = scan.seq;
+			end->offset = scan.offset;
+			end->ended = false;
 			demote_end_generation(consumer, partition, topic, generation,
 								  lsn, high, end, deadline);
+		}
 	}
 	PG_FINALLY();
 	{

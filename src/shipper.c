@@ -101,6 +101,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -135,6 +136,12 @@
  * transactions in the generation.  A sequence number never wraps.
  */
 #define SHIPPER_SEQUENCE_LIMIT	(PG_UINT32_MAX - (1U << 20))
+
+/*
+ * Reading a partition back gives up only when Kafka sends nothing for this
+ * long (at least 30s): a long read that makes progress goes on.
+ */
+#define SHIPPER_READ_STALL_MS	Max(replkafka_request_timeout, 30000)
 
 /* How often an idle primary partition's log is looked at (2s). */
 #define SHIPPER_CHECK_MS		2000
@@ -219,6 +226,8 @@ static bool shipper_load_checkpoint(int partition);
 static void shipper_partition_error(int partition, int64 history_before,
 									const char *fmt,...) pg_attribute_printf(3, 4);
 static void shipper_save_state(void);
+static bool shipper_handover_left(int partition);
+static void shipper_finish_handover(int partition);
 static void shipper_check_foreign(bool idle);
 static void shipper_check_range(int partition);
 static void shipper_report_ended(int partition, const LogScan *scan);
@@ -628,6 +637,15 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 					 rd_kafka_err2str(msg->err));
 		return;
 	}
+	if (msg->offset < 0)
+	{
+		/* a success without an offset: where it landed cannot be judged */
+		if (delivery_error[0] == '\0')
+			snprintf(delivery_error, sizeof(delivery_error),
+					 "partition %d: Kafka acknowledged a record without its offset",
+					 (int) msg->partition);
+		return;
+	}
 	if (s == NULL)
 		return;
 	s->pending--;
@@ -697,7 +715,11 @@ shipper_service(bool idle)
 		dlist_pop_head_node(&shipments);
 
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		if (sp->stale && s->last_offset >= sp->orphans_from)
+		if (RKM_SCN_GENERATION(s->scn) != sp->generation)
+		{
+			/* of a generation the shipper left: judged when it left it */
+		}
+		else if (sp->stale && s->last_offset >= sp->orphans_from)
 			part->orphaned++;
 		else
 		{
@@ -705,6 +727,8 @@ shipper_service(bool idle)
 			sp->acked_lsn = s->commit_lsn;
 			sp->acked_offset = s->last_offset;
 			sp->dirty = true;
+			if (sp->stale)
+				part->history_end = Max(part->history_end, s->end_lsn);
 			if (part->generation == RKM_SCN_GENERATION(s->scn))
 			{
 				part->shipped_scn = s->scn;
@@ -758,17 +782,81 @@ shipper_service(bool idle)
 }
 
 /*
- * Write the producer checkpoints that changed, and the roles of partitions
- * found stale, in a transaction of our own.
+ * Has a demotion of partition ended its generation and gone without
+ * changing the role?  (An error or a cancel after END_GEN in the calling
+ * statement, or the session's end.)
+ */
+static bool
+shipper_handover_left(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	if (part->role != REPLKAFKA_ROLE_PRIMARY || part->ended_generation == 0 ||
+		part->ended_generation != part->generation)
+		return false;
+	return !part->handover || part->handover_pid == 0 ||
+		BackendPidGetProc(part->handover_pid) == NULL;
+}
+
+/*
+ * Finish the handover a demotion left: its END_GEN may be in Kafka and the
+ * fence is closed, so every transaction of the generation is in Kafka;
+ * the node becomes a replica after its last one, as demote() does when it
+ * cannot confirm its END_GEN.  In the caller's transaction; does nothing
+ * if the partition's row is locked (a demotion runs again) or the role
+ * changed.
+ */
+static void
+shipper_finish_handover(int partition)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	ReplkafkaConsumerCheckpoint ckpt;
+	int			role;
+	uint32		generation;
+
+	if (!replkafka_catalog_try_lock_partition(partition, &role, &generation) ||
+		role != REPLKAFKA_ROLE_PRIMARY || generation != part->generation)
+		return;
+	if (RKM_SCN_GENERATION(sp->acked_scn) != generation)
+	{
+		shipper_partition_error(partition, -1,
+								"a demotion ended generation %u and left, but the shipper does not know the generation's last transaction",
+								generation);
+		return;
+	}
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation, NULL);
+	ckpt.partition = partition;
+	ckpt.generation = generation;
+	ckpt.scn = sp->acked_scn;
+	ckpt.kafka_offset = sp->acked_offset;
+	ckpt.ended = false;
+	replkafka_catalog_save_consumer_checkpoint(&ckpt);
+	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+	ereport(LOG,
+			errmsg("node \"%s\" finishes the handover of partition %d that a demotion left after ending generation %u",
+				   replkafka_node_name, partition, generation),
+			errdetail("It resumes as a replica after Kafka offset %lld, its transaction %u.",
+					  (long long) sp->acked_offset, RKM_SCN_SEQUENCE(sp->acked_scn)));
+}
+
+/*
+ * Write the producer checkpoints that changed, the roles of partitions
+ * found stale, and the handovers left to finish, in a transaction of our
+ * own.  Only a primary's checkpoint of its current generation is written:
+ * a late one of a generation left behind would overwrite the one
+ * promote() wrote.
  */
 static void
 shipper_save_state(void)
 {
 	bool		any = pending_errors != NIL;
+	List	   *retry = NIL;
+	MemoryContext oldcxt;
 
 	last_checkpoint = GetCurrentTimestamp();
 	for (int p = 0; p < npartitions && !any; p++)
-		any = partitions[p].dirty;
+		any = partitions[p].dirty || shipper_handover_left(p);
 	if (!any)
 		return;
 
@@ -778,28 +866,38 @@ shipper_save_state(void)
 	for (int p = 0; p < npartitions; p++)
 	{
 		ShipperPartition *sp = &partitions[p];
+		ReplkafkaPartition *part = replkafka_partition_state(p);
 		ReplkafkaProducerCheckpoint ckpt;
 
+		if (shipper_handover_left(p))
+			shipper_finish_handover(p);
 		if (!sp->dirty)
+			continue;
+		sp->dirty = false;
+		if (part->role != REPLKAFKA_ROLE_PRIMARY ||
+			RKM_SCN_GENERATION(sp->acked_scn) != part->generation)
 			continue;
 		ckpt.partition = p;
 		ckpt.scn = sp->acked_scn;
 		ckpt.commit_lsn = sp->acked_lsn;
 		ckpt.kafka_offset = sp->acked_offset;
 		replkafka_catalog_save_producer_checkpoint(&ckpt);
-		sp->dirty = false;
 	}
 	while (pending_errors != NIL)
 	{
 		int			p = linitial_int(pending_errors);
-		ReplkafkaPartition *part = replkafka_partition_state(p);
 
-		replkafka_catalog_set_primary_error(p, part->generation,
-											part->last_error);
+		if (!replkafka_catalog_set_primary_error(p, partitions[p].generation,
+												 replkafka_partition_state(p)->last_error))
+			retry = lappend_int(retry, p);
 		pending_errors = list_delete_first(pending_errors);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	pending_errors = list_copy(retry);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -820,7 +918,7 @@ shipper_partition_error(int partition, int64 history_before,
 	char		msg[REPLKAFKA_ERROR_LEN];
 	va_list		ap;
 	MemoryContext oldcxt;
-	XLogRecPtr	history_end = confirmed_lsn;
+	XLogRecPtr	history_end = Max(confirmed_lsn, confirm);
 	dlist_iter	iter;
 
 	va_start(ap, fmt);
@@ -840,7 +938,11 @@ shipper_partition_error(int partition, int64 history_before,
 	sp->stale = true;
 	sp->orphans_from = history_before;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->history_end = Max(part->history_end, history_end);
+	if (part->stale_generation != sp->generation)
+		part->history_end = history_end;
+	else
+		part->history_end = Max(part->history_end, history_end);
+	part->stale_generation = sp->generation;
 	part->role = REPLKAFKA_ROLE_ERROR;
 	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
 	LWLockRelease(replkafka_shared->lock);
@@ -857,14 +959,14 @@ shipper_partition_error(int partition, int64 history_before,
 }
 
 /*
- * Deadline of reading part of a partition's log back: at least 30s, since
- * the shipper cannot go on without it.
+ * Deadline of asking Kafka about a partition: at least 30s, since the
+ * shipper cannot go on without the answer.
  */
 static TimestampTz
 shipper_read_deadline(void)
 {
 	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-									   Max(replkafka_request_timeout, 30000));
+									   SHIPPER_READ_STALL_MS);
 }
 
 /*
@@ -1028,13 +1130,33 @@ shipper_recover(int partition)
 	deadline = shipper_read_deadline();
 	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
 							   deadline);
+	if (low > sp->acked_offset + 1)
+	{
+		/* what came after it may have been ours: it cannot be known now */
+		sp->skip_lsn = InvalidXLogRecPtr;
+		sp->history_lsn = sp->acked_lsn;
+		shipper_partition_error(partition, sp->acked_offset + 1,
+								"Kafka no longer holds the records after this node's producer checkpoint at offset %lld (the log starts at %lld), so the shipper cannot tell which sequence number comes next",
+								(long long) sp->acked_offset, (long long) low);
+		return;
+	}
 	replkafka_logscan_init(&scan, generation, RKM_SCN_SEQUENCE(sp->acked_scn),
 						   sp->acked_lsn, sp->acked_offset);
-	replkafka_logscan_read(&scan, consumer, topic_name, partition,
-						   Max(low, sp->acked_offset + 1), high, deadline);
+	replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
+							   sp->acked_offset + 1, high, SHIPPER_READ_STALL_MS);
 
 	/* what Kafka holds of ours is not shipped again, history or not */
 	sp->skip_lsn = scan.commit_lsn;
+	if (scan.ended && part->ended_generation == generation &&
+		scan.orphans == 0 && !scan.hole &&
+		(!scan.foreign || scan.foreign_offset > scan.ended_offset))
+	{
+		/* a demotion's END_GEN: shipper_finish_handover() takes it from here */
+		sp->acked_scn = RKM_SCN(generation, scan.history_seq);
+		sp->acked_lsn = scan.history_lsn;
+		sp->acked_offset = scan.history_offset;
+		return;
+	}
 	if (scan.foreign)
 	{
 		shipper_report_foreign(partition, &scan);
@@ -1083,13 +1205,14 @@ shipper_check_range(int partition)
 
 	sp->check_from = sp->check_to = 0;
 	if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
-		sp->generation != part->generation)
+		sp->generation != part->generation ||
+		part->ended_generation == sp->generation)
 		return;
 
 	replkafka_logscan_init(&scan, sp->generation, PG_UINT32_MAX,
 						   InvalidXLogRecPtr, -1);
-	replkafka_logscan_read(&scan, consumer, topic_name, partition, from, to,
-						   shipper_read_deadline());
+	replkafka_logscan_read_all(&scan, consumer, topic_name, partition, from,
+							   to, SHIPPER_READ_STALL_MS);
 	scan.history_lsn = InvalidXLogRecPtr;	/* history: from the shipments */
 	if (scan.foreign)
 		shipper_report_foreign(partition, &scan);
@@ -1123,6 +1246,7 @@ shipper_check_foreign(bool idle)
 
 		if (part->role != REPLKAFKA_ROLE_PRIMARY || sp->stale ||
 			sp->generation != part->generation || sp->expect_offset < 0 ||
+			part->ended_generation == sp->generation ||
 			!TimestampDifferenceExceeds(sp->last_check, now, SHIPPER_CHECK_MS))
 			continue;
 

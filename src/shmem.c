@@ -41,6 +41,8 @@ typedef struct ReplkafkaPrepared
 {
 	Oid			dbid;			/* InvalidOid: a free slot */
 	int			partition;		/* the partition it wrote, or -1 */
+	uint32		generation;		/* the partition's generation then */
+	uint64		number;			/* order of remembering */
 	char		gid[GIDSIZE];
 } ReplkafkaPrepared;
 
@@ -56,6 +58,7 @@ static void shmem_request(void);
 static void shmem_startup(void);
 static Size shmem_size(void);
 static void shmem_xact_callback(XactEvent event, void *arg);
+static int	prepared_slot(const char *gid);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -318,6 +321,10 @@ shmem_xact_callback(XactEvent event, void *arg)
 				part->role = pending->role;
 				part->generation = pending->generation;
 				part->handover = false;
+				part->handover_pid = 0;
+				part->ended_generation = 0;
+				/* a won promotion ends with its role change */
+				part->promote_state = REPLKAFKA_PROMOTE_NONE;
 				if (pending->role != REPLKAFKA_ROLE_ERROR)
 					part->last_error[0] = '\0';
 			}
@@ -329,17 +336,25 @@ shmem_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			/* a demotion that did not commit: the partition takes writes */
+			/*
+			 * A demotion that did not commit: the partition takes writes
+			 * again, unless its END_GEN may be in Kafka (ended_generation).
+			 * A promotion that did not commit: the worker applies again.
+			 */
 			if (pending_roles != NIL)
 			{
 				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 				foreach(lc, pending_roles)
 				{
-					PendingRole *pending = lfirst(lc);
+					ReplkafkaPartition *part = &replkafka_shared->partitions[((PendingRole *) lfirst(lc))->partition];
 
-					replkafka_shared->partitions[pending->partition].handover = false;
+					/* the fence stays closed if END_GEN may be in Kafka */
+					part->handover = false;
+					part->promote_state = REPLKAFKA_PROMOTE_NONE;
 				}
 				LWLockRelease(replkafka_shared->lock);
+				replkafka_wake_shipper();
+				replkafka_wake_apply_workers();
 			}
 			pending_roles = NIL;
 			pending_reload = false;
@@ -378,53 +393,80 @@ replkafka_wake_apply_workers(void)
 
 /*
  * Remember that the current database's transaction being prepared as gid
- * wrote partition (-1: none).  Called before the PREPARE completes, so a
+ * wrote partition (-1: none) in generation.  Called before the PREPARE completes, so a
  * failure here aborts it.
  */
 void
-replkafka_prepared_remember(const char *gid, int partition)
+replkafka_prepared_remember(const char *gid, int partition, uint32 generation)
 {
-	int			i;
+	int			slot = -1;
 
+	if (max_prepared_xacts <= 0)
+		return;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < max_prepared_xacts; i++)
+	/* a GID in use is unique: an older slot of it is a leftover */
+	slot = prepared_slot(gid);
+	if (slot >= 0)
+		prepared[slot].dbid = InvalidOid;
+	slot = -1;
+	for (int i = 0; i < max_prepared_xacts; i++)
 	{
 		if (!OidIsValid(prepared[i].dbid))
 		{
-			prepared[i].dbid = MyDatabaseId;
-			prepared[i].partition = partition;
-			strlcpy(prepared[i].gid, gid, GIDSIZE);
+			slot = i;
 			break;
 		}
+		/*
+		 * A slot stays taken if its transaction ended without COMMIT
+		 * PREPARED or ROLLBACK PREPARED through SQL (a subscription's apply
+		 * worker finishes prepared transactions itself): when none is
+		 * free, the oldest is reused.  Forgetting one only makes it
+		 * unknown, which is handled as the worst case.
+		 */
+		if (slot < 0 || prepared[i].number < prepared[slot].number)
+			slot = i;
 	}
+	prepared[slot].dbid = MyDatabaseId;
+	prepared[slot].partition = partition;
+	prepared[slot].generation = generation;
+	prepared[slot].number = ++replkafka_shared->prepared_counter;
+	strlcpy(prepared[slot].gid, gid, GIDSIZE);
 	LWLockRelease(replkafka_shared->lock);
-	if (i == max_prepared_xacts)
-		elog(ERROR, "no free slot to remember prepared transaction \"%s\"", gid);
+}
+
+/*
+ * The slot of the current database's prepared transaction gid, or -1.
+ * The caller holds the lock.
+ */
+static int
+prepared_slot(const char *gid)
+{
+	for (int i = 0; i < max_prepared_xacts; i++)
+		if (prepared[i].dbid == MyDatabaseId && strcmp(prepared[i].gid, gid) == 0)
+			return i;
+	return -1;
 }
 
 /*
  * Forget the current database's prepared transaction gid; returns whether
  * it was remembered (prepared since the server started), and the
- * partition it wrote in *partition.
+ * partition it wrote and its generation.
  */
 bool
-replkafka_prepared_forget(const char *gid, int *partition)
+replkafka_prepared_forget(const char *gid, int *partition, uint32 *generation)
 {
-	bool		found = false;
+	int			slot;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < max_prepared_xacts; i++)
+	slot = prepared_slot(gid);
+	if (slot >= 0)
 	{
-		if (prepared[i].dbid == MyDatabaseId && strcmp(prepared[i].gid, gid) == 0)
-		{
-			*partition = prepared[i].partition;
-			prepared[i].dbid = InvalidOid;
-			found = true;
-			break;
-		}
+		*partition = prepared[slot].partition;
+		*generation = prepared[slot].generation;
+		prepared[slot].dbid = InvalidOid;
 	}
 	LWLockRelease(replkafka_shared->lock);
-	return found;
+	return slot >= 0;
 }
 
 /*
@@ -434,18 +476,12 @@ replkafka_prepared_forget(const char *gid, int *partition)
 bool
 replkafka_prepared_partition(const char *gid, int *partition)
 {
-	bool		found = false;
+	int			slot;
 
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
-	for (int i = 0; i < max_prepared_xacts; i++)
-	{
-		if (prepared[i].dbid == MyDatabaseId && strcmp(prepared[i].gid, gid) == 0)
-		{
-			*partition = prepared[i].partition;
-			found = true;
-			break;
-		}
-	}
+	slot = prepared_slot(gid);
+	if (slot >= 0)
+		*partition = prepared[slot].partition;
 	LWLockRelease(replkafka_shared->lock);
-	return found;
+	return slot >= 0;
 }

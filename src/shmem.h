@@ -70,6 +70,15 @@ typedef struct ReplkafkaPartition
 	 */
 	pg_atomic_uint32 writers;
 	bool		handover;
+	int			handover_pid;	/* the backend running demote() */
+
+	/*
+	 * demote() writes (or may have written) END_GEN of this generation: it
+	 * takes no more writes, whatever becomes of the demoting session.  Set
+	 * before END_GEN is produced, cleared when a role change is published;
+	 * if the session ends without one, the shipper finishes the handover.
+	 */
+	uint32		ended_generation;
 
 	/*
 	 * The generation's sequence numbers are nearly used up: the fence lets
@@ -88,6 +97,7 @@ typedef struct ReplkafkaPartition
 	 * it is not.  Written by the shipper before it sets the role to error.
 	 */
 	int64		orphaned;
+	uint32		stale_generation;	/* the generation found stale, or 0 */
 	XLogRecPtr	history_end;
 
 	/* A promotion in progress, between the promoting backend and the worker. */
@@ -134,6 +144,9 @@ typedef struct ReplkafkaShared
 	/* Raised each time role changes are published: the shipper looks. */
 	pg_atomic_uint64 roles_version;
 
+	/* Prepared transactions remembered so far (shmem.c). */
+	uint64		prepared_counter;
+
 	/* Broadcast when an apply worker moves a promotion on. */
 	ConditionVariable promote_cv;
 
@@ -152,8 +165,10 @@ extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 										 uint32 generation);
 extern void replkafka_wake_shipper(void);
 extern void replkafka_wake_apply_workers(void);
-extern void replkafka_prepared_remember(const char *gid, int partition);
-extern bool replkafka_prepared_forget(const char *gid, int *partition);
+extern void replkafka_prepared_remember(const char *gid, int partition,
+										uint32 generation);
+extern bool replkafka_prepared_forget(const char *gid, int *partition,
+									  uint32 *generation);
 extern bool replkafka_prepared_partition(const char *gid, int *partition);
 
 #endif							/* REPLKAFKA_SHMEM_H */

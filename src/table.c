@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -30,7 +31,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "commands/extension.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -48,12 +51,17 @@ typedef struct TableKeyColumns
 	Oid			relid;
 	int			nkeys;
 	AttrNumber *attnums;
+	char	   *names[INDEX_MAX_KEYS];
 	Oid			types[INDEX_MAX_KEYS];
+	int32		typmods[INDEX_MAX_KEYS];
 	Oid			collations[INDEX_MAX_KEYS];
 } TableKeyColumns;
 
 static bool table_in_primary_key(Relation rel, AttrNumber attnum);
 static void table_check_key_column(Relation rel, AttrNumber attnum);
+static TableKeyColumns *table_key_columns(Oid relid);
+static void table_check_alter_type(AlterTableStmt *stmt, List *tables);
+static void table_check_after_alter(const TableKeyColumns *cols);
 
 /*
  * Fail unless rel is a table replkafka can replicate: a permanent, plain,
@@ -205,19 +213,16 @@ replkafka_parse_partition_key(Relation rel, const char *partition_key,
 }
 
 /*
- * Before ALTER TABLE: if relid is a replicated table, note its partition
- * key columns' types; NULL otherwise.
+ * The partition key columns of replicated table relid, as they are now;
+ * NULL if relid is not replicated.
  */
-void *
-replkafka_table_before_alter(Oid relid)
+static TableKeyColumns *
+table_key_columns(Oid relid)
 {
 	TableKeyColumns *cols;
 	AttrNumber *attnums;
 	int			nkeys;
 
-	if (!OidIsValid(relid) ||
-		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
-		return NULL;
 	nkeys = replkafka_catalog_table_key(relid, &attnums);
 	if (nkeys == 0)
 		return NULL;
@@ -227,58 +232,163 @@ replkafka_table_before_alter(Oid relid)
 	cols->attnums = attnums;
 	for (int i = 0; i < nkeys; i++)
 	{
-		int32		typmod;
-
-		get_atttypetypmodcoll(relid, attnums[i], &cols->types[i], &typmod,
-							  &cols->collations[i]);
+		cols->names[i] = get_attname(relid, attnums[i], false);
+		get_atttypetypmodcoll(relid, attnums[i], &cols->types[i],
+							  &cols->typmods[i], &cols->collations[i]);
 	}
 	return cols;
 }
 
 /*
- * After ALTER TABLE of a replicated table: the table must still be
- * replicable, and its partition key columns keep their types, collations
- * and in-row storage; otherwise the ALTER fails.
+ * Refuse ALTER TABLE ... ALTER COLUMN ... TYPE of a partition key column
+ * of a replicated table among tables, before it runs: even to the same
+ * type (USING an expression), it rewrites key values locally, and a table
+ * rewrite is not shipped.
  */
-void
-replkafka_table_after_alter(void *before)
+static void
+table_check_alter_type(AlterTableStmt *stmt, List *tables)
 {
-	TableKeyColumns *cols = before;
-	Relation	rel;
+	Oid			relid;
+	List	   *affected;
+	ListCell   *lc;
 
-	if (cols == NULL)
+	if (stmt->objtype != OBJECT_TABLE)
 		return;
-	CommandCounterIncrement();
-	rel = table_open(cols->relid, AccessShareLock);
-	PG_TRY();
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	affected = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, stmt->cmds)
 	{
-		replkafka_check_replicable_table(rel);
-		for (int i = 0; i < cols->nkeys; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
-												  cols->attnums[i] - 1);
+		AlterTableCmd *cmd = lfirst(lc);
+		ListCell   *lt;
 
-			table_check_key_column(rel, cols->attnums[i]);
-			if (att->atttypid != cols->types[i] ||
-				att->attcollation != cols->collations[i])
-				ereport(ERROR,
-						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("cannot change the type or collation of partition key column \"%s\" of replicated table \"%s\"",
-							   NameStr(att->attname), RelationGetRelationName(rel)),
-						errdetail("The partition of a key depends on them."));
-			if (att->attstorage == TYPSTORAGE_EXTERNAL ||
-				att->attstorage == TYPSTORAGE_EXTENDED)
-				ereport(ERROR,
-						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("partition key column \"%s\" of replicated table \"%s\" must keep its values in the row",
-							   NameStr(att->attname), RelationGetRelationName(rel)),
-						errdetail("A value stored out of line is not in the WAL when an UPDATE leaves it unchanged."),
-						errhint("Use storage MAIN or PLAIN."));
+		if (cmd->subtype != AT_AlterColumnType)
+			continue;
+		foreach(lt, tables)
+		{
+			TableKeyColumns *cols = lfirst(lt);
+
+			if (!list_member_oid(affected, cols->relid))
+				continue;
+			for (int i = 0; i < cols->nkeys; i++)
+				if (strcmp(cols->names[i], cmd->name) == 0)
+					ereport(ERROR,
+							errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("cannot change the type of partition key column \"%s\" of replicated table \"%s\"",
+								   cmd->name, get_rel_name(cols->relid)),
+							errdetail("The partition of a key depends on its type and value."));
 		}
 	}
-	PG_FINALLY();
+}
+
+/*
+ * Before a utility statement that can change or drop what replicated
+ * tables depend on (ALTER TABLE, including ALTER TYPE of a composite type,
+ * ALTER DOMAIN, DROP, DROP OWNED): note the partition key columns of every
+ * replicated table, and refuse a type change of one.  Returns what
+ * replkafka_table_after_utility() wants; NIL for other statements.
+ */
+List *
+replkafka_table_before_utility(Node *stmt)
+{
+	List	   *tables = NIL;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!IsA(stmt, AlterTableStmt) && !IsA(stmt, AlterDomainStmt) &&
+		!IsA(stmt, DropStmt) && !IsA(stmt, DropOwnedStmt))
+		return NIL;
+	if (!IsTransactionState() ||
+		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
+		return NIL;
+
+	rel = table_open(replkafka_catalog_relid("tables"), AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		table_close(rel, AccessShareLock);
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel),
+														  &isnull));
+		TableKeyColumns *cols = table_key_columns(relid);
+
+		if (cols)
+			tables = lappend(tables, cols);
 	}
-	PG_END_TRY();
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (IsA(stmt, AlterTableStmt))
+		table_check_alter_type((AlterTableStmt *) stmt, tables);
+	return tables;
+}
+
+/*
+ * After the statement: every table it left replicated must still be
+ * replicable, and its partition key columns keep their types, collations
+ * and in-row storage; otherwise the statement fails.
+ */
+void
+replkafka_table_after_utility(List *tables)
+{
+	ListCell   *lc;
+
+	if (tables == NIL)
+		return;
+	CommandCounterIncrement();
+	if (!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
+		return;
+	foreach(lc, tables)
+	{
+		TableKeyColumns *cols = lfirst(lc);
+		AttrNumber *attnums;
+
+		/* a table dropped is forgotten (replkafka_forget_dropped_tables) */
+		if (replkafka_catalog_table_key(cols->relid, &attnums) > 0)
+			table_check_after_alter(cols);
+	}
+}
+
+/*
+ * replkafka_table_after_utility() for one table.
+ */
+static void
+table_check_after_alter(const TableKeyColumns *cols)
+{
+	Relation	rel;
+
+	rel = table_open(cols->relid, AccessShareLock);
+	for (int i = 0; i < cols->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+											  cols->attnums[i] - 1);
+
+		if (att->attisdropped)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("cannot drop partition key column \"%s\" of replicated table \"%s\"",
+						   cols->names[i], RelationGetRelationName(rel)),
+					errhint("Stop replicating the table with replkafka.remove_table() first."));
+		if (att->atttypid != cols->types[i] ||
+			att->atttypmod != cols->typmods[i] ||
+			att->attcollation != cols->collations[i])
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("cannot change the type or collation of partition key column \"%s\" of replicated table \"%s\"",
+						   NameStr(att->attname), RelationGetRelationName(rel)),
+					errdetail("The partition of a key depends on them."));
+		if (att->attstorage == TYPSTORAGE_EXTERNAL ||
+			att->attstorage == TYPSTORAGE_EXTENDED)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("partition key column \"%s\" of replicated table \"%s\" must keep its values in the row",
+						   NameStr(att->attname), RelationGetRelationName(rel)),
+					errdetail("A value stored out of line is not in the WAL when an UPDATE leaves it unchanged."),
+					errhint("Use storage MAIN or PLAIN."));
+	}
+	replkafka_check_replicable_table(rel);
+	for (int i = 0; i < cols->nkeys; i++)
+		table_check_key_column(rel, cols->attnums[i]);
+	table_close(rel, AccessShareLock);
 }

@@ -14,12 +14,14 @@
 #ifndef REPLKAFKA_TABLE_H
 #define REPLKAFKA_TABLE_H
 
+#include "nodes/nodes.h"
+#include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 extern void replkafka_check_replicable_table(Relation rel);
 extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key,
 										  AttrNumber *attnums);
-extern void *replkafka_table_before_alter(Oid relid);
-extern void replkafka_table_after_alter(void *before);
+extern List *replkafka_table_before_utility(Node *stmt);
+extern void replkafka_table_after_utility(List *tables);
 
 #endif							/* REPLKAFKA_TABLE_H */

@@ -6,7 +6,8 @@
  *	- PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED: a
  *	  prepared transaction stays a writer of its partition until it ends,
  *	  and COMMIT PREPARED waits for Kafka as COMMIT does (fence.c).
- *	- ALTER TABLE of a replicated table must leave it replicable (table.c).
+ *	- ALTER TABLE, ALTER DOMAIN, DROP and DROP OWNED must leave every
+ *	  replicated table replicable (table.c).
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -17,7 +18,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 
@@ -50,7 +50,7 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	TransactionStmt *xact = NULL;
-	void	   *table = NULL;
+	List	   *tables = NIL;
 
 	if (IsA(parsetree, TransactionStmt))
 	{
@@ -58,14 +58,8 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		if (xact->kind == TRANS_STMT_PREPARE)
 			replkafka_fence_preparing(xact->gid);
 	}
-	else if (IsA(parsetree, AlterTableStmt))
-	{
-		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-
-		if (stmt->objtype == OBJECT_TABLE)
-			table = replkafka_table_before_alter(RangeVarGetRelid(stmt->relation,
-																  NoLock, true));
-	}
+	else
+		tables = replkafka_table_before_utility(parsetree);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
@@ -78,5 +72,5 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				 xact->kind == TRANS_STMT_ROLLBACK_PREPARED))
 		replkafka_fence_finish_prepared(xact->gid,
 										xact->kind == TRANS_STMT_COMMIT_PREPARED);
-	replkafka_table_after_alter(table);
+	replkafka_table_after_utility(tables);
 }

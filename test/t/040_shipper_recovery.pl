@@ -135,7 +135,7 @@ $kafka->produce('replkafka', 2,
 $shipper = ReplkafkaTest::restart_stopped_shipper($node_a, $shipper);
 $waiting->{h}->finish;
 like(${ $waiting->{err} },
-	qr/WARNING:  partition 2 is no longer primary on node "node_a".*\nDETAIL:  The transaction has committed locally, but is not part of the cluster's history/s,
+	qr/WARNING:  node "node_a" is no longer primary of partition 2.*\nDETAIL:  The transaction has committed locally, but is not part of the cluster's history/s,
 	'item 5: the waiting commit is told it is not part of the cluster\'s history');
 ok( $node_a->poll_query_until('postgres',
 		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 2"),

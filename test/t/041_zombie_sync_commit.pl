@@ -47,7 +47,7 @@ $node_b->safe_psql('postgres', "$sync; INSERT INTO items VALUES ($_, 'node_b')")
 kill 'CONT', $shipper;
 $zombie->{h}->finish;
 like(${ $zombie->{err} },
-	qr/WARNING:  partition 0 is no longer primary on node "node_a"\nDETAIL:  The transaction has committed locally, but is not part of the cluster's history/,
+	qr/WARNING:  node "node_a" is no longer primary of partition 0\nDETAIL:  The transaction has committed locally, but is not part of the cluster's history/,
 	'item 3: the zombie\'s synchronous COMMIT returns with a warning, not a clean success');
 ok( $node_a->poll_query_until('postgres',
 		"SELECT role = 'error' FROM replkafka.partitions"),
