@@ -90,6 +90,7 @@ ok( $node_a->poll_query_until(
 # Back in the cluster: it follows the new primary and converges.
 $node_a->safe_psql('postgres', 'SELECT replkafka.unfollow(0)');
 $node_a->safe_psql('postgres', 'DELETE FROM replkafka.consumer_checkpoints');
+$node_a->safe_psql('postgres', 'DELETE FROM replkafka.producer_checkpoints');
 $node_a->safe_psql('postgres', 'SET session_replication_role = replica; TRUNCATE items');
 $node_a->safe_psql('postgres', 'SELECT replkafka.follow(0)');
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),

@@ -10,6 +10,12 @@
 # takes no more writes in its generation), and once the followers are back
 # and END_GEN is in the log, every replica reads it as the end of the
 # generation.  A later promotion of node_b goes on from there.
+#
+# Then node_b's demotion ends its generation, but the statement that called
+# it fails afterwards (a division by zero after demote() in the same
+# SELECT), so the role change rolls back: node_b takes no more writes in its
+# ended generation, its shipper finishes the handover, and node_c takes
+# over from there.
 use strict;
 use warnings;
 
@@ -83,5 +89,24 @@ is($node_c->safe_psql('postgres', 'SELECT count(*) FROM items'), '30',
 	'no row lost, none added');
 is($node_a->safe_psql('postgres', "SELECT role || ' ' || coalesce(last_error, '') FROM replkafka.partitions"),
 	'replica ', 'node_a is a replica without error');
+
+($ret, $stdout, $stderr) = $node_b->psql('postgres',
+	'SELECT replkafka.demote(0), 1 / (random() * 0)::int');
+like($stderr, qr/division by zero/, 'node_b\'s demotion ends in an error after its END_GEN');
+($ret, $stdout, $stderr) = $node_b->psql('postgres', "INSERT INTO items VALUES (101, 'node_b')");
+like($stderr, qr/cannot write to partition 0 on node "node_b"/,
+	'item 6: node_b takes no more writes in its ended generation');
+ok( $node_b->poll_query_until('postgres',
+		"SELECT role = 'replica' FROM replkafka.partitions"),
+	'item 6: node_b\'s shipper finishes the handover: node_b is a replica');
+is($node_c->safe_psql('postgres', 'SELECT replkafka.promote(0)'), '3',
+	'node_c is promoted to generation 3');
+$node_c->safe_psql('postgres', "INSERT INTO items VALUES ($_, 'node_c')") foreach 31 .. 40;
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
+	'the three nodes converge again');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM items'), '40',
+	'no row lost, none added');
+is($node_a->safe_psql('postgres', 'SELECT zombies_skipped FROM replkafka.partitions'), '0',
+	'no write of the ended generation reached the log');
 
 done_testing();
