@@ -745,13 +745,18 @@ apply_end_generation(int p, int64 offset, const RkmHeader *hdr)
 	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 	ReplkafkaConsumerCheckpoint ckpt;
 
-	if (seq != RKM_SCN_SEQUENCE(ap->last_scn))
+	if (seq > RKM_SCN_SEQUENCE(ap->last_scn))
 	{
-		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied up to transaction %u%s",
+		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied up to transaction %u; the transactions in between are missing from the log",
 							  hdr->origin, gen, seq, (long long) offset,
-							  RKM_SCN_SEQUENCE(ap->last_scn),
-							  seq > RKM_SCN_SEQUENCE(ap->last_scn) ?
-							  "; the transactions in between are missing from the log" : "");
+							  RKM_SCN_SEQUENCE(ap->last_scn));
+		return;
+	}
+	if (seq < RKM_SCN_SEQUENCE(ap->last_scn))
+	{
+		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied transaction %u of the generation",
+							  hdr->origin, gen, seq, (long long) offset,
+							  RKM_SCN_SEQUENCE(ap->last_scn));
 		return;
 	}
 

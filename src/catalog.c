@@ -274,7 +274,7 @@ replkafka_catalog_set_role(int partition, int role, uint32 generation,
 	if (SPI_execute_with_args("UPDATE replkafka.partition_roles"
 							  " SET role = $2, generation = $3, last_error = $4,"
 							  " changed_at = pg_catalog.now()"
-							  " WHERE partition = $1",
+							  " WHERE partition OPERATOR(pg_catalog.=) $1",
 							  4, types, values, nulls, false, 0) != SPI_OK_UPDATE ||
 		SPI_processed != 1)
 		elog(ERROR, "could not update the role of partition %d", partition);
@@ -381,7 +381,8 @@ replkafka_catalog_remove_table(Oid relid)
 
 	values[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
-	catalog_spi_execute("DELETE FROM replkafka.tables WHERE relid = $1",
+	catalog_spi_execute("DELETE FROM replkafka.tables"
+						" WHERE relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
 						1, types, values, false, SPI_OK_DELETE);
 	found = SPI_processed > 0;
 	SPI_finish();
@@ -645,7 +646,8 @@ replkafka_catalog_generation_origin(int partition, uint32 generation)
 	values[1] = Int64GetDatum((int64) generation);
 	SPI_connect();
 	catalog_spi_execute("SELECT node_name FROM replkafka.generations"
-						" WHERE partition = $1 AND generation = $2",
+						" WHERE partition OPERATOR(pg_catalog.=) $1"
+						" AND generation OPERATOR(pg_catalog.=) $2",
 						2, types, values, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{

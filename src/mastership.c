@@ -524,8 +524,12 @@ demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 					errmsg("could not demote node \"%s\" in partition %d within the timeout",
 						   replkafka_node_name, partition),
 					writers > 0 ?
-					errdetail("%u transactions writing the partition did not end.", writers) :
-					errdetail("%d prepared transactions may write the partition.", prepared),
+					errdetail_plural("%u transaction writing the partition did not end.",
+									 "%u transactions writing the partition did not end.",
+									 writers, writers) :
+					errdetail_plural("%d prepared transaction may write the partition.",
+									 "%d prepared transactions may write the partition.",
+									 prepared, prepared),
 					writers > 0 ?
 					errhint("The partition takes writes again.  End the long transactions, or demote with a longer timeout.") :
 					errhint("The partition takes writes again.  Finish them with COMMIT PREPARED or ROLLBACK PREPARED (see pg_prepared_xacts), or demote with a longer timeout."));
@@ -664,10 +668,10 @@ demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 		ereport(WARNING,
-				errmsg("could not confirm that Kafka holds the END_GEN record of generation %u of partition %d: %s",
-					   generation, partition, edata->message),
-				errdetail("Node \"%s\" becomes a replica of the partition all the same: every transaction of the generation is in Kafka, and the generation takes no more.",
-						  replkafka_node_name),
+				errmsg("could not confirm that Kafka holds the END_GEN record of generation %u of partition %d",
+					   generation, partition),
+				errdetail("%s.  Node \"%s\" becomes a replica of the partition all the same: every transaction of the generation is in Kafka, and the generation takes no more.",
+						  edata->message, replkafka_node_name),
 				errhint("Promote a node to start the next generation."));
 		FreeErrorData(edata);
 	}

@@ -245,6 +245,23 @@ sub background_psql
 	return { h => $h, out => \$out, err => \$err };
 }
 
+=item ReplkafkaTest::waits_for_kafka($node, $pattern)
+
+Wait until exactly one session of $node whose query contains $pattern (a
+LIKE pattern) waits on replkafka's wait event: a synchronous commit waiting
+for Kafka, a demotion waiting for writers.  Returns true if it did within
+the default timeout.
+
+=cut
+
+sub waits_for_kafka
+{
+	my ($node, $pattern) = @_;
+	return $node->poll_query_until('postgres', qq{
+SELECT count(*) = 1 FROM pg_stat_activity
+ WHERE query LIKE '%$pattern%' AND wait_event_type = 'Extension'});
+}
+
 =item ReplkafkaTest::keys_of_partition($node, $table, $partition, $count, $from)
 
 $count integer keys of $table, from $from on, that fall in $partition.

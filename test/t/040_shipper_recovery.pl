@@ -123,9 +123,7 @@ $seq = last_sequence(2);
 kill 'STOP', $shipper;
 my $waiting = ReplkafkaTest::background_psql($node_a,
 	"$sync; INSERT INTO items VALUES ($keys{2}[5], 'lost')");
-ok( $node_a->poll_query_until('postgres', q{
-SELECT count(*) = 1 FROM pg_stat_activity
- WHERE query LIKE '%''lost''%' AND wait_event_type = 'Extension'}),
+ok(ReplkafkaTest::waits_for_kafka($node_a, "''lost''"),
 	'item 5: the synchronous commit waits for Kafka');
 my $lsn = $node_a->safe_psql('postgres', "SELECT pg_current_wal_lsn() - '0/0'");
 $kafka->produce('replkafka', 2,

@@ -33,9 +33,7 @@ my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 kill 'STOP', $shipper;
 my $zombie = ReplkafkaTest::background_psql($node_a,
 	"$sync; INSERT INTO items VALUES (100, 'zombie')");
-ok( $node_a->poll_query_until('postgres', q{
-SELECT count(*) = 1 FROM pg_stat_activity
- WHERE query LIKE '%''zombie''%' AND wait_event_type = 'Extension'}),
+ok(ReplkafkaTest::waits_for_kafka($node_a, "''zombie''"),
 	'the synchronous INSERT waits for Kafka');
 
 # node_b takes over and writes.

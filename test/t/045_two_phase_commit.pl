@@ -28,14 +28,6 @@ SELECT replkafka.add_table('items', 'id');
 });
 my $sync = 'SET replkafka.synchronous_commit = on';
 
-sub waits_for_kafka
-{
-	my ($node, $pattern) = @_;
-	return $node->poll_query_until('postgres', qq{
-SELECT count(*) = 1 FROM pg_stat_activity
- WHERE query LIKE '%$pattern%' AND wait_event_type = 'Extension'});
-}
-
 sub ids_in_kafka
 {
 	my %ids;
@@ -53,7 +45,7 @@ BEGIN; INSERT INTO items VALUES (1, 'w1'); PREPARE TRANSACTION 'w1';});
 my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 kill 'STOP', $shipper;
 my $commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w1'");
-ok(waits_for_kafka($node_a, "COMMIT PREPARED ''w1''"),
+ok(ReplkafkaTest::waits_for_kafka($node_a, "COMMIT PREPARED ''w1''"),
 	'item 9: a synchronous COMMIT PREPARED waits for Kafka');
 kill 'CONT', $shipper;
 $commit->{h}->finish;
@@ -65,12 +57,12 @@ $node_a->safe_psql('postgres', q{
 BEGIN; INSERT INTO items VALUES (2, 'w2'); PREPARE TRANSACTION 'w2';});
 my ($ret, $stdout, $stderr) = $node_a->psql('postgres', "SELECT replkafka.demote(0, '2s')");
 like($stderr,
-	qr/could not demote node "node_a" in partition 0 within the timeout\nDETAIL:  1 prepared transactions may write the partition/,
+	qr/could not demote node "node_a" in partition 0 within the timeout\nDETAIL:  1 prepared transaction may write the partition/,
 	'item 9: demote() waits for the prepared transaction, and gives up at its timeout');
 is($node_a->safe_psql('postgres', 'SELECT role FROM replkafka.partitions'), 'primary',
 	'node_a stays primary');
 my $demote = ReplkafkaTest::background_psql($node_a, 'SELECT replkafka.demote(0)');
-ok(waits_for_kafka($node_a, 'replkafka.demote(0)'), 'a demotion waits for the prepared transaction');
+ok(ReplkafkaTest::waits_for_kafka($node_a, 'replkafka.demote(0)'), 'a demotion waits for the prepared transaction');
 $node_a->safe_psql('postgres', "COMMIT PREPARED 'w2'");
 $demote->{h}->finish;
 is(${ $demote->{err} }, '', 'the demotion ends once it is committed');
@@ -89,12 +81,12 @@ $node_a->safe_psql('postgres', q{
 BEGIN; INSERT INTO items VALUES (3, 'w3'); PREPARE TRANSACTION 'w3';});
 $node_a->restart;
 ($ret, $stdout, $stderr) = $node_a->psql('postgres', "SELECT replkafka.demote(0, '2s')");
-like($stderr, qr/1 prepared transactions may write the partition/,
+like($stderr, qr/1 prepared transaction may write the partition/,
 	'item 9: after a restart, demote() waits for a transaction prepared before');
 $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 kill 'STOP', $shipper;
 $commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w3'");
-ok(waits_for_kafka($node_a, "COMMIT PREPARED ''w3''"),
+ok(ReplkafkaTest::waits_for_kafka($node_a, "COMMIT PREPARED ''w3''"),
 	'item 9: its synchronous COMMIT PREPARED waits for Kafka');
 kill 'CONT', $shipper;
 $commit->{h}->finish;
