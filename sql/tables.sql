@@ -172,6 +172,19 @@ DROP TABLE amounts, typed_accounts, by_domain;
 DROP TYPE account_row;
 DROP DOMAIN amount_key;
 
+-- The write fence stays.
+ALTER TABLE lines DISABLE TRIGGER replkafka_fence;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines DISABLE TRIGGER USER;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE lines ENABLE REPLICA TRIGGER replkafka_fence_truncate;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER replkafka_fence ON lines;
+\echo :LAST_ERROR_SQLSTATE
+-- Unrelated DDL passes.
+CREATE TABLE scratch (id int);
+DROP TABLE scratch;
+
 -- Rows that exist before registration stay on this node.
 CREATE TABLE prefilled (id int PRIMARY KEY);
 INSERT INTO prefilled VALUES (1);

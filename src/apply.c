@@ -417,11 +417,28 @@ apply_refresh_assignment(bool force)
 	bool		changed = force;
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
+	static ReplkafkaRole *roles = NULL;
+	static ReplkafkaPromoteState *promoting = NULL;
+
+	if (roles == NULL)
+	{
+		roles = MemoryContextAlloc(ApplyContext, npartitions * sizeof(ReplkafkaRole));
+		promoting = MemoryContextAlloc(ApplyContext,
+									   npartitions * sizeof(ReplkafkaPromoteState));
+	}
+
+	/* a role and a promotion's state change together: read them so */
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	for (int p = 0; p < npartitions; p++)
+	{
+		roles[p] = replkafka_partition_state(p)->role;
+		promoting[p] = replkafka_partition_state(p)->promote_state;
+	}
+	LWLockRelease(replkafka_shared->lock);
 
 	for (int p = 0; p < npartitions; p++)
 	{
-		ReplkafkaPartition *part = replkafka_partition_state(p);
-		ReplkafkaRole role = part->role;
+		ReplkafkaRole role = roles[p];
 		bool		want;
 
 		/*
@@ -431,8 +448,8 @@ apply_refresh_assignment(bool force)
 		 */
 		want = (role == REPLKAFKA_ROLE_REPLICA ||
 				(role == REPLKAFKA_ROLE_OFFLINE &&
-				 part->promote_state != REPLKAFKA_PROMOTE_NONE)) &&
-			part->promote_state != REPLKAFKA_PROMOTE_WON &&
+				 promoting[p] != REPLKAFKA_PROMOTE_NONE)) &&
+			promoting[p] != REPLKAFKA_PROMOTE_WON &&
 			p % replkafka_apply_workers == worker_index;
 
 		if (role != roles_seen[p])

@@ -36,6 +36,7 @@
 #include "replkafka.h"
 #include "shmem.h"
 
+static List *catalog_scan_tables(Oid relid);
 static bool catalog_partition_row(const char *sql, int partition,
 								  bool read_only);
 static bool catalog_lock_partition(int partition, bool skip_locked, int *role,
@@ -401,43 +402,73 @@ replkafka_catalog_remove_table(Oid relid)
 int
 replkafka_catalog_table_key(Oid relid, AttrNumber **attnums)
 {
+	List	   *tables = catalog_scan_tables(relid);
+	ReplkafkaTableRow *row;
+
+	if (tables == NIL)
+		return 0;
+	row = linitial(tables);
+	*attnums = row->attnums;
+	return row->nkeys;
+}
+
+/*
+ * Every registered table with its partition key, as a List of
+ * ReplkafkaTableRow.
+ */
+List *
+replkafka_catalog_tables(void)
+{
+	return catalog_scan_tables(InvalidOid);
+}
+
+/*
+ * The rows of replkafka.tables: of relid only, or all if it is invalid.
+ */
+static List *
+catalog_scan_tables(Oid relid)
+{
 	Oid			tables_relid;
 	Oid			index_relid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tup;
-	int			nkeys = 0;
+	List	   *tables = NIL;
 
 	tables_relid = replkafka_catalog_relid("tables");
 	index_relid = replkafka_catalog_relid("tables_pkey");
 	if (!OidIsValid(tables_relid) || !OidIsValid(index_relid))
-		return 0;
+		return NIL;
 
 	rel = table_open(tables_relid, AccessShareLock);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rel, index_relid, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
+	scan = systable_beginscan(rel, index_relid, OidIsValid(relid), NULL,
+							  OidIsValid(relid) ? 1 : 0, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, 2, RelationGetDescr(rel), &isnull);
 		ArrayType  *arr = DatumGetArrayTypeP(d);
 		int16	   *values = (int16 *) ARR_DATA_PTR(arr);
+		ReplkafkaTableRow *row = palloc(sizeof(ReplkafkaTableRow));
 
+		row->relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel),
+												   &isnull));
 		if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) ||
 			ARR_ELEMTYPE(arr) != INT2OID)
 			elog(ERROR, "invalid key_attnums in replkafka.tables for relation %u",
-				 relid);
-		nkeys = ARR_DIMS(arr)[0];
-		*attnums = palloc(nkeys * sizeof(AttrNumber));
-		for (int i = 0; i < nkeys; i++)
-			(*attnums)[i] = values[i];
+				 row->relid);
+		row->nkeys = ARR_DIMS(arr)[0];
+		row->attnums = palloc(row->nkeys * sizeof(AttrNumber));
+		for (int i = 0; i < row->nkeys; i++)
+			row->attnums[i] = values[i];
+		tables = lappend(tables, row);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return nkeys;
+	return tables;
 }
 
 /*

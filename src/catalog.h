@@ -36,6 +36,14 @@ typedef struct ReplkafkaRoleRow
 	char	   *last_error;		/* NULL if none */
 } ReplkafkaRoleRow;
 
+/* A row of replkafka.tables: a replicated table and its partition key. */
+typedef struct ReplkafkaTableRow
+{
+	Oid			relid;
+	int			nkeys;
+	AttrNumber *attnums;
+} ReplkafkaTableRow;
+
 /* A producer checkpoint: the last transaction of a partition in Kafka. */
 typedef struct ReplkafkaProducerCheckpoint
 {
@@ -75,6 +83,7 @@ extern void replkafka_catalog_add_table(Oid relid, int nkeys,
 										const AttrNumber *attnums);
 extern bool replkafka_catalog_remove_table(Oid relid);
 extern int	replkafka_catalog_table_key(Oid relid, AttrNumber **attnums);
+extern List *replkafka_catalog_tables(void);
 extern bool replkafka_catalog_get_producer_checkpoint(int partition,
 													  ReplkafkaProducerCheckpoint *ckpt);
 extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);

@@ -195,11 +195,18 @@ fence_check_partition(Relation rel, int partition)
 	 */
 	if (xact_partition < 0)
 	{
+		bool		closed;
+
 		pg_atomic_fetch_add_u32(&part->writers, 1);
 		xact_partition = partition;
+
+		/* the role and the generation it is of, read together */
+		LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 		xact_generation = part->generation;
-		if ((part->handover || part->ended_generation == part->generation) &&
-			part->role == REPLKAFKA_ROLE_PRIMARY)
+		closed = (part->handover || part->ended_generation == part->generation) &&
+			part->role == REPLKAFKA_ROLE_PRIMARY;
+		LWLockRelease(replkafka_shared->lock);
+		if (closed)
 		{
 			fence_end_write();
 			ereport(ERROR,

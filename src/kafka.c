@@ -807,7 +807,8 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 /*
  * The reading loop of replkafka_kafka_read(), once the partition is
  * assigned.  With stall_ms > 0, deadline moves stall_ms past every record
- * received: a long read that makes progress never times out.
+ * of the range received (not past errors): a long read that makes
+ * progress never times out.
  */
 static void
 kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
@@ -837,11 +838,6 @@ kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
 						errdetail("The last error was: %s.", kafka_last_error) : 0);
 			continue;
 		}
-		if (stall_ms > 0)
-		{
-			start = GetCurrentTimestamp();
-			deadline = TimestampTzPlusMilliseconds(start, stall_ms);
-		}
 		if (msg->err)
 		{
 			rd_kafka_resp_err_t merr = msg->err;
@@ -857,6 +853,12 @@ kafka_read_loop(rd_kafka_t *consumer, const char *topic, int partition,
 		}
 		if (msg->partition == partition && msg->offset >= next)
 		{
+			/* progress: a long read goes on */
+			if (stall_ms > 0)
+			{
+				start = GetCurrentTimestamp();
+				deadline = TimestampTzPlusMilliseconds(start, stall_ms);
+			}
 			if (msg->offset < to)
 			{
 				/* the message must be destroyed whatever cb does */

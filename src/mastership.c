@@ -61,6 +61,7 @@
 #include "access/xlog_internal.h"
 #include "utils/resowner.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -112,6 +113,58 @@ static void demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
 								  XLogRecPtr lsn, TimestampTz deadline);
 
 /*
+ * A session that ends (FATAL, or terminated) while it promotes or demotes
+ * a partition goes without PG_CATCH and without a role change to undo:
+ * give the partition back, as an error would.  The fence stays closed if
+ * END_GEN may be in Kafka (ended_generation); the shipper takes it from
+ * there.
+ */
+static void
+mastership_exit(int code, Datum arg)
+{
+	bool		woke = false;
+
+	if (replkafka_shared == NULL || !replkafka_shared->loaded)
+		return;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int p = 0; p < replkafka_shared->npartitions; p++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
+
+		if (part->handover && part->handover_pid == MyProcPid)
+		{
+			part->handover = false;
+			woke = true;
+		}
+		if (part->promote_state != REPLKAFKA_PROMOTE_NONE &&
+			part->promote_pid == MyProcPid)
+		{
+			part->promote_state = REPLKAFKA_PROMOTE_NONE;
+			woke = true;
+		}
+	}
+	LWLockRelease(replkafka_shared->lock);
+	if (woke)
+	{
+		replkafka_wake_apply_workers();
+		replkafka_wake_shipper();
+	}
+}
+
+/*
+ * Make sure mastership_exit() runs when this session ends.
+ */
+static void
+mastership_register_exit(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+		before_shmem_exit(mastership_exit, (Datum) 0);
+	registered = true;
+}
+
+/*
  * Raise the error of a lost promotion: another node started the
  * generation first.
  */
@@ -156,6 +209,7 @@ replkafka_promote(int partition, int timeout_ms)
 	ReplkafkaRole role;
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	mastership_register_exit();
 	role = lock_partition(partition, &cluster);
 	if (role == REPLKAFKA_ROLE_PRIMARY)
 		ereport(ERROR,
@@ -253,6 +307,7 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 					   partition));
 	}
 	part->promote_state = REPLKAFKA_PROMOTE_CATCHUP;
+	part->promote_pid = MyProcPid;
 	part->promote_offset = PG_INT64_MAX;
 	part->promote_base = part->generation;
 	part->promote_generation = 0;
@@ -420,6 +475,7 @@ replkafka_demote(int partition, int timeout_ms)
 	ReplkafkaPartition *part;
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	mastership_register_exit();
 	role = lock_partition(partition, &cluster);
 	part = replkafka_partition_state(partition);
 	if (role != REPLKAFKA_ROLE_PRIMARY)

@@ -887,17 +887,19 @@ shipper_save_state(void)
 	{
 		int			p = linitial_int(pending_errors);
 
+		/* a row another transaction holds is tried again next time */
 		if (!replkafka_catalog_set_primary_error(p, partitions[p].generation,
 												 replkafka_partition_state(p)->last_error))
+		{
+			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 			retry = lappend_int(retry, p);
+			MemoryContextSwitchTo(oldcxt);
+		}
 		pending_errors = list_delete_first(pending_errors);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	pending_errors = list_copy(retry);
-	MemoryContextSwitchTo(oldcxt);
+	pending_errors = retry;
 }
 
 /*
@@ -1177,6 +1179,15 @@ shipper_recover(int partition)
 	sp->last_check = GetCurrentTimestamp();
 	sp->next_seq = scan.seq + 1;
 	shipper_check_sequence(partition);
+
+	/* the last transaction of ours Kafka holds, checked: the new checkpoint */
+	if (scan.offset > sp->acked_offset)
+	{
+		sp->acked_scn = RKM_SCN(generation, scan.seq);
+		sp->acked_lsn = scan.commit_lsn;
+		sp->acked_offset = scan.offset;
+		sp->dirty = true;
+	}
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->shipped_scn = RKM_SCN(generation, scan.seq);
 	part->shipped_offset = scan.offset;

@@ -52,12 +52,17 @@ typedef struct PendingRole
 	int			partition;
 	ReplkafkaRole role;
 	uint32		generation;
+	SubTransactionId subid;		/* the subtransaction that made it */
 } PendingRole;
 
 static void shmem_request(void);
 static void shmem_startup(void);
 static Size shmem_size(void);
 static void shmem_xact_callback(XactEvent event, void *arg);
+static void shmem_subxact_callback(SubXactEvent event,
+								   SubTransactionId mySubid,
+								   SubTransactionId parentSubid, void *arg);
+static void shmem_register_callbacks(void);
 static int	prepared_slot(const char *gid);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -229,11 +234,7 @@ replkafka_shmem_ensure_loaded(void)
 void
 replkafka_shmem_reload_at_commit(void)
 {
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(shmem_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
+	shmem_register_callbacks();
 	pending_reload = true;
 }
 
@@ -260,19 +261,59 @@ replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 	MemoryContext oldcxt;
 	PendingRole *pending;
 
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(shmem_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-
+	shmem_register_callbacks();
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	pending = palloc(sizeof(PendingRole));
 	pending->partition = partition;
 	pending->role = role;
 	pending->generation = generation;
+	pending->subid = GetCurrentSubTransactionId();
 	pending_roles = lappend(pending_roles, pending);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Register the transaction callbacks of role changes, once per process.
+ */
+static void
+shmem_register_callbacks(void)
+{
+	if (xact_callback_registered)
+		return;
+	RegisterXactCallback(shmem_xact_callback, NULL);
+	RegisterSubXactCallback(shmem_subxact_callback, NULL);
+	xact_callback_registered = true;
+}
+
+/*
+ * A subtransaction that rolls back takes its role changes with it (its
+ * catalog changes are gone); one that commits hands them to its parent.
+ */
+static void
+shmem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_roles)
+	{
+		PendingRole *pending = lfirst(lc);
+
+		if (pending->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			pending->subid = parentSubid;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			ReplkafkaPartition *part = &replkafka_shared->partitions[pending->partition];
+
+			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+			part->handover = false;
+			part->promote_state = REPLKAFKA_PROMOTE_NONE;
+			LWLockRelease(replkafka_shared->lock);
+			pending_roles = foreach_delete_current(pending_roles, lc);
+		}
+	}
 }
 
 /*

@@ -102,6 +102,7 @@ typedef struct ReplkafkaPartition
 
 	/* A promotion in progress, between the promoting backend and the worker. */
 	ReplkafkaPromoteState promote_state;
+	int			promote_pid;	/* the backend running promote() */
 	uint32		promote_base;	/* the generation when the promotion began */
 	uint32		promote_generation; /* the generation our NEW_GEN starts */
 	bool		promote_pending;	/* CATCHUP: a generation unknown at the

@@ -32,8 +32,12 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "commands/extension.h"
 #include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -59,7 +63,9 @@ typedef struct TableKeyColumns
 
 static bool table_in_primary_key(Relation rel, AttrNumber attnum);
 static void table_check_key_column(Relation rel, AttrNumber attnum);
-static TableKeyColumns *table_key_columns(Oid relid);
+static TableKeyColumns *table_key_columns(const ReplkafkaTableRow *row);
+static bool table_changed_by_me(Oid relid);
+static void table_check_fence(Relation rel);
 static void table_check_alter_type(AlterTableStmt *stmt, List *tables);
 static void table_check_after_alter(const TableKeyColumns *cols);
 
@@ -213,27 +219,23 @@ replkafka_parse_partition_key(Relation rel, const char *partition_key,
 }
 
 /*
- * The partition key columns of replicated table relid, as they are now;
- * NULL if relid is not replicated.
+ * The partition key columns of a replicated table, as the catalog caches
+ * say they are now (no lock taken); NULL if the table is gone.
  */
 static TableKeyColumns *
-table_key_columns(Oid relid)
+table_key_columns(const ReplkafkaTableRow *row)
 {
-	TableKeyColumns *cols;
-	AttrNumber *attnums;
-	int			nkeys;
+	TableKeyColumns *cols = palloc0(sizeof(TableKeyColumns));
 
-	nkeys = replkafka_catalog_table_key(relid, &attnums);
-	if (nkeys == 0)
-		return NULL;
-	cols = palloc0(sizeof(TableKeyColumns));
-	cols->relid = relid;
-	cols->nkeys = nkeys;
-	cols->attnums = attnums;
-	for (int i = 0; i < nkeys; i++)
+	cols->relid = row->relid;
+	cols->nkeys = row->nkeys;
+	cols->attnums = row->attnums;
+	for (int i = 0; i < row->nkeys; i++)
 	{
-		cols->names[i] = get_attname(relid, attnums[i], false);
-		get_atttypetypmodcoll(relid, attnums[i], &cols->types[i],
+		cols->names[i] = get_attname(row->relid, row->attnums[i], true);
+		if (cols->names[i] == NULL)
+			return NULL;
+		get_atttypetypmodcoll(row->relid, row->attnums[i], &cols->types[i],
 							  &cols->typmods[i], &cols->collations[i]);
 	}
 	return cols;
@@ -286,16 +288,15 @@ table_check_alter_type(AlterTableStmt *stmt, List *tables)
  * Before a utility statement that can change or drop what replicated
  * tables depend on (ALTER TABLE, including ALTER TYPE of a composite type,
  * ALTER DOMAIN, DROP, DROP OWNED): note the partition key columns of every
- * replicated table, and refuse a type change of one.  Returns what
- * replkafka_table_after_utility() wants; NIL for other statements.
+ * replicated table, from the catalog caches, and refuse a type change of
+ * one.  Returns what replkafka_table_after_utility() wants; NIL for other
+ * statements.
  */
 List *
 replkafka_table_before_utility(Node *stmt)
 {
 	List	   *tables = NIL;
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	ListCell   *lc;
 
 	if (!IsA(stmt, AlterTableStmt) && !IsA(stmt, AlterDomainStmt) &&
 		!IsA(stmt, DropStmt) && !IsA(stmt, DropOwnedStmt))
@@ -304,34 +305,46 @@ replkafka_table_before_utility(Node *stmt)
 		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
 		return NIL;
 
-	rel = table_open(replkafka_catalog_relid("tables"), AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	foreach(lc, replkafka_catalog_tables())
 	{
-		bool		isnull;
-		Oid			relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel),
-														  &isnull));
-		TableKeyColumns *cols = table_key_columns(relid);
+		TableKeyColumns *cols = table_key_columns(lfirst(lc));
 
 		if (cols)
 			tables = lappend(tables, cols);
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
 	if (IsA(stmt, AlterTableStmt))
 		table_check_alter_type((AlterTableStmt *) stmt, tables);
 	return tables;
 }
 
 /*
- * After the statement: every table it left replicated must still be
- * replicable, and its partition key columns keep their types, collations
- * and in-row storage; otherwise the statement fails.
+ * Does this transaction hold a lock on relation relid that lets it change
+ * the relation's definition?  A statement that changed a table (or dropped
+ * one of its columns, constraints or triggers through a cascade) holds
+ * one; the others it left alone are not looked at, nor locked.
+ */
+static bool
+table_changed_by_me(Oid relid)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	for (LOCKMODE mode = ShareUpdateExclusiveLock; mode <= AccessExclusiveLock; mode++)
+		if (LockHeldByMe(&tag, mode))
+			return true;
+	return false;
+}
+
+/*
+ * After the statement: every replicated table it changed must still be
+ * replicable, its partition key columns keep their types, collations and
+ * in-row storage, and its write fence stays in place; otherwise the
+ * statement fails.
  */
 void
 replkafka_table_after_utility(List *tables)
 {
+	List	   *registered = NIL;
 	ListCell   *lc;
 
 	if (tables == NIL)
@@ -339,13 +352,15 @@ replkafka_table_after_utility(List *tables)
 	CommandCounterIncrement();
 	if (!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
 		return;
+	foreach(lc, replkafka_catalog_tables())
+		registered = lappend_oid(registered, ((ReplkafkaTableRow *) lfirst(lc))->relid);
 	foreach(lc, tables)
 	{
 		TableKeyColumns *cols = lfirst(lc);
-		AttrNumber *attnums;
 
 		/* a table dropped is forgotten (replkafka_forget_dropped_tables) */
-		if (replkafka_catalog_table_key(cols->relid, &attnums) > 0)
+		if (list_member_oid(registered, cols->relid) &&
+			table_changed_by_me(cols->relid))
 			table_check_after_alter(cols);
 	}
 }
@@ -390,5 +405,45 @@ table_check_after_alter(const TableKeyColumns *cols)
 	replkafka_check_replicable_table(rel);
 	for (int i = 0; i < cols->nkeys; i++)
 		table_check_key_column(rel, cols->attnums[i]);
+	table_check_fence(rel);
 	table_close(rel, AccessShareLock);
+}
+
+/*
+ * The write fence of a replicated table (add_table()'s two triggers) must
+ * stay, enabled for ordinary sessions: without it, writes to a partition
+ * this node is not primary of would commit here and never be shipped.
+ */
+static void
+table_check_fence(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	bool		row = false;
+	bool		truncate = false;
+
+	for (int i = 0; trigdesc && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &trigdesc->triggers[i];
+		char	   *func = get_func_name(trig->tgfoid);
+
+		if (trig->tgenabled != TRIGGER_FIRES_ON_ORIGIN || func == NULL ||
+			strcmp(func, "fence") != 0 ||
+			get_func_namespace(trig->tgfoid) != get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false) ||
+			!TRIGGER_FOR_BEFORE(trig->tgtype))
+			continue;
+		if (strcmp(trig->tgname, "replkafka_fence") == 0 &&
+			TRIGGER_FOR_ROW(trig->tgtype) && TRIGGER_FOR_INSERT(trig->tgtype) &&
+			TRIGGER_FOR_UPDATE(trig->tgtype) && TRIGGER_FOR_DELETE(trig->tgtype))
+			row = true;
+		if (strcmp(trig->tgname, "replkafka_fence_truncate") == 0 &&
+			TRIGGER_FOR_TRUNCATE(trig->tgtype))
+			truncate = true;
+	}
+	if (!row || !truncate)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("the write fence of replicated table \"%s\" must stay enabled",
+					   RelationGetRelationName(rel)),
+				errdetail("Without its triggers \"replkafka_fence\" and \"replkafka_fence_truncate\", writes to partitions this node is not primary of would never be shipped."),
+				errhint("Stop replicating the table with replkafka.remove_table() first."));
 }

@@ -15,7 +15,8 @@
 # it fails afterwards (a division by zero after demote() in the same
 # SELECT), so the role change rolls back: node_b takes no more writes in its
 # ended generation, its shipper finishes the handover, and node_c takes
-# over from there.
+# over from there.  Last, a role change rolled back to a savepoint leaves
+# shared memory as the catalog.
 use strict;
 use warnings;
 
@@ -108,5 +109,22 @@ is($node_a->safe_psql('postgres', 'SELECT count(*) FROM items'), '40',
 	'no row lost, none added');
 is($node_a->safe_psql('postgres', 'SELECT zombies_skipped FROM replkafka.partitions'), '0',
 	'no write of the ended generation reached the log');
+
+# A role change rolled back with its subtransaction is not published.
+$node_b->safe_psql('postgres', q{
+BEGIN;
+SAVEPOINT s;
+SELECT replkafka.unfollow(0);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+});
+is($node_b->safe_psql('postgres', q{
+SELECT p.role || ' ' || r.role
+  FROM replkafka.partitions p JOIN replkafka.partition_roles r USING (partition)}),
+	'replica replica',
+	'an unfollow() rolled back to a savepoint leaves the role as it was, in shared memory too');
+$node_c->safe_psql('postgres', "INSERT INTO items VALUES ($_, 'node_c again')") foreach 41 .. 45;
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
+	'the three nodes converge once more');
 
 done_testing();
