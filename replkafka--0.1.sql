@@ -3,6 +3,27 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION replkafka" to load this file. \quit
 
+-- The schema holds the catalog and SECURITY DEFINER functions: one that
+-- another role created beforehand (and so controls) is not used.
+DO $$
+DECLARE
+	owner pg_catalog.name;
+BEGIN
+	SELECT r.rolname INTO owner
+	  FROM pg_catalog.pg_namespace n
+	  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'replkafka';
+	IF owner OPERATOR(pg_catalog.<>) CURRENT_USER THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'insufficient_privilege',
+			MESSAGE = pg_catalog.format('schema "replkafka" is owned by role "%s", not by "%s"',
+										owner, CURRENT_USER),
+			DETAIL = 'The extension keeps its catalog and functions in that schema, so another role must not control it.',
+			HINT = 'Drop or rename the schema, or create the extension as its owner.';
+	END IF;
+END
+$$;
+
 --
 -- Catalog tables.  They describe this node's view of the cluster; nothing
 -- in them is replicated.  All are revoked from PUBLIC at the end.
@@ -201,10 +222,13 @@ LANGUAGE C;
 COMMENT ON FUNCTION replkafka.fence() IS
 	'Trigger that lets writes through only on the primary of their partition';
 
--- A dropped table is no longer replicated.
+-- A dropped table is no longer replicated.  It runs for every DROP in the
+-- database, by whoever drops: as the extension's owner, since only it may
+-- change replkafka.tables.
 CREATE FUNCTION replkafka.forget_dropped_tables()
 RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -68,6 +68,16 @@ static const char *const reserved_options[] = {
 	"log.queue", "internal.termination.signal", "enable.gapless.guarantee",
 };
 
+/*
+ * Properties that make librdkafka load code or run commands as the
+ * server's operating system user: never accepted, whoever sets them.
+ * (Files that TLS and SASL need, certificates and keytabs, stay allowed.)
+ */
+static const char *const forbidden_options[] = {
+	"plugin.library.paths", "sasl.kerberos.kinit.cmd", "ssl.engine.location",
+	"ssl.engine.id", "ssl.providers", "ssl_engine_callback_data",
+};
+
 static bool kafka_parse_options(const char *str, List **result, char **detail);
 static bool kafka_apply_options(rd_kafka_conf_t *conf, List *options,
 								char **detail);
@@ -198,6 +208,15 @@ kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 				return false;
 			}
 		}
+		for (int i = 0; i < lengthof(forbidden_options); i++)
+		{
+			if (strcmp(opt->name, forbidden_options[i]) == 0)
+			{
+				*detail = psprintf("Property \"%s\" would let librdkafka load code or run commands as the server's operating system user.",
+								   opt->name);
+				return false;
+			}
+		}
 		foreach(lc2, options)
 		{
 			KafkaOption *other = lfirst(lc2);
@@ -218,8 +237,13 @@ kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 			len = strlen(errstr);
 			if (len > 0 && errstr[len - 1] == '.')
 				errstr[len - 1] = '\0';
-			*detail = psprintf("librdkafka rejected property \"%s\": %s.",
-							   opt->name, errstr);
+			/* the value may be a password: never repeat it */
+			if (opt->value[0] != '\0' && strstr(errstr, opt->value) != NULL)
+				*detail = psprintf("librdkafka rejected the value of property \"%s\".",
+								   opt->name);
+			else
+				*detail = psprintf("librdkafka rejected property \"%s\": %s.",
+								   opt->name, errstr);
 			return false;
 		}
 	}

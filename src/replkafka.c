@@ -162,7 +162,7 @@ _PG_init(void)
 							&replkafka_chunk_size,
 							512 * 1024,
 							REPLKAFKA_MIN_CHUNK_SIZE, REPLKAFKA_MAX_CHUNK_SIZE,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
@@ -266,6 +266,8 @@ check_kafka_options(char **newval, void **extra, GucSource source)
 
 	if (!replkafka_kafka_validate_options(*newval, &detail))
 	{
+		/* the value may hold a password: the message does not quote it */
+		GUC_check_errmsg("invalid value for parameter \"replkafka.kafka_options\"");
 		GUC_check_errdetail("%s", detail);
 		return false;
 	}

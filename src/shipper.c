@@ -202,6 +202,7 @@ PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
 static void shipper_exit(int code, Datum arg);
 static void shipper_ensure_slot(void);
 static void shipper_decode(void);
+static int	shipper_chunk_size(void);
 static int	shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 							  int reqLen, XLogRecPtr targetRecPtr,
 							  char *cur_page);
@@ -393,6 +394,32 @@ shipper_ensure_slot(void)
 }
 
 /*
+ * The chunk size: replkafka.chunk_size, unless the producer's
+ * "message.max.bytes" (replkafka.kafka_options may lower it) cannot hold
+ * a record of that size.
+ */
+static int
+shipper_chunk_size(void)
+{
+	char		value[64];
+	size_t		size = sizeof(value);
+	int			limit = REPLKAFKA_MAX_CHUNK_SIZE;
+
+	if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", value,
+						  &size) == RD_KAFKA_CONF_OK)
+		limit = atoi(value) - REPLKAFKA_RECORD_OVERHEAD;
+	if (replkafka_chunk_size > limit)
+	{
+		ereport(LOG,
+				errmsg("replkafka shipper cuts transactions into chunks of %d bytes, not %d",
+					   Max(limit, REPLKAFKA_MIN_CHUNK_SIZE), replkafka_chunk_size),
+				errdetail("The producer's \"message.max.bytes\" is %s.", value));
+		return Max(limit, REPLKAFKA_MIN_CHUNK_SIZE);
+	}
+	return replkafka_chunk_size;
+}
+
+/*
  * Decode forever.  Errors end the worker.
  */
 static void
@@ -402,7 +429,7 @@ shipper_decode(void)
 	uint32		n = 0;
 
 	options = list_make1(makeDefElem("chunk_size",
-									 (Node *) makeString(psprintf("%d", replkafka_chunk_size)),
+									 (Node *) makeString(psprintf("%d", shipper_chunk_size())),
 									 -1));
 
 	ReplicationSlotAcquire(SHIPPER_SLOT_NAME, true);

@@ -1,0 +1,65 @@
+--
+-- What ordinary roles, objects in other schemas and Kafka options cannot
+-- make replkafka do.
+--
+
+-- An ordinary role creates, alters and drops its own tables: the event
+-- trigger that forgets dropped replicated tables does not stop it.
+CREATE ROLE regress_replkafka_user;
+GRANT CREATE ON SCHEMA public TO regress_replkafka_user;
+SET ROLE regress_replkafka_user;
+CREATE TABLE scratch (id int PRIMARY KEY, v text);
+ALTER TABLE scratch DROP COLUMN v;
+DROP TABLE scratch;
+RESET ROLE;
+
+-- replkafka's catalog queries use pg_catalog's operators, whatever a
+-- schema on the search path defines.
+CREATE TABLE keep_me (id int PRIMARY KEY);
+CREATE TABLE drop_me (id int PRIMARY KEY);
+SELECT replkafka.add_table('keep_me', 'id');
+SELECT replkafka.add_table('drop_me', 'id');
+CREATE FUNCTION public.always_equal(regclass, oid) RETURNS boolean
+	LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE OPERATOR public.= (LEFTARG = regclass, RIGHTARG = oid,
+						  FUNCTION = public.always_equal);
+SELECT replkafka.remove_table('drop_me');
+SELECT relid FROM replkafka.tables ORDER BY relid::text;
+DROP OPERATOR public.= (regclass, oid);
+DROP FUNCTION public.always_equal(regclass, oid);
+SELECT replkafka.remove_table('keep_me');
+DROP TABLE keep_me, drop_me;
+
+-- A schema "replkafka" that another role created beforehand is not used.
+CREATE DATABASE regress_replkafka_schema;
+\c regress_replkafka_schema
+CREATE SCHEMA replkafka AUTHORIZATION regress_replkafka_user;
+CREATE EXTENSION replkafka;
+\echo :LAST_ERROR_SQLSTATE
+\c contrib_regression
+DROP DATABASE regress_replkafka_schema;
+
+-- replkafka.chunk_size is for superusers.
+SET ROLE regress_replkafka_user;
+SET replkafka.chunk_size = '4kB';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_replkafka_user;
+DROP ROLE regress_replkafka_user;
+
+-- replkafka.kafka_options never takes a property that makes librdkafka
+-- load code or run commands, and never repeats a value it rejects (it may
+-- be a password).
+ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.kinit.cmd=touch /tmp/replkafka-owned';
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.kafka_options = 'plugin.library.paths=/tmp/replkafka-evil.so';
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.kafka_options = 'ssl.engine.location=/tmp/replkafka-engine.so';
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.kafka_options = 'ssl.providers=legacy';
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.kafka_options = 'security.protocol=Secret-Passw0rd';
+\echo :LAST_ERROR_SQLSTATE
+-- TLS and SASL settings stay allowed.
+ALTER SYSTEM SET replkafka.kafka_options = 'security.protocol=sasl_ssl, sasl.mechanisms=SCRAM-SHA-512, sasl.username=node, sasl.password=secret, ssl.ca.location=/etc/ssl/certs/ca-certificates.crt';
+ALTER SYSTEM RESET replkafka.kafka_options;
