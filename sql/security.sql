@@ -30,6 +30,23 @@ DROP FUNCTION public.always_equal(regclass, oid);
 SELECT replkafka.remove_table('keep_me');
 DROP TABLE keep_me, drop_me;
 
+-- A BEFORE ROW trigger of a replicated table fires before the write fence,
+-- which sees the row as it will be stored.
+CREATE TABLE rekeyed (id int PRIMARY KEY, v text);
+SELECT replkafka.add_table('rekeyed', 'id');
+CREATE FUNCTION public.rekey() RETURNS trigger LANGUAGE plpgsql
+	AS 'BEGIN NEW.id := NEW.id + 1; RETURN NEW; END';
+CREATE TRIGGER zz_rekey BEFORE INSERT ON rekeyed
+	FOR EACH ROW EXECUTE FUNCTION public.rekey();
+\echo :LAST_ERROR_SQLSTATE
+CREATE TRIGGER aa_rekey BEFORE INSERT ON rekeyed
+	FOR EACH ROW EXECUTE FUNCTION public.rekey();
+ALTER TRIGGER aa_rekey ON rekeyed RENAME TO zz_rekey;
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.remove_table('rekeyed');
+DROP TABLE rekeyed;
+DROP FUNCTION public.rekey();
+
 -- A schema "replkafka" that another role created beforehand is not used.
 CREATE DATABASE regress_replkafka_schema;
 \c regress_replkafka_schema

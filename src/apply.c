@@ -80,6 +80,7 @@
 #include "replication/origin.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -190,7 +191,8 @@ static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const char *body, size_t len);
 static void apply_body(ApplyPartition *ap, const char *body, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
-static ApplyRelMap *apply_relmap(const RkmRecord *rec);
+static Oid	apply_lock_table(const char *schema, const char *table);
+static ApplyRelMap *apply_relmap(const RkmRecord *rec, Oid relid);
 static void apply_relmap_invalidate(Datum arg, Oid relid);
 static void apply_relmap_prune(void);
 static void apply_close_relation(ApplyRelation *ar);
@@ -1027,12 +1029,48 @@ apply_relmap_matches(const ApplyRelMap *map, const RkmRecord *rec)
 }
 
 /*
- * The column map of a relation definition: from the cache, or built by
- * looking the table and its columns up.  Rule 5: the table must be
- * replicated here.
+ * The local table schema.table of a relation definition, locked for the
+ * changes.  Rule 5: it must be replicated here, which is checked before
+ * the lock, so that a record naming a table someone else holds locked
+ * cannot stall the worker unless the table is replicated.  Taking the
+ * lock processes the invalidations of concurrent DDL; the name is looked
+ * up again under it, in case the table was renamed or dropped meanwhile.
+ */
+static Oid
+apply_lock_table(const char *schema, const char *table)
+{
+	RangeVar   *rv = makeRangeVar(pstrdup(schema), pstrdup(table), -1);
+
+	for (;;)
+	{
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+		AttrNumber *attnums;
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_TABLE),
+					errmsg("table \"%s.%s\" does not exist on this node",
+						   schema, table));
+		if (replkafka_catalog_table_key(relid, &attnums) == 0)
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("table \"%s.%s\" is not replicated on this node",
+						   schema, table),
+					errhint("Register it with replkafka.add_table() as on the other nodes."));
+		LockRelationOid(relid, RowExclusiveLock);
+		if (RangeVarGetRelid(rv, NoLock, true) == relid)
+			return relid;
+		UnlockRelationOid(relid, RowExclusiveLock);
+	}
+}
+
+/*
+ * The column map of a relation definition for the local table relid,
+ * locked: from the cache, unless an invalidation (processed when the lock
+ * was taken) made it stale, or built by looking the columns up.
  */
 static ApplyRelMap *
-apply_relmap(const RkmRecord *rec)
+apply_relmap(const RkmRecord *rec, Oid relid)
 {
 	ListCell   *lc;
 	ApplyRelMap *map;
@@ -1044,7 +1082,7 @@ apply_relmap(const RkmRecord *rec)
 	foreach(lc, relmaps)
 	{
 		map = lfirst(lc);
-		if (apply_relmap_matches(map, rec))
+		if (map->relid == relid && apply_relmap_matches(map, rec))
 			return map;
 	}
 
@@ -1072,14 +1110,7 @@ apply_relmap(const RkmRecord *rec)
 	map->key = palloc(rec->natts * sizeof(bool));
 	MemoryContextSwitchTo(oldcxt);
 
-	errctx.relation = psprintf("%s.%s", map->schema, map->table);
-	map->relid = RangeVarGetRelid(makeRangeVar(map->schema, map->table, -1),
-								  RowExclusiveLock, true);
-	if (!OidIsValid(map->relid))
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_TABLE),
-				errmsg("table \"%s.%s\" does not exist on this node",
-					   map->schema, map->table));
+	map->relid = relid;
 	rel = table_open(map->relid, NoLock);
 	desc = RelationGetDescr(rel);
 	map->sent = MemoryContextAllocZero(cxt, desc->natts * sizeof(bool));
@@ -1129,14 +1160,18 @@ apply_relmap(const RkmRecord *rec)
 static ApplyRelation *
 apply_open_relation(const RkmRecord *rec)
 {
-	ApplyRelMap *map = apply_relmap(rec);
+	char	   *schema = pnstrdup(rec->schema, rec->schema_len);
+	char	   *table = pnstrdup(rec->table, rec->table_len);
+	ApplyRelMap *map;
 	ApplyRelation *ar = palloc0(sizeof(ApplyRelation));
 	TupleDesc	desc;
 	RangeTblEntry *rte;
-	Oid			relid = map->relid;
+	Oid			relid;
 
-	errctx.relation = psprintf("%s.%s", map->schema, map->table);
-	ar->rel = table_open(relid, RowExclusiveLock);
+	errctx.relation = psprintf("%s.%s", schema, table);
+	relid = apply_lock_table(schema, table);
+	map = apply_relmap(rec, relid);
+	ar->rel = table_open(relid, NoLock);
 	if (replkafka_table_key(ar->rel) == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -243,7 +243,7 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 		}
 	}
 
-	replkafka_catalog_add_table(relid, nkeys, attnums);
+	/* The fence first: DDL on a replicated table must leave it in place. */
 	run_sql(psprintf("CREATE TRIGGER replkafka_fence"
 					 " BEFORE INSERT OR UPDATE OR DELETE ON %s"
 					 " FOR EACH ROW EXECUTE FUNCTION replkafka.fence()",
@@ -252,6 +252,8 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 					 " BEFORE TRUNCATE ON %s"
 					 " FOR EACH STATEMENT EXECUTE FUNCTION replkafka.fence()",
 					 qualname));
+	replkafka_check_fence(relid);
+	replkafka_catalog_add_table(relid, nkeys, attnums);
 
 	/* Existing rows are this node's alone; say so. */
 	SPI_connect();

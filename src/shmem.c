@@ -245,7 +245,9 @@ ReplkafkaPartition *
 replkafka_partition_state(int partition)
 {
 	Assert(replkafka_shared->loaded);
-	Assert(partition >= 0 && partition < replkafka_shared->npartitions);
+	if (partition < 0 || partition >= replkafka_shared->npartitions)
+		elog(ERROR, "partition %d is out of range (the cluster has %d)",
+			 partition, replkafka_shared->npartitions);
 	return &replkafka_shared->partitions[partition];
 }
 

@@ -287,7 +287,8 @@ table_check_alter_type(AlterTableStmt *stmt, List *tables)
 /*
  * Before a utility statement that can change or drop what replicated
  * tables depend on (ALTER TABLE, including ALTER TYPE of a composite type,
- * ALTER DOMAIN, DROP, DROP OWNED): note the partition key columns of every
+ * ALTER DOMAIN, DROP, DROP OWNED, CREATE TRIGGER and renames): note the
+ * partition key columns of every
  * replicated table, from the catalog caches, and refuse a type change of
  * one.  Returns what replkafka_table_after_utility() wants; NIL for other
  * statements.
@@ -299,7 +300,8 @@ replkafka_table_before_utility(Node *stmt)
 	ListCell   *lc;
 
 	if (!IsA(stmt, AlterTableStmt) && !IsA(stmt, AlterDomainStmt) &&
-		!IsA(stmt, DropStmt) && !IsA(stmt, DropOwnedStmt))
+		!IsA(stmt, DropStmt) && !IsA(stmt, DropOwnedStmt) &&
+		!IsA(stmt, CreateTrigStmt) && !IsA(stmt, RenameStmt))
 		return NIL;
 	if (!IsTransactionState() ||
 		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
@@ -446,4 +448,41 @@ table_check_fence(Relation rel)
 					   RelationGetRelationName(rel)),
 				errdetail("Without its triggers \"replkafka_fence\" and \"replkafka_fence_truncate\", writes to partitions this node is not primary of would never be shipped."),
 				errhint("Stop replicating the table with replkafka.remove_table() first."));
+
+	/*
+	 * BEFORE ROW triggers fire in name order, and the fence checks the row
+	 * as it is when the fence fires: a trigger after it could change the
+	 * partition key unseen.
+	 */
+	for (int i = 0; trigdesc && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &trigdesc->triggers[i];
+
+		if (trig->tgenabled != TRIGGER_DISABLED &&
+			TRIGGER_FOR_ROW(trig->tgtype) && TRIGGER_FOR_BEFORE(trig->tgtype) &&
+			(TRIGGER_FOR_INSERT(trig->tgtype) || TRIGGER_FOR_UPDATE(trig->tgtype)) &&
+			strcmp(trig->tgname, "replkafka_fence") > 0)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("trigger \"%s\" of replicated table \"%s\" would fire after the write fence",
+						   trig->tgname, RelationGetRelationName(rel)),
+					errdetail("BEFORE ROW triggers fire in the order of their names; one after \"replkafka_fence\" could change the partition key of a row the fence let through."),
+					errhint("Give the trigger a name that sorts before \"replkafka_fence\"."));
+	}
+}
+
+/*
+ * Fail if relid, a replicated table, has a BEFORE ROW trigger that fires
+ * after its write fence (or no fence): add_table() calls this once it
+ * installed the fence.
+ */
+void
+replkafka_check_fence(Oid relid)
+{
+	Relation	rel;
+
+	CommandCounterIncrement();
+	rel = table_open(relid, AccessShareLock);
+	table_check_fence(rel);
+	table_close(rel, AccessShareLock);
 }

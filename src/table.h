@@ -23,5 +23,6 @@ extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key
 										  AttrNumber *attnums);
 extern List *replkafka_table_before_utility(Node *stmt);
 extern void replkafka_table_after_utility(List *tables);
+extern void replkafka_check_fence(Oid relid);
 
 #endif							/* REPLKAFKA_TABLE_H */
