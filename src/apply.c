@@ -73,6 +73,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -1240,7 +1241,20 @@ apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				break;
 			case RKM_VAL_TEXT:
 				{
-					char	   *text = pnstrdup(values[i].data, values[i].len);
+					char	   *text;
+
+					/*
+					 * A zero byte would cut the value short (a key 'admin\0x'
+					 * would find 'admin'), and bad encoding would be stored.
+					 */
+					if (!pg_verifymbstr(values[i].data, (int) values[i].len, true))
+						ereport(ERROR,
+								errcode(ERRCODE_PROTOCOL_VIOLATION),
+								errmsg("the value of column \"%s\" of table \"%s\" is not valid text in encoding \"%s\"",
+									   ar->map->names[i], RelationGetRelationName(ar->rel),
+									   GetDatabaseEncodingName()),
+								errdetail("It contains a zero byte or an invalid byte sequence."));
+					text = pnstrdup(values[i].data, values[i].len);
 
 					slot->tts_values[att] = InputFunctionCall(&ar->map->infunc[i], text,
 															  ar->map->ioparam[i],
