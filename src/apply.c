@@ -1033,9 +1033,10 @@ apply_relmap_matches(const ApplyRelMap *map, const RkmRecord *rec)
  * The local table schema.table of a relation definition, locked for the
  * changes.  Rule 5: it must be replicated here, which is checked before
  * the lock, so that a record naming a table someone else holds locked
- * cannot stall the worker unless the table is replicated.  Taking the
- * lock processes the invalidations of concurrent DDL; the name is looked
- * up again under it, in case the table was renamed or dropped meanwhile.
+ * cannot stall the worker unless the table is replicated, and again under
+ * the lock: taking it processes the invalidations of concurrent DDL.  The
+ * name is looked up again under the lock too, in case the table was
+ * renamed or dropped meanwhile.
  */
 static Oid
 apply_lock_table(const char *schema, const char *table)
@@ -1045,24 +1046,29 @@ apply_lock_table(const char *schema, const char *table)
 	for (;;)
 	{
 		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-		AttrNumber *attnums;
 
 		if (!OidIsValid(relid))
 			ereport(ERROR,
 					errcode(ERRCODE_UNDEFINED_TABLE),
 					errmsg("table \"%s.%s\" does not exist on this node",
 						   schema, table));
-		if (replkafka_catalog_table_key(relid, &attnums) == 0)
-			ereport(ERROR,
-					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					errmsg("table \"%s.%s\" is not replicated on this node",
-						   schema, table),
-					errhint("Register it with replkafka.add_table() as on the other nodes."));
+		if (!replkafka_table_registered(relid))
+			break;
 		LockRelationOid(relid, RowExclusiveLock);
 		if (RangeVarGetRelid(rv, NoLock, true) == relid)
+		{
+			if (!replkafka_table_registered(relid))
+				break;
 			return relid;
+		}
 		UnlockRelationOid(relid, RowExclusiveLock);
 	}
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("table \"%s.%s\" is not replicated on this node",
+				   schema, table),
+			errhint("Register it with replkafka.add_table() as on the other nodes."));
+	return InvalidOid;			/* keep compiler quiet */
 }
 
 /*
@@ -1173,12 +1179,6 @@ apply_open_relation(const RkmRecord *rec)
 	relid = apply_lock_table(schema, table);
 	map = apply_relmap(rec, relid);
 	ar->rel = table_open(relid, NoLock);
-	if (replkafka_table_key(ar->rel) == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("table \"%s.%s\" is not replicated on this node",
-					   map->schema, map->table),
-				errhint("Register it with replkafka.add_table() as on the other nodes."));
 	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
 	desc = RelationGetDescr(ar->rel);
 	ar->map = map;
@@ -1331,17 +1331,9 @@ apply_find(ApplyRelation *ar, const RkmValue *key, const char *what)
 static void
 apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 {
-	ReplkafkaTableKey *key = replkafka_table_key(ar->rel);
-	Datum		values[INDEX_MAX_KEYS];
-	bool		isnull[INDEX_MAX_KEYS];
-	int			partition;
+	int			partition = replkafka_partition_of_slot(replkafka_table_key(ar->rel),
+													   slot);
 
-	for (int i = 0; i < key->nkeys; i++)
-	{
-		values[i] = slot->tts_values[key->attnums[i] - 1];
-		isnull[i] = slot->tts_isnull[key->attnums[i] - 1];
-	}
-	partition = replkafka_partition_of_values(key, values, isnull);
 	if (partition != errctx.partition)
 		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),

@@ -139,6 +139,18 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 }
 
 /*
+ * Did the scan end at our own END_GEN, with no transaction of ours missing
+ * before it or written after it, and nothing foreign before it?  Then a
+ * demotion handed the partition over, whoever wrote since.
+ */
+bool
+replkafka_logscan_ended_cleanly(const LogScan *scan)
+{
+	return scan->ended && scan->orphans == 0 && !scan->hole &&
+		(!scan->foreign || scan->foreign_offset > scan->ended_offset);
+}
+
+/*
  * Callback of replkafka_kafka_read().
  */
 static bool

@@ -512,7 +512,7 @@ replkafka_demote(int partition, int timeout_ms)
 	/*
 	 * The flag stays until the role change is published at commit, or
 	 * undone at abort; then, if the END_GEN may be in Kafka, the shipper
-	 * finishes the handover (shipper_finish_handovers()).
+	 * finishes the handover (shipper_finish_handover()).
 	 */
 }
 
@@ -759,8 +759,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 		 * Our own END_GEN, from a demotion whose session ended, with nothing
 		 * of ours after it: the handover happened, whoever wrote since.
 		 */
-		if (scan.ended && scan.orphans == 0 && !scan.hole &&
-			(!scan.foreign || scan.foreign_offset > scan.ended_offset))
+		if (replkafka_logscan_ended_cleanly(&scan))
 		{
 			end->seq = scan.seq;
 			end->offset = scan.ended_offset;

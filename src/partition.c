@@ -266,6 +266,42 @@ replkafka_partition_of_values(const ReplkafkaTableKey *key,
 }
 
 /*
+ * Is relid a replicated table?  From the key cache when it holds a current
+ * answer (invalidations keep it so), else from the catalog.  Takes no lock
+ * on relid.
+ */
+bool
+replkafka_table_registered(Oid relid)
+{
+	ReplkafkaTableKey *entry = NULL;
+	AttrNumber *attnums;
+
+	if (key_cache != NULL)
+		entry = hash_search(key_cache, &relid, HASH_FIND, NULL);
+	if (entry != NULL && entry->valid)
+		return entry->registered;
+	return replkafka_catalog_table_key(relid, &attnums) > 0;
+}
+
+/*
+ * Partition of the row in slot, a tuple of the table whose values are all
+ * in tts_values (a virtual slot).
+ */
+int
+replkafka_partition_of_slot(const ReplkafkaTableKey *key, TupleTableSlot *slot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+
+	for (int i = 0; i < key->nkeys; i++)
+	{
+		values[i] = slot->tts_values[key->attnums[i] - 1];
+		isnull[i] = slot->tts_isnull[key->attnums[i] - 1];
+	}
+	return replkafka_partition_of_values(key, values, isnull);
+}
+
+/*
  * Partition of a heap tuple of the table.
  */
 int

@@ -15,6 +15,7 @@
 #define REPLKAFKA_PARTITION_H
 
 #include "access/tupdesc.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/rel.h"
 
@@ -43,6 +44,9 @@ extern int	replkafka_partition_of_values(const ReplkafkaTableKey *key,
 										  const bool *isnull);
 extern int	replkafka_partition_of_tuple(const ReplkafkaTableKey *key,
 										 TupleDesc desc, HeapTuple tuple);
+extern int	replkafka_partition_of_slot(const ReplkafkaTableKey *key,
+										TupleTableSlot *slot);
+extern bool replkafka_table_registered(Oid relid);
 extern FmgrInfo *replkafka_key_hash_function(Oid typid);
 extern const char *replkafka_key_type_problem(Oid typid, Oid collid);
 

@@ -231,9 +231,7 @@ static bool shipper_handover_left(int partition);
 static void shipper_finish_handover(int partition);
 static void shipper_check_foreign(bool idle);
 static void shipper_check_range(int partition);
-static void shipper_report_ended(int partition, const LogScan *scan);
-static void shipper_report_foreign(int partition, const LogScan *scan);
-static void shipper_report_hole(int partition, const LogScan *scan);
+static bool shipper_report_scan(int partition, const LogScan *scan);
 static TimestampTz shipper_read_deadline(void);
 
 /* The producer, and a consumer to read partition tails. */
@@ -999,54 +997,42 @@ shipper_read_deadline(void)
 }
 
 /*
- * Another node wrote to partition, of which this node thought it was the
- * primary: stop shipping it.  The scan counted the transactions of ours
- * Kafka holds after the other node's record; those acknowledged later, and
- * those decoded from now on, are counted as they come.
+ * Stop shipping partition if a read-back found where the history of our
+ * generation ends: a record another node wrote (it is, or was made,
+ * primary), a transaction of ours that Kafka lacks before a later one (no
+ * replica can get past the hole), or our own END_GEN while the role is
+ * still primary (a demotion did not get to change it: the server stopped
+ * in between; writes after END_GEN are skipped by every replica).  The
+ * scan counted the transactions of ours Kafka holds after that point;
+ * those acknowledged later, and those decoded from now on, are counted as
+ * they come.  Returns whether it stopped the partition.
  */
-static void
-shipper_report_foreign(int partition, const LogScan *scan)
+static bool
+shipper_report_scan(int partition, const LogScan *scan)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	if (!scan->foreign && !scan->hole && !scan->ended)
+		return false;
 
 	partitions[partition].history_lsn = scan->history_lsn;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->orphaned += scan->orphans;
 	LWLockRelease(replkafka_shared->lock);
-	shipper_partition_error(partition, scan->foreign_offset,
-							"another node wrote to the partition: %s; this node's transactions after it are not part of the cluster's history (see orphaned_transactions)",
-							scan->foreign_detail);
-}
-
-/*
- * Kafka holds a transaction of ours without the one before it: a delivery
- * failed and a later one succeeded.  No replica can apply past the hole,
- * so neither the missing transaction nor any after it is part of the
- * cluster's history.
- */
-static void
-shipper_report_hole(int partition, const LogScan *scan)
-{
-	partitions[partition].history_lsn = scan->history_lsn;
-	shipper_partition_error(partition, scan->hole_offset,
-							"Kafka lacks transaction %u of generation %u: the record at Kafka offset %lld holds a later one; the partition's log cannot go on in this generation",
-							scan->hole_seq, scan->generation,
-							(long long) scan->hole_offset);
-}
-
-/*
- * This node wrote END_GEN of its generation of partition, but is still its
- * primary: a demotion did not get to change the role (the server stopped
- * in between, or the transaction that called demote() aborted).  Writes
- * after END_GEN are skipped by every replica.
- */
-static void
-shipper_report_ended(int partition, const LogScan *scan)
-{
-	partitions[partition].history_lsn = scan->history_lsn;
-	shipper_partition_error(partition, scan->ended_offset,
-							"this node ended generation %u with an END_GEN record at Kafka offset %lld, but its role was not changed to replica",
-							scan->generation, (long long) scan->ended_offset);
+	if (scan->foreign)
+		shipper_partition_error(partition, scan->foreign_offset,
+								"another node wrote to the partition: %s; this node's transactions after it are not part of the cluster's history (see orphaned_transactions)",
+								scan->foreign_detail);
+	else if (scan->hole)
+		shipper_partition_error(partition, scan->hole_offset,
+								"Kafka lacks transaction %u of generation %u: the record at Kafka offset %lld holds a later one; the partition's log cannot go on in this generation",
+								scan->hole_seq, scan->generation,
+								(long long) scan->hole_offset);
+	else
+		shipper_partition_error(partition, scan->ended_offset,
+								"this node ended generation %u with an END_GEN record at Kafka offset %lld, but its role was not changed to replica",
+								scan->generation, (long long) scan->ended_offset);
+	return true;
 }
 
 /*
@@ -1176,9 +1162,8 @@ shipper_recover(int partition)
 
 	/* what Kafka holds of ours is not shipped again, history or not */
 	sp->skip_lsn = scan.commit_lsn;
-	if (scan.ended && part->ended_generation == generation &&
-		scan.orphans == 0 && !scan.hole &&
-		(!scan.foreign || scan.foreign_offset > scan.ended_offset))
+	if (part->ended_generation == generation &&
+		replkafka_logscan_ended_cleanly(&scan))
 	{
 		/* a demotion's END_GEN: shipper_finish_handover() takes it from here */
 		sp->acked_scn = RKM_SCN(generation, scan.history_seq);
@@ -1186,21 +1171,8 @@ shipper_recover(int partition)
 		sp->acked_offset = scan.history_offset;
 		return;
 	}
-	if (scan.foreign)
-	{
-		shipper_report_foreign(partition, &scan);
+	if (shipper_report_scan(partition, &scan))
 		return;
-	}
-	if (scan.hole)
-	{
-		shipper_report_hole(partition, &scan);
-		return;
-	}
-	if (scan.ended)
-	{
-		shipper_report_ended(partition, &scan);
-		return;
-	}
 
 	sp->expect_offset = high;
 	sp->last_check = GetCurrentTimestamp();
@@ -1228,9 +1200,7 @@ shipper_recover(int partition)
 
 /*
  * Read back the records others wrote to partition between our own, and
- * stop shipping it if one is foreign (or our own END_GEN while no
- * demotion runs).  Our records in the range, if any, were written by an
- * earlier life of the shipper or by demote(): they say nothing new.
+ * stop shipping it if one is foreign.
  */
 static void
 shipper_check_range(int partition)
@@ -1247,15 +1217,17 @@ shipper_check_range(int partition)
 		part->ended_generation == sp->generation)
 		return;
 
+	/*
+	 * Our own records, if the range holds any, say nothing new (no sequence
+	 * is above PG_UINT32_MAX); our END_GEN would be a demotion's, whose
+	 * partitions are skipped above.  The history's end comes from the
+	 * shipments (shipper_partition_error()).
+	 */
 	replkafka_logscan_init(&scan, sp->generation, PG_UINT32_MAX,
 						   InvalidXLogRecPtr, -1);
 	replkafka_logscan_read_all(&scan, consumer, topic_name, partition, from,
 							   to, SHIPPER_READ_STALL_MS);
-	scan.history_lsn = InvalidXLogRecPtr;	/* history: from the shipments */
-	if (scan.foreign)
-		shipper_report_foreign(partition, &scan);
-	else if (scan.ended && !part->handover)
-		shipper_report_ended(partition, &scan);
+	(void) shipper_report_scan(partition, &scan);
 }
 
 /*
