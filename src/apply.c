@@ -193,6 +193,7 @@ static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 static void apply_body(ApplyPartition *ap, const char *body, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
 static Oid	apply_lock_table(const char *schema, const char *table);
+static void apply_not_replicated(const char *schema, const char *table) pg_attribute_noreturn();
 static ApplyRelMap *apply_relmap(const RkmRecord *rec, Oid relid);
 static void apply_relmap_invalidate(Datum arg, Oid relid);
 static void apply_relmap_prune(void);
@@ -1063,12 +1064,21 @@ apply_lock_table(const char *schema, const char *table)
 		}
 		UnlockRelationOid(relid, RowExclusiveLock);
 	}
+	apply_not_replicated(schema, table);
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+/*
+ * Rule 5: schema.table, named by a record, is not replicated here.
+ */
+static void
+apply_not_replicated(const char *schema, const char *table)
+{
 	ereport(ERROR,
 			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			errmsg("table \"%s.%s\" is not replicated on this node",
 				   schema, table),
 			errhint("Register it with replkafka.add_table() as on the other nodes."));
-	return InvalidOid;			/* keep compiler quiet */
 }
 
 /*
@@ -1331,9 +1341,13 @@ apply_find(ApplyRelation *ar, const RkmValue *key, const char *what)
 static void
 apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 {
-	int			partition = replkafka_partition_of_slot(replkafka_table_key(ar->rel),
-													   slot);
+	ReplkafkaTableKey *key = replkafka_table_key(ar->rel);
+	int			partition;
 
+	/* registered, but without a cluster to hash for (it was dropped) */
+	if (key == NULL)
+		apply_not_replicated(ar->map->schema, ar->map->table);
+	partition = replkafka_partition_of_slot(key, slot);
 	if (partition != errctx.partition)
 		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),
