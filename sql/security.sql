@@ -47,6 +47,63 @@ SELECT replkafka.remove_table('rekeyed');
 DROP TABLE rekeyed;
 DROP FUNCTION public.rekey();
 
+-- The write fence fires for every row: replacing it with one that has a
+-- WHEN condition or a column list is refused.
+CREATE TABLE fenced (id int PRIMARY KEY, v text);
+SELECT replkafka.add_table('fenced', 'id');
+CREATE OR REPLACE TRIGGER replkafka_fence
+	BEFORE INSERT OR UPDATE OR DELETE ON fenced
+	FOR EACH ROW WHEN (false) EXECUTE FUNCTION replkafka.fence();
+\echo :LAST_ERROR_SQLSTATE
+CREATE OR REPLACE TRIGGER replkafka_fence
+	BEFORE INSERT OR UPDATE OF v OR DELETE ON fenced
+	FOR EACH ROW EXECUTE FUNCTION replkafka.fence();
+\echo :LAST_ERROR_SQLSTATE
+
+-- Replicas apply changes as the table's owner, change by change: a
+-- deferred trigger, or the deferred check of an exclusion constraint,
+-- would run at commit instead.
+CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql
+	AS 'BEGIN RETURN NULL; END';
+CREATE CONSTRAINT TRIGGER later AFTER INSERT ON fenced
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION public.noop();
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE fenced ADD CONSTRAINT one_v EXCLUDE USING btree (v WITH =)
+	DEFERRABLE;
+\echo :LAST_ERROR_SQLSTATE
+-- not deferrable, or deferrable without code of the owner's: allowed
+CREATE CONSTRAINT TRIGGER now_only AFTER INSERT ON fenced
+	FOR EACH ROW EXECUTE FUNCTION public.noop();
+ALTER TABLE fenced ADD CONSTRAINT unique_v UNIQUE (v) DEFERRABLE;
+SELECT replkafka.remove_table('fenced');
+CREATE CONSTRAINT TRIGGER later AFTER INSERT ON fenced
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION public.noop();
+SELECT replkafka.add_table('fenced', 'id');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE fenced;
+DROP FUNCTION public.noop();
+
+-- A generated column cannot be a partition key: replicas could not write it.
+CREATE TABLE generated_key (a int, id int GENERATED ALWAYS AS (a * 2) STORED PRIMARY KEY);
+SELECT replkafka.add_table('generated_key', 'id');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE generated_key;
+
+-- Only a table's owner registers it (or stops replicating it), even with
+-- the right to call the functions.
+CREATE TABLE not_yours (id int PRIMARY KEY);
+GRANT EXECUTE ON FUNCTION replkafka.add_table(regclass, text) TO regress_replkafka_user;
+GRANT USAGE ON SCHEMA replkafka TO regress_replkafka_user;
+SET ROLE regress_replkafka_user;
+SELECT replkafka.add_table('not_yours', 'id');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE USAGE ON SCHEMA replkafka FROM regress_replkafka_user;
+REVOKE EXECUTE ON FUNCTION replkafka.add_table(regclass, text) FROM regress_replkafka_user;
+DROP TABLE not_yours;
+
 -- A schema "replkafka" that another role created beforehand is not used.
 CREATE DATABASE regress_replkafka_schema;
 \c regress_replkafka_schema

@@ -56,6 +56,9 @@
  * "replkafka_apply_<i>", so the changes it applies are marked with it and
  * the node's own shipper never ships them again.  It writes with
  * session_replication_role = replica, so the write fence does not fire.
+ * Each change is applied as the owner of its table, so that what the
+ * owner's code does on the table (triggers that fire ALWAYS or on
+ * REPLICA, defaults, constraints) runs with the owner's privileges.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -164,6 +167,14 @@ typedef struct ApplyRelation
 	TupleTableSlot *keyslot;
 } ApplyRelation;
 
+/* The worker's identity, saved while it acts as a table's owner. */
+typedef struct ApplyUserContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;	/* -1: no GUC nesting level opened */
+} ApplyUserContext;
+
 /* Context of an error while applying, for errcontext. */
 typedef struct ApplyErrorContext
 {
@@ -203,6 +214,8 @@ static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
 static void apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot);
 static void apply_find(ApplyRelation *ar, const RkmValue *key, const char *what);
 static void apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot);
+static void apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc);
+static void apply_restore_user(const ApplyUserContext *uc);
 static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
 static void apply_partition_error(int p, const char *fmt,...) pg_attribute_printf(2, 3);
 static void apply_save_positions(void);
@@ -1209,17 +1222,15 @@ apply_open_relation(const RkmRecord *rec)
 	ar->localslot = table_slot_create(ar->rel, &ar->estate->es_tupleTable);
 	ar->newslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
 	ar->keyslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
-	AfterTriggerBeginQuery();
 	return ar;
 }
 
 /*
- * Finish the executor state of a relation (fires queued AFTER triggers).
+ * Finish the executor state of a relation.
  */
 static void
 apply_close_relation(ApplyRelation *ar)
 {
-	AfterTriggerEndQuery(ar->estate);
 	EvalPlanQualEnd(&ar->epq);
 	ExecCloseIndices(ar->rri);
 	ExecResetTupleTable(ar->estate->es_tupleTable, false);
@@ -1358,13 +1369,56 @@ apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 }
 
 /*
- * Apply one change through the executor.
+ * Act as the owner of a table while applying a change to it, as
+ * PostgreSQL's own logical replication does: the table's triggers,
+ * defaults, constraints, index expressions and domain checks run with the
+ * owner's privileges, never the worker's.  Unless the owner is a
+ * superuser, in a security-restricted operation (no SET ROLE, no temporary
+ * objects that outlive it) and at a new GUC nesting level, so that a
+ * setting the owner's code changes is undone with the change.  An error
+ * restores all of it with the transaction's abort.
+ */
+static void
+apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc)
+{
+	Oid			owner = ar->rel->rd_rel->relowner;
+
+	GetUserIdAndSecContext(&uc->save_userid, &uc->save_sec_context);
+	uc->save_nestlevel = -1;
+	if (owner == uc->save_userid)
+		return;
+	if (superuser_arg(owner))
+	{
+		SetUserIdAndSecContext(owner, uc->save_sec_context);
+		return;
+	}
+	SetUserIdAndSecContext(owner,
+						   uc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	uc->save_nestlevel = NewGUCNestLevel();
+}
+
+/*
+ * Back to the worker's own identity after a change.
+ */
+static void
+apply_restore_user(const ApplyUserContext *uc)
+{
+	if (uc->save_nestlevel >= 0)
+		AtEOXact_GUC(false, uc->save_nestlevel);
+	SetUserIdAndSecContext(uc->save_userid, uc->save_sec_context);
+}
+
+/*
+ * Apply one change through the executor, as the table's owner.  Each
+ * change is a query of its own: its AFTER triggers fire before the owner's
+ * identity is dropped.
  */
 static void
 apply_change(ApplyRelation *ar, const RkmRecord *rec)
 {
 	TupleTableSlot *newslot = ar->newslot;
 	int			natts = RelationGetDescr(ar->rel)->natts;
+	ApplyUserContext uc;
 
 	if ((rec->new_values && rec->new_natts != ar->map->nremote) ||
 		(rec->old_values && rec->old_natts != ar->map->nremote))
@@ -1372,7 +1426,9 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 				errcode(ERRCODE_PROTOCOL_VIOLATION),
 				errmsg("tuple does not have the relation's %d columns", ar->map->nremote));
 
+	apply_become_owner(ar, &uc);
 	PushActiveSnapshot(GetLatestSnapshot());
+	AfterTriggerBeginQuery();
 	switch (rec->kind)
 	{
 		case RKM_REC_INSERT:
@@ -1406,7 +1462,9 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			ExecSimpleRelationDelete(ar->rri, ar->estate, &ar->epq, ar->localslot);
 			break;
 	}
+	AfterTriggerEndQuery(ar->estate);
 	PopActiveSnapshot();
+	apply_restore_user(&uc);
 	CommandCounterIncrement();
 }
 

@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/catalog.h"
+#include "catalog/objectaddress.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
@@ -27,6 +28,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "access/xact.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/inval.h"
@@ -192,6 +194,25 @@ run_sql(const char *sql)
 }
 
 /*
+ * Only a table's owner may start or stop replicating it, as only the owner
+ * may add it to a publication: replicas apply its changes as that owner.
+ * Checked before the table is locked.
+ */
+static void
+check_table_owner(Oid relid)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("relation with OID %u does not exist", relid));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
+					   get_rel_name(relid));
+}
+
+/*
  * replkafka.add_table(rel regclass, partition_key text)
  *
  * Register a table for replication: record its partition key and install
@@ -213,6 +234,7 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 	check_cluster_exists();
 	initStringInfo(&alter_storage);
 
+	check_table_owner(relid);
 	/* CREATE TRIGGER takes the same lock. */
 	rel = table_open(relid, ShareRowExclusiveLock);
 	replkafka_check_replicable_table(rel);
@@ -286,6 +308,7 @@ replkafka_remove_table(PG_FUNCTION_ARGS)
 	char	   *qualname;
 
 	replkafka_check_preloaded();
+	check_table_owner(relid);
 	rel = table_open(relid, ShareRowExclusiveLock);
 	if (!replkafka_catalog_remove_table(relid))
 		ereport(ERROR,

@@ -638,6 +638,14 @@ demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
 /*
  * Read this node's generation of partition back from its producer
  * checkpoint to the end of the log, *high.
+ *
+ * The end of the log a read_committed consumer is told of is the last
+ * stable offset, which passes a committed transaction only once the
+ * transaction coordinator wrote its commit marker into the partition, a
+ * little after the commit returned.  So the read goes at least past the
+ * last record Kafka acknowledged to the shipper, waiting for its marker:
+ * a transaction of ours missed here would come before our END_GEN with a
+ * higher sequence number than it carries.
  */
 static void
 demote_read_log(rd_kafka_t *consumer, int partition, const char *topic,
@@ -646,6 +654,7 @@ demote_read_log(rd_kafka_t *consumer, int partition, const char *topic,
 {
 	ReplkafkaProducerCheckpoint ckpt;
 	int64		low;
+	int64		shipped_end;
 
 	if (!replkafka_catalog_get_producer_checkpoint(partition, &ckpt) ||
 		RKM_SCN_GENERATION(ckpt.scn) != generation)
@@ -655,6 +664,10 @@ demote_read_log(rd_kafka_t *consumer, int partition, const char *topic,
 					   replkafka_node_name, partition, generation));
 	replkafka_kafka_watermarks(consumer, topic, partition, &low, high,
 							   deadline);
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	shipped_end = replkafka_partition_state(partition)->shipped_offset + 1;
+	LWLockRelease(replkafka_shared->lock);
+	*high = Max(*high, shipped_end);
 	replkafka_logscan_init(scan, generation, RKM_SCN_SEQUENCE(ckpt.scn),
 						   ckpt.commit_lsn, ckpt.kafka_offset);
 	replkafka_logscan_read(scan, consumer, topic, partition,

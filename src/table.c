@@ -30,6 +30,7 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
@@ -49,6 +50,13 @@
 #include "replkafka.h"
 #include "table.h"
 
+/* What a utility statement is checked against: the tables before it. */
+struct TableGuard
+{
+	List	   *registered;		/* OIDs of the replicated tables */
+	List	   *tables;			/* their partition keys, TableKeyColumns */
+};
+
 /* The partition key of a replicated table as it was before ALTER TABLE. */
 typedef struct TableKeyColumns
 {
@@ -66,6 +74,7 @@ static void table_check_key_column(Relation rel, AttrNumber attnum);
 static TableKeyColumns *table_key_columns(const ReplkafkaTableRow *row);
 static bool table_changed_by_me(Oid relid);
 static void table_check_fence(Relation rel);
+static void table_check_deferrable(Relation rel);
 static void table_check_alter_type(AlterTableStmt *stmt, List *tables);
 static void table_check_after_alter(const TableKeyColumns *cols);
 
@@ -153,6 +162,12 @@ table_check_key_column(Relation rel, AttrNumber attnum)
 				errmsg("cannot drop partition key column %d of replicated table \"%s\"",
 					   attnum, RelationGetRelationName(rel)),
 				errhint("Stop replicating the table with replkafka.remove_table() first."));
+	if (att->attgenerated)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("generated column \"%s\" cannot be a partition key",
+					   colname),
+				errdetail("Replicas write the key values the log carries, and a generated column cannot be written."));
 	if (!table_in_primary_key(rel, attnum))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -288,35 +303,37 @@ table_check_alter_type(AlterTableStmt *stmt, List *tables)
  * Before a utility statement that can change or drop what replicated
  * tables depend on (ALTER TABLE, including ALTER TYPE of a composite type,
  * ALTER DOMAIN, DROP, DROP OWNED, CREATE TRIGGER and renames): note the
- * partition key columns of every
- * replicated table, from the catalog caches, and refuse a type change of
- * one.  Returns what replkafka_table_after_utility() wants; NIL for other
- * statements.
+ * partition key columns of every replicated table, from the catalog
+ * caches, and refuse a type change of one.  Returns what
+ * replkafka_table_after_utility() wants; NULL for other statements.
  */
-List *
+TableGuard *
 replkafka_table_before_utility(Node *stmt)
 {
-	List	   *tables = NIL;
+	TableGuard *guard;
 	ListCell   *lc;
 
 	if (!IsA(stmt, AlterTableStmt) && !IsA(stmt, AlterDomainStmt) &&
 		!IsA(stmt, DropStmt) && !IsA(stmt, DropOwnedStmt) &&
 		!IsA(stmt, CreateTrigStmt) && !IsA(stmt, RenameStmt))
-		return NIL;
+		return NULL;
 	if (!IsTransactionState() ||
 		!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
-		return NIL;
+		return NULL;
 
+	guard = palloc0(sizeof(TableGuard));
 	foreach(lc, replkafka_catalog_tables())
 	{
-		TableKeyColumns *cols = table_key_columns(lfirst(lc));
+		const ReplkafkaTableRow *row = lfirst(lc);
+		TableKeyColumns *cols = table_key_columns(row);
 
+		guard->registered = lappend_oid(guard->registered, row->relid);
 		if (cols)
-			tables = lappend(tables, cols);
+			guard->tables = lappend(guard->tables, cols);
 	}
 	if (IsA(stmt, AlterTableStmt))
-		table_check_alter_type((AlterTableStmt *) stmt, tables);
-	return tables;
+		table_check_alter_type((AlterTableStmt *) stmt, guard->tables);
+	return guard;
 }
 
 /*
@@ -341,29 +358,41 @@ table_changed_by_me(Oid relid)
  * After the statement: every replicated table it changed must still be
  * replicable, its partition key columns keep their types, collations and
  * in-row storage, and its write fence stays in place; otherwise the
- * statement fails.
+ * statement fails.  A table registered while the statement waited for its
+ * lock (by add_table() in another session) was not seen before: what the
+ * statement did to its key cannot be told, so the statement fails too.
  */
 void
-replkafka_table_after_utility(List *tables)
+replkafka_table_after_utility(TableGuard *guard)
 {
-	List	   *registered = NIL;
 	ListCell   *lc;
 
-	if (tables == NIL)
+	if (guard == NULL)
 		return;
 	CommandCounterIncrement();
 	if (!OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)))
 		return;
 	foreach(lc, replkafka_catalog_tables())
-		registered = lappend_oid(registered, ((ReplkafkaTableRow *) lfirst(lc))->relid);
-	foreach(lc, tables)
 	{
-		TableKeyColumns *cols = lfirst(lc);
+		Oid			relid = ((ReplkafkaTableRow *) lfirst(lc))->relid;
+		ListCell   *lt;
 
 		/* a table dropped is forgotten (replkafka_forget_dropped_tables) */
-		if (list_member_oid(registered, cols->relid) &&
-			table_changed_by_me(cols->relid))
-			table_check_after_alter(cols);
+		if (!table_changed_by_me(relid))
+			continue;
+		if (!list_member_oid(guard->registered, relid))
+			ereport(ERROR,
+					errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					errmsg("table \"%s\" became replicated while the statement waited for it",
+						   get_rel_name(relid)),
+					errhint("Run the statement again."));
+		foreach(lt, guard->tables)
+		{
+			TableKeyColumns *cols = lfirst(lt);
+
+			if (cols->relid == relid)
+				table_check_after_alter(cols);
+		}
 	}
 }
 
@@ -428,7 +457,11 @@ table_check_fence(Relation rel)
 		Trigger    *trig = &trigdesc->triggers[i];
 		char	   *func = get_func_name(trig->tgfoid);
 
+		/* the fence fires for every row: no WHEN, no column list */
 		if (trig->tgenabled != TRIGGER_FIRES_ON_ORIGIN || func == NULL ||
+			trig->tgisinternal || trig->tgqual != NULL ||
+			trig->tgnattr != 0 || trig->tgnargs != 0 ||
+			trig->tgdeferrable ||
 			strcmp(func, "fence") != 0 ||
 			get_func_namespace(trig->tgfoid) != get_namespace_oid(REPLKAFKA_EXTENSION_NAME, false) ||
 			!TRIGGER_FOR_BEFORE(trig->tgtype))
@@ -468,6 +501,53 @@ table_check_fence(Relation rel)
 						   trig->tgname, RelationGetRelationName(rel)),
 					errdetail("BEFORE ROW triggers fire in the order of their names; one after \"replkafka_fence\" could change the partition key of a row the fence let through."),
 					errhint("Give the trigger a name that sorts before \"replkafka_fence\"."));
+	}
+	table_check_deferrable(rel);
+}
+
+/*
+ * The apply worker runs a replicated table's triggers as the table's
+ * owner, change by change; a deferred trigger would fire at commit,
+ * outside of that.  Refuse the deferrable triggers that run code a table
+ * owner chose: constraint triggers, and the recheck of a deferrable
+ * exclusion constraint (its operators and index expressions).  Deferrable
+ * unique and foreign key constraints run none.
+ */
+static void
+table_check_deferrable(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+
+	for (int i = 0; trigdesc && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &trigdesc->triggers[i];
+		HeapTuple	contup;
+		char		contype;
+
+		if (!trig->tgdeferrable)
+			continue;
+		if (!trig->tgisinternal)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("deferrable trigger \"%s\" of replicated table \"%s\" is not supported",
+						   trig->tgname, RelationGetRelationName(rel)),
+					errdetail("Replicas apply changes as the table's owner, and a deferred trigger would fire outside of that, at commit."),
+					errhint("Make the trigger NOT DEFERRABLE."));
+		if (!OidIsValid(trig->tgconstraint))
+			continue;
+		contup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(trig->tgconstraint));
+		if (!HeapTupleIsValid(contup))
+			elog(ERROR, "cache lookup failed for constraint %u", trig->tgconstraint);
+		contype = ((Form_pg_constraint) GETSTRUCT(contup))->contype;
+		ReleaseSysCache(contup);
+		if (contype == CONSTRAINT_EXCLUSION)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("deferrable exclusion constraint \"%s\" of replicated table \"%s\" is not supported",
+						   get_constraint_name(trig->tgconstraint),
+						   RelationGetRelationName(rel)),
+					errdetail("Replicas apply changes as the table's owner, and a deferred check would run its operators outside of that, at commit."),
+					errhint("Make the constraint NOT DEFERRABLE."));
 	}
 }
 

@@ -21,8 +21,11 @@
 extern void replkafka_check_replicable_table(Relation rel);
 extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key,
 										  AttrNumber *attnums);
-extern List *replkafka_table_before_utility(Node *stmt);
-extern void replkafka_table_after_utility(List *tables);
+/* The replicated tables as they were before a utility statement. */
+typedef struct TableGuard TableGuard;
+
+extern TableGuard *replkafka_table_before_utility(Node *stmt);
+extern void replkafka_table_after_utility(TableGuard *guard);
 extern void replkafka_check_fence(Oid relid);
 
 #endif							/* REPLKAFKA_TABLE_H */

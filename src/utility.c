@@ -50,7 +50,7 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	TransactionStmt *xact = NULL;
-	List	   *tables = NIL;
+	TableGuard *guard = NULL;
 
 	if (IsA(parsetree, TransactionStmt))
 	{
@@ -59,7 +59,7 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			replkafka_fence_preparing(xact->gid);
 	}
 	else
-		tables = replkafka_table_before_utility(parsetree);
+		guard = replkafka_table_before_utility(parsetree);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
@@ -72,5 +72,5 @@ utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				 xact->kind == TRANS_STMT_ROLLBACK_PREPARED))
 		replkafka_fence_finish_prepared(xact->gid,
 										xact->kind == TRANS_STMT_COMMIT_PREPARED);
-	replkafka_table_after_utility(tables);
+	replkafka_table_after_utility(guard);
 }
