@@ -134,6 +134,22 @@ ALTER SYSTEM SET replkafka.kafka_options = 'ssl.providers=legacy';
 \echo :LAST_ERROR_SQLSTATE
 ALTER SYSTEM SET replkafka.kafka_options = 'security.protocol=Secret-Passw0rd';
 \echo :LAST_ERROR_SQLSTATE
--- TLS and SASL settings stay allowed.
+-- Nor a reserved property under librdkafka's "topic." prefix.
+ALTER SYSTEM SET replkafka.kafka_options = 'topic.acks=0';
+\echo :LAST_ERROR_SQLSTATE
+-- Kerberos principals and keytabs go into a shell command: plain
+-- characters only.
+ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.principal=kafka$(touch /tmp/replkafka-owned)';
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.keytab=/etc/krb5.keytab" -k x; touch /tmp/replkafka-owned; echo "';
+\echo :LAST_ERROR_SQLSTATE
+-- An entry without "=" is not repeated either.
+ALTER SYSTEM SET replkafka.kafka_options = 'sasl.username=node, sasl.password Secret-Passw0rd';
+\echo :LAST_ERROR_SQLSTATE
+-- A message must hold a chunk of the smallest size.
+ALTER SYSTEM SET replkafka.kafka_options = 'message.max.bytes=1000';
+\echo :LAST_ERROR_SQLSTATE
+-- TLS and SASL settings stay allowed, Kerberos included.
 ALTER SYSTEM SET replkafka.kafka_options = 'security.protocol=sasl_ssl, sasl.mechanisms=SCRAM-SHA-512, sasl.username=node, sasl.password=secret, ssl.ca.location=/etc/ssl/certs/ca-certificates.crt';
+ALTER SYSTEM SET replkafka.kafka_options = 'security.protocol=sasl_plaintext, sasl.mechanisms=GSSAPI, sasl.kerberos.principal=node/db1.example.com@EXAMPLE.COM, sasl.kerberos.keytab=/etc/postgresql/kafka.keytab';
 ALTER SYSTEM RESET replkafka.kafka_options;

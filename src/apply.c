@@ -83,6 +83,7 @@
 #include "postmaster/bgworker.h"
 #include "replication/origin.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/buffile.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
@@ -122,12 +123,33 @@ typedef struct ApplyPartition
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
 
-	/* a chunked transaction being collected */
+	/* a chunked transaction being collected, in a temporary file */
 	bool		collecting;
 	RkmHeader	coll_hdr;
 	uint32		coll_next;
-	StringInfoData coll_body;
+	BufFile    *coll_file;
+	uint64		coll_len;
 } ApplyPartition;
+
+/*
+ * The body of a transaction: in memory (a record that holds it whole), or
+ * in the temporary file its chunks were collected in.
+ */
+typedef struct ApplyBody
+{
+	const char *data;
+	uint64		len;
+	BufFile    *file;			/* if not NULL, holds the len bytes */
+} ApplyBody;
+
+/* Reads the body records of an ApplyBody one by one. */
+typedef struct ApplyBodyReader
+{
+	RkmReader	reader;
+	const ApplyBody *body;
+	uint64		pos;			/* in the file: start of the next record */
+	StringInfoData record;		/* in the file: the record read */
+} ApplyBodyReader;
 
 /*
  * How the columns of a relation definition map to a local table: kept
@@ -165,6 +187,7 @@ typedef struct ApplyRelation
 	TupleTableSlot *localslot;
 	TupleTableSlot *newslot;
 	TupleTableSlot *keyslot;
+	ExprState **defaults;		/* by attribute number - 1, once needed */
 } ApplyRelation;
 
 /* The worker's identity, saved while it acts as a table's owner. */
@@ -195,13 +218,18 @@ static void apply_consume(rd_kafka_message_t *msg);
 static void apply_handle_message(rd_kafka_message_t *msg);
 static void apply_record(int p, int64 offset, const char *data, size_t len);
 static bool apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr);
+static void apply_collect(ApplyPartition *ap, const RkmHeader *hdr,
+						  const char *body);
+static void apply_discard_collected(ApplyPartition *ap);
 static void apply_rules(int p, int64 offset, const RkmHeader *hdr,
-						const char *body, size_t len);
+						const ApplyBody *body);
 static void apply_end_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
-							  const char *body, size_t len);
-static void apply_body(ApplyPartition *ap, const char *body, size_t len);
+							  const ApplyBody *body);
+static void apply_body(const ApplyBody *body);
+static RkmReadResult apply_next_record(ApplyBodyReader *br, RkmRecord *rec);
+static void apply_read_file(BufFile *file, char *buf, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
 static Oid	apply_lock_table(const char *schema, const char *table);
 static void apply_not_replicated(const char *schema, const char *table) pg_attribute_noreturn();
@@ -388,6 +416,7 @@ apply_load_partition(int p)
 	ReplkafkaConsumerCheckpoint ckpt;
 	char	   *origin;
 
+	apply_discard_collected(ap);
 	memset(ap, 0, sizeof(ApplyPartition));
 	/* never applied: from offset 0, which Kafka must still hold */
 	ap->next_offset = 0;
@@ -480,7 +509,7 @@ apply_refresh_assignment(bool force)
 		else if (!want && parts[p].assigned)
 		{
 			parts[p].assigned = false;
-			parts[p].collecting = false;
+			apply_discard_collected(&parts[p]);
 			changed = true;
 		}
 	}
@@ -575,7 +604,8 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	ApplyPartition *ap = &parts[p];
 	RkmHeader	hdr;
 	const char *err;
-	const char *body;
+	ApplyBody	whole;
+	ApplyBody	collected;
 
 	if (!rkm_read_header(data, len, &hdr, &err))
 	{
@@ -589,7 +619,9 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 							  (long long) offset, hdr.partition);
 		return;
 	}
-	body = data + RKM_HEADER_SIZE + strlen(hdr.origin);
+	whole.data = data + RKM_HEADER_SIZE + strlen(hdr.origin);
+	whole.len = hdr.body_len;
+	whole.file = NULL;
 
 	/*
 	 * Rule 4: a record that is not the current leader's (a zombie's, a
@@ -600,7 +632,7 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	if (!apply_from_leader(ap, &hdr))
 	{
 		if (hdr.type != RKM_TXN || hdr.last)
-			apply_rules(p, offset, &hdr, body, hdr.body_len);
+			apply_rules(p, offset, &hdr, &whole);
 		return;
 	}
 
@@ -619,27 +651,21 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 							   p, (uint32) (ap->coll_hdr.scn >> 32),
 							   (uint32) ap->coll_hdr.scn, ap->coll_next,
 							   (long long) offset));
-			ap->collecting = false;
+			apply_discard_collected(ap);
 			if (hdr.chunk != 0)
 				return;			/* the rest of a transaction we do not have */
-			if (ap->coll_body.data == NULL)
-			{
-				MemoryContext oldcxt = MemoryContextSwitchTo(ApplyContext);
-
-				initStringInfo(&ap->coll_body);
-				MemoryContextSwitchTo(oldcxt);
-			}
-			resetStringInfo(&ap->coll_body);
 			ap->collecting = true;
 			ap->coll_hdr = hdr;
-			ap->coll_next = 0;
 		}
-		appendBinaryStringInfo(&ap->coll_body, body, hdr.body_len);
-		ap->coll_next++;
+		apply_collect(ap, &hdr, whole.data);
 		if (!hdr.last)
 			return;
+		collected.data = NULL;
+		collected.len = ap->coll_len;
+		collected.file = ap->coll_file;
 		ap->collecting = false;
-		apply_rules(p, offset, &hdr, ap->coll_body.data, ap->coll_body.len);
+		apply_rules(p, offset, &hdr, &collected);
+		apply_discard_collected(ap);
 		return;
 	}
 
@@ -648,9 +674,45 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 		ereport(LOG,
 				errmsg("partition %d: discarding incomplete transaction at Kafka offset %lld",
 					   p, (long long) offset));
-		ap->collecting = false;
+		apply_discard_collected(ap);
 	}
-	apply_rules(p, offset, &hdr, body, hdr.body_len);
+	apply_rules(p, offset, &hdr, &whole);
+}
+
+/*
+ * Add a chunk's body to the transaction being collected.  The chunks go to
+ * a temporary file, so that a worker's memory does not grow with the size
+ * of a transaction: it holds a chunk, and one body record at a time when
+ * the transaction is applied.
+ */
+static void
+apply_collect(ApplyPartition *ap, const RkmHeader *hdr, const char *body)
+{
+	if (ap->coll_file == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(ApplyContext);
+
+		ap->coll_file = BufFileCreateTemp(true);
+		ap->coll_len = 0;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	BufFileWrite(ap->coll_file, unconstify(char *, body), hdr->body_len);
+	ap->coll_len += hdr->body_len;
+	ap->coll_next++;
+}
+
+/*
+ * Forget the transaction being collected, and its file.
+ */
+static void
+apply_discard_collected(ApplyPartition *ap)
+{
+	if (ap->coll_file)
+		BufFileClose(ap->coll_file);
+	ap->coll_file = NULL;
+	ap->coll_len = 0;
+	ap->coll_next = 0;
+	ap->collecting = false;
 }
 
 /*
@@ -678,8 +740,7 @@ apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr)
  * The rules of DESIGN section 6 for one whole record.
  */
 static void
-apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
-			size_t len)
+apply_rules(int p, int64 offset, const RkmHeader *hdr, const ApplyBody *body)
 {
 	ApplyPartition *ap = &parts[p];
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
@@ -760,7 +821,7 @@ apply_rules(int p, int64 offset, const RkmHeader *hdr, const char *body,
 							  RKM_SCN_SEQUENCE(ap->last_scn) + 1, gen, seq);
 		return;
 	}
-	apply_transaction(p, offset, hdr, body, len);
+	apply_transaction(p, offset, hdr, body);
 }
 
 /*
@@ -857,7 +918,7 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
  */
 static void
 apply_transaction(int p, int64 offset, const RkmHeader *hdr,
-				  const char *body, size_t len)
+				  const ApplyBody *body)
 {
 	ApplyPartition *ap = &parts[p];
 	ErrorContextCallback callback;
@@ -883,7 +944,7 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 		replorigin_session_origin_lsn = hdr->commit_lsn;
 		replorigin_session_origin_timestamp = commit_time;
 
-		apply_body(ap, body, len);
+		apply_body(body);
 
 		ckpt.partition = p;
 		ckpt.generation = ap->generation;
@@ -930,17 +991,28 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
  * Apply the body records of a transaction.  Runs in the local transaction.
  */
 static void
-apply_body(ApplyPartition *ap, const char *body, size_t len)
+apply_body(const ApplyBody *body)
 {
-	RkmReader	reader;
+	ApplyBodyReader br;
 	RkmRecord	rec;
 	RkmReadResult res;
 
 	apply_relmap_prune();
-	rkm_reader_init(&reader, body, len);
+	memset(&br, 0, sizeof(br));
+	br.body = body;
+	if (body->file)
+	{
+		initStringInfo(&br.record);
+		if (BufFileSeek(body->file, 0, 0, SEEK_SET) != 0)
+			ereport(ERROR,
+					errcode_for_file_access(),
+					errmsg("could not seek in temporary file: %m"));
+	}
+	else
+		rkm_reader_init(&br.reader, body->data, body->len);
 	nrelations = 0;
 	relations = palloc0(sizeof(ApplyRelation *) * 16);
-	while ((res = rkm_next_record(&reader, &rec)) == RKM_READ_OK)
+	while ((res = apply_next_record(&br, &rec)) == RKM_READ_OK)
 	{
 		if (rec.kind == RKM_REC_RELATION)
 		{
@@ -955,6 +1027,7 @@ apply_body(ApplyPartition *ap, const char *body, size_t len)
 			}
 			if (relations[rec.relation])
 				apply_close_relation(relations[rec.relation]);
+			relations[rec.relation] = NULL;
 			relations[rec.relation] = apply_open_relation(&rec);
 			continue;
 		}
@@ -968,7 +1041,7 @@ apply_body(ApplyPartition *ap, const char *body, size_t len)
 		ereport(ERROR,
 				errcode(ERRCODE_PROTOCOL_VIOLATION),
 				errmsg("malformed transaction body: %s",
-					   res == RKM_READ_INCOMPLETE ? "it ends inside a record" : reader.error));
+					   res == RKM_READ_INCOMPLETE ? "it ends inside a record" : br.reader.error));
 	for (int i = 0; i < nrelations; i++)
 	{
 		if (relations[i])
@@ -976,6 +1049,64 @@ apply_body(ApplyPartition *ap, const char *body, size_t len)
 		relations[i] = NULL;
 	}
 	nrelations = 0;
+}
+
+/*
+ * The next body record of a transaction.  From a file, the record is read
+ * into memory first, alone.
+ */
+static RkmReadResult
+apply_next_record(ApplyBodyReader *br, RkmRecord *rec)
+{
+	BufFile    *file = br->body->file;
+	uint64		remaining;
+	uint64		size;
+	RkmReadResult res;
+
+	if (file == NULL)
+		return rkm_next_record(&br->reader, rec);
+
+	remaining = br->body->len - br->pos;
+	if (remaining == 0)
+		return RKM_READ_END;
+	if (remaining < RKM_REC_HEADER_SIZE)
+		return RKM_READ_INCOMPLETE;
+	resetStringInfo(&br->record);
+	enlargeStringInfo(&br->record, RKM_REC_HEADER_SIZE);
+	apply_read_file(file, br->record.data, RKM_REC_HEADER_SIZE);
+	size = rkm_record_size(br->record.data);
+	if (size > remaining)
+		return RKM_READ_INCOMPLETE;
+	if (size >= MaxAllocSize)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("a body record of %llu bytes exceeds the limit of %zu bytes",
+					   (unsigned long long) size, (size_t) MaxAllocSize - 1));
+	enlargeStringInfo(&br->record, (int) size);
+	apply_read_file(file, br->record.data + RKM_REC_HEADER_SIZE,
+					size - RKM_REC_HEADER_SIZE);
+	br->record.len = (int) size;
+	br->pos += size;
+
+	rkm_reader_reset(&br->reader, br->record.data, br->record.len);
+	res = rkm_next_record(&br->reader, rec);
+	Assert(res != RKM_READ_END && res != RKM_READ_INCOMPLETE);
+	return res;
+}
+
+/*
+ * Read len bytes of a temporary file, which holds them.
+ */
+static void
+apply_read_file(BufFile *file, char *buf, size_t len)
+{
+	size_t		n = BufFileRead(file, buf, len);
+
+	if (n != len)
+		ereport(ERROR,
+				errcode_for_file_access(),
+				errmsg("could not read from temporary file: read only %zu of %zu bytes",
+					   n, len));
 }
 
 /*
@@ -1116,6 +1247,21 @@ apply_relmap(const RkmRecord *rec, Oid relid)
 			return map;
 	}
 
+	/*
+	 * A table has one definition at a time: forget its other maps (no open
+	 * relation uses them), so that the maps kept are bounded by the tables
+	 * replicated here.
+	 */
+	foreach(lc, relmaps)
+	{
+		map = lfirst(lc);
+		if (map->relid == relid)
+		{
+			relmaps = foreach_delete_current(relmaps, lc);
+			MemoryContextDelete(map->cxt);
+		}
+	}
+
 	if (!relmap_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(apply_relmap_invalidate, (Datum) 0);
@@ -1200,6 +1346,19 @@ apply_open_relation(const RkmRecord *rec)
 
 	errctx.relation = psprintf("%s.%s", schema, table);
 	relid = apply_lock_table(schema, table);
+
+	/*
+	 * One executor state per table: a writer defines a table once per
+	 * transaction (again, under the same number, if its definition
+	 * changes), so that the relations open are bounded by the tables
+	 * replicated here, whatever the record says.
+	 */
+	for (int i = 0; i < nrelations; i++)
+		if (relations[i] && RelationGetRelid(relations[i]->rel) == relid)
+			ereport(ERROR,
+					errcode(ERRCODE_PROTOCOL_VIOLATION),
+					errmsg("table \"%s.%s\" is defined twice in the transaction, as relations %d and %u",
+						   schema, table, i, rec->relation));
 	map = apply_relmap(rec, relid);
 	ar->rel = table_open(relid, NoLock);
 	ar->pkindex = RelationGetPrimaryKeyIndex(ar->rel);
@@ -1241,12 +1400,14 @@ apply_close_relation(ApplyRelation *ar)
 /*
  * Store sent values into a virtual slot whose other columns are already
  * set.  Unchanged TOASTed values and absent key columns leave the slot's
- * value as it is.
+ * value as it is.  The values live in the per-tuple memory of the change.
  */
 static void
 apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				bool key_only)
 {
+	MemoryContext oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->estate));
+
 	for (int i = 0; i < ar->map->nremote; i++)
 	{
 		int			att = ar->map->attnum[i] - 1;
@@ -1293,10 +1454,12 @@ apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				break;
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
- * Give the columns of a new row that were not sent their default values.
+ * Give the columns of a new row that were not sent their default values,
+ * from expressions prepared at the first row of the relation.
  */
 static void
 apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
@@ -1304,21 +1467,31 @@ apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
 	TupleDesc	desc = RelationGetDescr(ar->rel);
 	ExprContext *econtext = GetPerTupleExprContext(ar->estate);
 
+	if (ar->defaults == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
+
+		ar->defaults = palloc0(desc->natts * sizeof(ExprState *));
+		for (int att = 0; att < desc->natts; att++)
+		{
+			Form_pg_attribute a = TupleDescAttr(desc, att);
+			Expr	   *defexpr;
+
+			if (ar->map->sent[att] || a->attisdropped || a->attgenerated)
+				continue;
+			defexpr = (Expr *) build_column_default(ar->rel, att + 1);
+			if (defexpr != NULL)
+				ar->defaults[att] = ExecPrepareExpr(expression_planner(defexpr),
+													ar->estate);
+		}
+		MemoryContextSwitchTo(oldcxt);
+	}
 	for (int att = 0; att < desc->natts; att++)
 	{
-		Form_pg_attribute a = TupleDescAttr(desc, att);
-		Expr	   *defexpr;
-
-		if (ar->map->sent[att] || a->attisdropped || a->attgenerated)
-			continue;
-		defexpr = (Expr *) build_column_default(ar->rel, att + 1);
-		if (defexpr != NULL)
-		{
-			ExprState  *state = ExecPrepareExpr(expression_planner(defexpr), ar->estate);
-
-			slot->tts_values[att] = ExecEvalExpr(state, econtext,
-												 &slot->tts_isnull[att]);
-		}
+		if (ar->defaults[att] != NULL)
+			slot->tts_values[att] = ExecEvalExprSwitchContext(ar->defaults[att],
+															  econtext,
+															  &slot->tts_isnull[att]);
 	}
 }
 
@@ -1354,11 +1527,14 @@ apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 {
 	ReplkafkaTableKey *key = replkafka_table_key(ar->rel);
 	int			partition;
+	MemoryContext oldcxt;
 
 	/* registered, but without a cluster to hash for (it was dropped) */
 	if (key == NULL)
 		apply_not_replicated(ar->map->schema, ar->map->table);
+	oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->estate));
 	partition = replkafka_partition_of_slot(key, slot);
+	MemoryContextSwitchTo(oldcxt);
 	if (partition != errctx.partition)
 		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),
@@ -1411,7 +1587,10 @@ apply_restore_user(const ApplyUserContext *uc)
 /*
  * Apply one change through the executor, as the table's owner.  Each
  * change is a query of its own: its AFTER triggers fire before the owner's
- * identity is dropped.
+ * identity is dropped.  As in the executor, the change runs in the
+ * executor state's memory, and what belongs to the row alone in per-tuple
+ * memory, freed after it: the worker's memory does not grow with the
+ * number of changes of a transaction.
  */
 static void
 apply_change(ApplyRelation *ar, const RkmRecord *rec)
@@ -1419,6 +1598,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 	TupleTableSlot *newslot = ar->newslot;
 	int			natts = RelationGetDescr(ar->rel)->natts;
 	ApplyUserContext uc;
+	MemoryContext oldcxt;
 
 	if ((rec->new_values && rec->new_natts != ar->map->nremote) ||
 		(rec->old_values && rec->old_natts != ar->map->nremote))
@@ -1427,6 +1607,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 				errmsg("tuple does not have the relation's %d columns", ar->map->nremote));
 
 	apply_become_owner(ar, &uc);
+	oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
 	PushActiveSnapshot(GetLatestSnapshot());
 	AfterTriggerBeginQuery();
 	switch (rec->kind)
@@ -1464,6 +1645,8 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 	}
 	AfterTriggerEndQuery(ar->estate);
 	PopActiveSnapshot();
+	MemoryContextSwitchTo(oldcxt);
+	ResetPerTupleExprContext(ar->estate);
 	apply_restore_user(&uc);
 	CommandCounterIncrement();
 }
@@ -1484,7 +1667,7 @@ apply_partition_error(int p, const char *fmt,...)
 	va_end(ap);
 
 	parts[p].stopped = true;
-	parts[p].collecting = false;
+	apply_discard_collected(&parts[p]);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->role = REPLKAFKA_ROLE_ERROR;
 	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
@@ -1688,7 +1871,7 @@ apply_release_partition(int p)
 	 * stop of a partition whose first stop is pending).
 	 */
 	parts[p].assigned = false;
-	parts[p].collecting = false;
+	apply_discard_collected(&parts[p]);
 }
 
 /*

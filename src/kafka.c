@@ -39,6 +39,7 @@
 #include "utils/wait_event.h"
 
 #include "kafka.h"
+#include "message.h"
 #include "replkafka.h"
 
 /* Longest single wait inside librdkafka before we look at interrupts. */
@@ -77,6 +78,17 @@ static const char *const forbidden_options[] = {
 	"plugin.library.paths", "sasl.kerberos.kinit.cmd", "ssl.engine.location",
 	"ssl.engine.id", "ssl.providers", "ssl_engine_callback_data",
 };
+
+/*
+ * Properties librdkafka puts into the shell command that renews Kerberos
+ * tickets (sasl.kerberos.kinit.cmd): their values are limited to the
+ * characters of principals and paths, which a shell takes literally.
+ */
+static const char *const shell_options[] = {
+	"sasl.kerberos.principal", "sasl.kerberos.keytab",
+};
+#define KAFKA_SHELL_SAFE_CHARS \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/@+:"
 
 static bool kafka_parse_options(const char *str, List **result, char **detail);
 static bool kafka_apply_options(rd_kafka_conf_t *conf, List *options,
@@ -126,6 +138,7 @@ static bool
 kafka_parse_options(const char *str, List **result, char **detail)
 {
 	const char *p = str;
+	int			entry = 0;
 
 	*result = NIL;
 	while (*p)
@@ -145,6 +158,7 @@ kafka_parse_options(const char *str, List **result, char **detail)
 		}
 		if (*p == ',')
 			p++;
+		entry++;
 
 		name = item.data;
 		while (*name == ' ' || *name == '\t')
@@ -155,7 +169,8 @@ kafka_parse_options(const char *str, List **result, char **detail)
 		eq = strchr(name, '=');
 		if (eq == NULL)
 		{
-			*detail = psprintf("Entry \"%s\" is not of the form key=value.", name);
+			/* never repeated: it may be a password */
+			*detail = psprintf("Entry %d is not of the form key=value.", entry);
 			return false;
 		}
 		value = eq + 1;
@@ -170,7 +185,7 @@ kafka_parse_options(const char *str, List **result, char **detail)
 
 		if (*name == '\0')
 		{
-			*detail = psprintf("Entry \"=%s\" has no property name.", value);
+			*detail = psprintf("Entry %d has no property name.", entry);
 			return false;
 		}
 
@@ -183,14 +198,32 @@ kafka_parse_options(const char *str, List **result, char **detail)
 }
 
 /*
+ * Is a property one of names?  librdkafka takes a topic property prefixed
+ * with "topic." too.
+ */
+static bool
+kafka_option_in(const char *name, const char *const *names, int n)
+{
+	if (strncmp(name, "topic.", 6) == 0)
+		name += 6;
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Apply parsed options to a librdkafka configuration.  Returns false with a
- * sentence for errdetail in *detail if one is reserved, repeated or rejected
- * by librdkafka.
+ * sentence for errdetail in *detail if one is reserved, forbidden,
+ * repeated or rejected by librdkafka.  A rejected value is never repeated:
+ * it may be a password.
  */
 static bool
 kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 {
 	ListCell   *lc;
+	char		value[64];
+	size_t		size = sizeof(value);
 
 	foreach(lc, options)
 	{
@@ -199,23 +232,24 @@ kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 		ListCell   *lc2;
 		size_t		len;
 
-		for (int i = 0; i < lengthof(reserved_options); i++)
+		if (kafka_option_in(opt->name, reserved_options, lengthof(reserved_options)))
 		{
-			if (strcmp(opt->name, reserved_options[i]) == 0)
-			{
-				*detail = psprintf("Property \"%s\" is set by replkafka and cannot be overridden.",
-								   opt->name);
-				return false;
-			}
+			*detail = psprintf("Property \"%s\" is set by replkafka and cannot be overridden.",
+							   opt->name);
+			return false;
 		}
-		for (int i = 0; i < lengthof(forbidden_options); i++)
+		if (kafka_option_in(opt->name, forbidden_options, lengthof(forbidden_options)))
 		{
-			if (strcmp(opt->name, forbidden_options[i]) == 0)
-			{
-				*detail = psprintf("Property \"%s\" would let librdkafka load code or run commands as the server's operating system user.",
-								   opt->name);
-				return false;
-			}
+			*detail = psprintf("Property \"%s\" would let librdkafka load code or run commands as the server's operating system user.",
+							   opt->name);
+			return false;
+		}
+		if (kafka_option_in(opt->name, shell_options, lengthof(shell_options)) &&
+			strspn(opt->value, KAFKA_SHELL_SAFE_CHARS) != strlen(opt->value))
+		{
+			*detail = psprintf("The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\": librdkafka puts it into a shell command.",
+							   opt->name);
+			return false;
 		}
 		foreach(lc2, options)
 		{
@@ -237,7 +271,6 @@ kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 			len = strlen(errstr);
 			if (len > 0 && errstr[len - 1] == '.')
 				errstr[len - 1] = '\0';
-			/* the value may be a password: never repeat it */
 			if (opt->value[0] != '\0' && strstr(errstr, opt->value) != NULL)
 				*detail = psprintf("librdkafka rejected the value of property \"%s\".",
 								   opt->name);
@@ -246,6 +279,16 @@ kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
 								   opt->name, errstr);
 			return false;
 		}
+	}
+
+	/* A chunk of the smallest size must fit a message. */
+	if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK &&
+		atoi(value) < REPLKAFKA_MIN_CHUNK_SIZE + REPLKAFKA_RECORD_OVERHEAD)
+	{
+		*detail = psprintf("Property \"message.max.bytes\" must be at least %d, to hold a chunk of %d bytes.",
+						   REPLKAFKA_MIN_CHUNK_SIZE + REPLKAFKA_RECORD_OVERHEAD,
+						   REPLKAFKA_MIN_CHUNK_SIZE);
+		return false;
 	}
 	return true;
 }
@@ -333,6 +376,33 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 		elog(ERROR, "invalid \"replkafka.kafka_options\": %s", detail);
 
 	conf = rd_kafka_conf_new();
+
+	/* Defaults users may override. */
+	switch (kind)
+	{
+		case REPLKAFKA_CLIENT_PRODUCER:
+			/* bounded memory, some batching */
+			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
+			kafka_conf_set(conf, "linger.ms", "2");
+			break;
+		case REPLKAFKA_CLIENT_CONSUMER:
+			/* do not linger on an empty fetch */
+			kafka_conf_set(conf, "fetch.wait.max.ms", "20");
+			break;
+		default:
+			break;
+	}
+
+	if (!kafka_apply_options(conf, options, &detail))
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid value for parameter \"replkafka.kafka_options\""),
+				errdetail("%s", detail));
+	}
+
+	/* Then the fixed settings, which nothing given above changes. */
 	kafka_conf_set(conf, "bootstrap.servers", replkafka_brokers);
 	kafka_conf_set(conf, "client.id",
 				   psprintf("replkafka-%s-%s",
@@ -357,9 +427,6 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			 * starts again from what Kafka holds.
 			 */
 			kafka_conf_set(conf, "enable.gapless.guarantee", "true");
-			/* defaults users may override: bounded memory, some batching */
-			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
-			kafka_conf_set(conf, "linger.ms", "2");
 			break;
 		case REPLKAFKA_CLIENT_CONTROL:
 
@@ -382,21 +449,10 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			kafka_conf_set(conf, "enable.auto.commit", "false");
 			kafka_conf_set(conf, "enable.auto.offset.store", "false");
 			kafka_conf_set(conf, "auto.offset.reset", "error");
-			/* defaults users may override: do not linger on an empty fetch */
-			kafka_conf_set(conf, "fetch.wait.max.ms", "20");
 			break;
 	}
 	if (dr_cb)
 		rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-
-	if (!kafka_apply_options(conf, options, &detail))
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid value for parameter \"replkafka.kafka_options\""),
-				errdetail("%s", detail));
-	}
 
 	rk = rd_kafka_new(kind == REPLKAFKA_CLIENT_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
 					  conf, errstr, sizeof(errstr));

@@ -424,6 +424,29 @@ rkm_reader_init(RkmReader *reader, const char *data, size_t len)
 }
 
 /*
+ * Point a reader at another buffer, keeping its arrays: for body records
+ * read one at a time from elsewhere (a file).
+ */
+void
+rkm_reader_reset(RkmReader *reader, const char *data, size_t len)
+{
+	reader->data = data;
+	reader->len = len;
+	reader->pos = 0;
+	reader->error = NULL;
+}
+
+/*
+ * The size of the body record whose first RKM_REC_HEADER_SIZE bytes are at
+ * data: header and payload.
+ */
+uint64
+rkm_record_size(const char *data)
+{
+	return RKM_REC_HEADER_SIZE + (uint64) get_u32((const unsigned char *) data + 1);
+}
+
+/*
  * Release the arrays a reader allocated.
  */
 void

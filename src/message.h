@@ -53,6 +53,17 @@
 #define RKM_SCN_OFFSET		16
 #define RKM_MAX_ORIGIN		63
 
+/*
+ * Bounds of the chunk size, in bytes.  A Kafka message holding a record of
+ * a chunk is at most REPLKAFKA_RECORD_OVERHEAD bytes more than the chunk
+ * (the 48-byte header, an origin name of up to 63 bytes, and at most 64
+ * bytes librdkafka counts for the message itself): the largest chunk fits
+ * librdkafka's default "message.max.bytes" (1,000,000).
+ */
+#define REPLKAFKA_RECORD_OVERHEAD	(RKM_HEADER_SIZE + RKM_MAX_ORIGIN + 64)
+#define REPLKAFKA_MIN_CHUNK_SIZE	1024
+#define REPLKAFKA_MAX_CHUNK_SIZE	(1000 * 1000 - REPLKAFKA_RECORD_OVERHEAD)
+
 /* Header flags. */
 #define RKM_FLAG_LAST		0x01	/* last chunk of the transaction */
 
@@ -233,6 +244,8 @@ extern void rkm_write_value(StringInfo buf, char kind, const char *data,
 extern bool rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 							const char **error);
 extern void rkm_reader_init(RkmReader *reader, const char *data, size_t len);
+extern void rkm_reader_reset(RkmReader *reader, const char *data, size_t len);
+extern uint64 rkm_record_size(const char *data);
 extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
 extern const char *rkm_type_name(uint8 type);

@@ -26,7 +26,7 @@
 #include "utils/guc.h"
 
 #include "apply.h"
-#include "decoder.h"
+#include "message.h"
 #include "fence.h"
 #include "kafka.h"
 #include "replkafka.h"

@@ -262,6 +262,23 @@ SELECT count(*) = 1 FROM pg_stat_activity
  WHERE query LIKE '%$pattern%' AND wait_event_type = 'Extension'});
 }
 
+=item ReplkafkaTest::anon_rss($pid)
+
+The anonymous memory of process $pid, in kB (0 if it is gone).
+
+=cut
+
+sub anon_rss
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	while (<$fh>)
+	{
+		return $1 if /^RssAnon:\s+(\d+) kB/;
+	}
+	return 0;
+}
+
 =item ReplkafkaTest::keys_of_partition($node, $table, $partition, $count, $from)
 
 $count integer keys of $table, from $from on, that fall in $partition.
@@ -418,10 +435,13 @@ END
 
 =over
 
-=item ReplkafkaTest::Kafka->start(brokers => N)
+=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... })
 
 Start a KRaft cluster of N brokers (default 1) and wait until it serves
-metadata.
+metadata.  With B<secure>, one broker whose clients connect over SASL_SSL
+with SCRAM-SHA-512 as one of the users given, and an authorizer that
+allows nothing without an ACL (see $kafka->acl); the harness's own kcat
+calls connect as the cluster's super user.
 
 =cut
 
@@ -449,12 +469,15 @@ sub start
 
 	rmtree($dir);
 
-	my $self = bless { dir => $dir, brokers => $brokers }, $class;
+	my $self = bless { dir => $dir, brokers => $brokers, secure => $params{secure} }, $class;
 	push @started, $self;
 
+	my @secure = $params{secure}
+	  ? ('--secure', join(',', map { "$_:$params{secure}{$_}" } sort keys %{ $params{secure} }))
+	  : ();
 	my ($out, $err);
 	my $ok = IPC::Run::run(
-		[ $harness, 'start', $dir, '--brokers', $brokers, '--owner', $$ ],
+		[ $harness, 'start', $dir, '--brokers', $brokers, '--owner', $$, @secure ],
 		'>', \$out, '2>', \$err,
 		IPC::Run::timeout(300));
 	die "could not start Kafka:\n$err" unless $ok;
@@ -475,6 +498,33 @@ The bootstrap servers, host:port pairs separated by commas.
 sub bootstrap
 {
 	return $_[0]->{bootstrap};
+}
+
+=pod
+
+=item $kafka->client_options($user)
+
+For a secure cluster: the replkafka.kafka_options that connect as $user.
+
+=item $kafka->acl(@args)
+
+For a secure cluster: run Kafka's ACL command with @args, as the super
+user; return its output.
+
+=cut
+
+sub client_options
+{
+	my ($self, $user) = @_;
+	return "security.protocol=sasl_ssl, sasl.mechanisms=SCRAM-SHA-512, "
+	  . "sasl.username=$user, sasl.password=$self->{secure}{$user}, "
+	  . "ssl.ca.location=$self->{dir}/ca.pem";
+}
+
+sub acl
+{
+	my ($self, @args) = @_;
+	return $self->harness('acl', @args);
 }
 
 =pod
@@ -569,7 +619,8 @@ sub kcat
 {
 	my ($self, @args) = @_;
 	my ($out, $err);
-	my $ok = IPC::Run::run([ 'kcat', '-b', $self->{bootstrap}, @args ],
+	my @conf = $self->{secure} ? ('-F', "$self->{dir}/kcat.conf") : ();
+	my $ok = IPC::Run::run([ 'kcat', '-b', $self->{bootstrap}, @conf, @args ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(120));
 	return ($ok, $out, $err);
 }
@@ -779,23 +830,25 @@ sub record
 
 =pod
 
-=item ReplkafkaTest::Wire::insert_body($schema, $table, \@columns, \@values)
+=item ReplkafkaTest::Wire::insert_body($schema, $table, \@columns, \@values, $relation)
 
 The body of a transaction inserting one row: a relation definition
-(columns as [name, type, is_key]) and an insert of @values (undef: NULL).
+(columns as [name, type, is_key]) and an insert of @values (undef: NULL),
+as relation number $relation (default 0).
 
 =cut
 
 sub insert_body
 {
-	my ($schema, $table, $columns, $values) = @_;
+	my ($schema, $table, $columns, $values, $relation) = @_;
+	$relation //= 0;
 	my $rec = sub { my ($kind, $payload) = @_; return $kind . pack('N', length $payload) . $payload };
 	my $str = sub { return pack('n', length $_[0]) . $_[0] };
-	my $rel = pack('n', 0) . $str->($schema) . $str->($table) . pack('n', scalar @$columns);
+	my $rel = pack('n', $relation) . $str->($schema) . $str->($table) . pack('n', scalar @$columns);
 	$rel .= $str->($_->[0]) . $str->($_->[1]) . pack('C', $_->[2] ? 1 : 0) foreach @$columns;
 	my $tuple = pack('n', scalar @$values);
 	$tuple .= defined $_ ? 't' . pack('N', length $_) . $_ : 'n' foreach @$values;
-	return $rec->('R', $rel) . $rec->('I', pack('n', 0) . $tuple);
+	return $rec->('R', $rel) . $rec->('I', pack('n', $relation) . $tuple);
 }
 
 =pod

@@ -30,18 +30,7 @@ SELECT replkafka.add_table('big', 'id');
 my $shipper = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'replkafka shipper'");
 
-# Anonymous memory of the shipper, in kB.
-sub shipper_rss
-{
-	open my $fh, '<', "/proc/$shipper/status" or return 0;
-	while (<$fh>)
-	{
-		return $1 if /^RssAnon:\s+(\d+) kB/;
-	}
-	return 0;
-}
-
-my $before = shipper_rss();
+my $before = ReplkafkaTest::anon_rss($shipper);
 $node->safe_psql('postgres',
 	"INSERT INTO big SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, $rows) g"
 );
@@ -54,7 +43,7 @@ my $peak = $before;
 my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (time < $deadline)
 {
-	my $rss = shipper_rss();
+	my $rss = ReplkafkaTest::anon_rss($shipper);
 	$peak = $rss if $rss > $peak;
 	last
 	  if $node->safe_psql('postgres',

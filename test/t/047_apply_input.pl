@@ -11,6 +11,13 @@
 # item 8 (partitions 1 and 2): a value with a zero byte (which would cut a
 #   key 'admin\0x' to 'admin' and update the wrong row) or with an invalid
 #   byte sequence stops the partition; nothing is written.
+# item 7 (partition 4): ALTER TABLE changes a column's type and adds a
+#   column while the worker waits for the table's lock, with a column map
+#   of the table cached: the worker applies the change with the table as
+#   the lock leaves it.
+# item 9 (partition 3): a transaction that defines a table twice, under
+#   two relation numbers, stops the partition: the worker opens one
+#   executor state per table, so at most as many as tables replicated.
 use strict;
 use warnings;
 
@@ -22,7 +29,9 @@ use Test::More;
 my $kafka = ReplkafkaTest::Kafka->start();
 my $node = ReplkafkaTest::new_node('node_a', $kafka);
 $node->safe_psql('postgres', q{
-SELECT replkafka.create_cluster(3, 1);
+SELECT replkafka.create_cluster(5, 1);
+CREATE TABLE racing (id int PRIMARY KEY, v text);
+SELECT replkafka.add_table('racing', 'id');
 CREATE TABLE items (id int PRIMARY KEY, v text);
 SELECT replkafka.add_table('items', 'id');
 CREATE TABLE other (id int PRIMARY KEY, v text);
@@ -80,5 +89,72 @@ foreach my $p (1, 2)
 }
 is($node->safe_psql('postgres', "SELECT string_agg(v, ',') FROM items"), 'admin',
 	'item 8: nothing was written');
+
+my @twice = ReplkafkaTest::keys_of_partition($node, 'items', 3, 2);
+$kafka->produce('replkafka', 3,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 3,
+		generation => 1, origin => 'node_x'),
+	ReplkafkaTest::Wire::record(partition => 3, generation => 1, sequence => 1,
+		origin => 'node_x',
+		body => ReplkafkaTest::Wire::insert_body('public', 'items', $columns, [ $twice[0], 'one' ], 0)
+		  . ReplkafkaTest::Wire::insert_body('public', 'items', $columns, [ $twice[1], 'two' ], 1)));
+$node->safe_psql('postgres', 'SELECT replkafka.follow(3)');
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 3"),
+	'item 9: a table defined twice in a transaction stops the partition');
+like($node->safe_psql('postgres', 'SELECT last_error FROM replkafka.partitions WHERE partition = 3'),
+	qr/table "public.items" is defined twice in the transaction, as relations 0 and 1/,
+	'item 9: the error says so');
+is($node->safe_psql('postgres', "SELECT count(*) FROM items WHERE v IN ('one', 'two')"), '0',
+	'item 9: nothing was written');
+
+# item 7: a column map of "racing" is cached by a first transaction.
+my @racing = ReplkafkaTest::keys_of_partition($node, 'racing', 4, 2);
+my $record4 = sub {
+	my ($sequence, $id, $v) = @_;
+	return ReplkafkaTest::Wire::record(partition => 4, generation => 1,
+		sequence => $sequence, origin => 'node_x',
+		body => ReplkafkaTest::Wire::insert_body('public', 'racing', $columns, [ $id, $v ]));
+};
+$kafka->produce('replkafka', 4,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 4,
+		generation => 1, origin => 'node_x'),
+	$record4->(1, $racing[0], '1'));
+$node->safe_psql('postgres', 'SELECT replkafka.follow(4)');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM racing'),
+	'item 7: the first row is applied');
+
+# ALTER TABLE runs, and waits (for an advisory lock) before it commits.
+my $holder = ReplkafkaTest::background_psql($node,
+	'SELECT pg_advisory_lock(4711)', 'SELECT pg_sleep(3600)');
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND granted}),
+	'item 7: a session holds the advisory lock');
+my $ddl = ReplkafkaTest::background_psql($node, 'BEGIN',
+	'ALTER TABLE racing ALTER COLUMN v TYPE int USING v::int, ADD COLUMN w int DEFAULT 7',
+	'SELECT pg_advisory_lock(4711)', 'COMMIT');
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted}),
+	'item 7: ALTER TABLE ran and waits to commit');
+
+# The next transaction waits for the table's lock; then ALTER TABLE commits.
+$kafka->produce('replkafka', 4, $record4->(2, $racing[1], '42'));
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.relation = 'racing'::regclass AND NOT l.granted
+   AND a.backend_type = 'replkafka apply worker'}),
+	'item 7: the apply worker waits for the table');
+$node->safe_psql('postgres', q{
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()});
+$holder->{h}->finish;
+$ddl->{h}->finish;
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 2 FROM racing'),
+	'item 7: the second row is applied after ALTER TABLE');
+is($node->safe_psql('postgres', 'SELECT id || \' \' || v || \' \' || w FROM racing ORDER BY id'),
+	"$racing[0] 1 7\n$racing[1] 42 7",
+	'item 7: the value is read as the new type, and the new column has its default');
+is($node->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 4'),
+	'replica', 'item 7: the partition goes on');
 
 done_testing();
