@@ -13,8 +13,10 @@ OBJS = \
 	src/mastership.o \
 	src/message.o \
 	src/message_json.o \
+	src/options.o \
 	src/partition.o \
 	src/replkafka.o \
+	src/rules.o \
 	src/shipper.o \
 	src/shmem.o \
 	src/table.o \
@@ -57,8 +59,8 @@ regresscheck: submake
 tapcheck: submake
 	$(prove_installcheck)
 
-# make fuzzcheck: the wire format fuzzer (clang 14, libFuzzer), for
-# FUZZ_SECONDS seconds.
+# make fuzzcheck: the fuzzers (clang 14, libFuzzer) of the wire format, the
+# apply rules and kafka_options, for FUZZ_SECONDS seconds each.
 .PHONY: fuzzcheck
 FUZZ_SECONDS ?= 60
 fuzzcheck:

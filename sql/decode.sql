@@ -295,6 +295,14 @@ SELECT replkafka.decode(set_byte(rkt.record(4), 50, 0));
 \echo :LAST_ERROR_SQLSTATE
 SELECT replkafka.decode(set_byte(rkt.record(4), 50, 255));
 \echo :LAST_ERROR_SQLSTATE
+-- Origin names are node names: letters, digits, "_", "." and "-" only.
+SELECT replkafka.decode(rkt.record(4, origin => 'node a'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.decode(rkt.record(4, origin => E'node\nb'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.decode(rkt.record(4, origin => 'nöde'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.decode(rkt.record(4, origin => 'Node_A.1-x'))->>'origin' AS origin;
 
 -- The body length must be what follows the origin name.
 SELECT replkafka.decode(rkt.record(1, rkt.accounts()) || '\x00'::bytea);

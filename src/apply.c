@@ -25,26 +25,17 @@
  *
  * THE RULES
  * ---------
- * Per partition, the worker knows the current generation, the node whose
- * NEW_GEN started it, and the last SCN applied.
- *	1. A TXN whose SCN is not above the last applied is a replay: skipped.
- *	2. Within a generation the sequence must be the last one + 1; a gap puts
- *	   the partition in error.
- *	3. A generation starts at a NEW_GEN of a higher generation (the first one
- *	   wins; a NEW_GEN of a generation not above the current one lost its
- *	   election and is skipped).  A TXN of an older generation, or of the
- *	   current generation from another node than the one that started it,
- *	   is a zombie write: skipped and counted.  A record of a newer
- *	   generation without its NEW_GEN is an error.
- *	4. A chunked transaction is applied only when all its chunks arrived.
- *	   Records that are not the leader's (the leader: the node whose NEW_GEN
- *	   started the current generation) leave it alone; an incomplete one
- *	   followed by another record of the leader, or by a new generation, is
- *	   discarded (the leader writes it again whole).  The leader's END_GEN
- *	   carries the sequence of its last transaction, which must be the last
- *	   applied one; the end of a generation is kept in the checkpoint.
- *	5. Only replicated tables are written, and only rows of the record's
- *	   partition; anything else puts the partition in error.
+ * What a worker does with each record is decided by the apply rules of
+ * rules.c (replays skipped, sequence gaps and records of generations no
+ * NEW_GEN started stop the partition, zombie writes skipped and counted, a
+ * chunked transaction applied once all its chunks arrived); the worker
+ * acts and tells rules.c what took effect.  Rule 5 is the worker's: only
+ * replicated tables are written, and only rows of the record's partition;
+ * anything else puts the partition in error.
+ *
+ * The chunks of a transaction are collected in a temporary file and the
+ * transaction is applied from it record by record, so that a worker's
+ * memory does not grow with the size of a transaction.
  *
  * Once this node's own NEW_GEN wins a promotion, the worker applies
  * nothing more of the partition, records fetched already included: from
@@ -102,6 +93,7 @@
 #include "message.h"
 #include "partition.h"
 #include "replkafka.h"
+#include "rules.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -116,17 +108,11 @@ typedef struct ApplyPartition
 {
 	bool		assigned;		/* this worker applies it */
 	bool		stopped;		/* in error: no longer consumed */
-	uint32		generation;		/* current generation, 0 before any */
-	char		gen_origin[RKM_MAX_ORIGIN + 1]; /* whose NEW_GEN started it */
-	bool		gen_ended;		/* its primary wrote END_GEN */
-	uint64		last_scn;		/* last SCN applied */
+	RulesState	rules;			/* what the apply rules know of it */
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
 
-	/* a chunked transaction being collected, in a temporary file */
-	bool		collecting;
-	RkmHeader	coll_hdr;
-	uint32		coll_next;
+	/* the chunks of the transaction being collected (rules.collecting) */
 	BufFile    *coll_file;
 	uint64		coll_len;
 } ApplyPartition;
@@ -217,15 +203,15 @@ static void apply_load_partition(int p);
 static void apply_consume(rd_kafka_message_t *msg);
 static void apply_handle_message(rd_kafka_message_t *msg);
 static void apply_record(int p, int64 offset, const char *data, size_t len);
-static bool apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr);
+static bool apply_verdict(int p, int64 offset, const RkmHeader *hdr,
+						  const RulesResult *res, const ApplyBody *body);
 static void apply_collect(ApplyPartition *ap, const RkmHeader *hdr,
 						  const char *body);
 static void apply_discard_collected(ApplyPartition *ap);
-static void apply_rules(int p, int64 offset, const RkmHeader *hdr,
-						const ApplyBody *body);
+static void apply_count_zombie(int p);
 static void apply_end_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
-static void apply_transaction(int p, int64 offset, const RkmHeader *hdr,
+static bool apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const ApplyBody *body);
 static void apply_body(const ApplyBody *body);
 static RkmReadResult apply_next_record(ApplyBodyReader *br, RkmRecord *rec);
@@ -418,6 +404,7 @@ apply_load_partition(int p)
 
 	apply_discard_collected(ap);
 	memset(ap, 0, sizeof(ApplyPartition));
+	rules_init(&ap->rules, p);
 	/* never applied: from offset 0, which Kafka must still hold */
 	ap->next_offset = 0;
 	ap->ckpt_offset = -1;
@@ -426,15 +413,15 @@ apply_load_partition(int p)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (replkafka_catalog_get_consumer_checkpoint(p, &ckpt))
 	{
-		ap->generation = ckpt.generation;
-		ap->gen_ended = ckpt.ended;
-		ap->last_scn = ckpt.scn;
+		ap->rules.generation = ckpt.generation;
+		ap->rules.gen_ended = ckpt.ended;
+		ap->rules.last_scn = ckpt.scn;
 		ap->next_offset = ckpt.kafka_offset + 1;
 		ap->ckpt_offset = ckpt.kafka_offset;
 		origin = ckpt.generation > 0 ?
 			replkafka_catalog_generation_origin(p, ckpt.generation) : NULL;
 		if (origin)
-			strlcpy(ap->gen_origin, origin, sizeof(ap->gen_origin));
+			strlcpy(ap->rules.gen_origin, origin, sizeof(ap->rules.gen_origin));
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -445,10 +432,10 @@ apply_load_partition(int p)
 	 * partition_roles row is the promoting backend's to lock).
 	 */
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (ap->generation > 0)
-		replkafka_partition_state(p)->generation = ap->generation;
+	if (ap->rules.generation > 0)
+		replkafka_partition_state(p)->generation = ap->rules.generation;
 	replkafka_partition_state(p)->next_offset = ap->next_offset;
-	replkafka_partition_state(p)->applied_scn = ap->last_scn;
+	replkafka_partition_state(p)->applied_scn = ap->rules.last_scn;
 	replkafka_partition_state(p)->applied_offset = ap->ckpt_offset;
 	LWLockRelease(replkafka_shared->lock);
 }
@@ -595,8 +582,8 @@ apply_handle_message(rd_kafka_message_t *msg)
 }
 
 /*
- * A record of partition p at offset: reassemble chunks, then apply the
- * rules.
+ * A record of partition p at offset: ask the rules what to do, do it, and
+ * tell the rules what took effect.
  */
 static void
 apply_record(int p, int64 offset, const char *data, size_t len)
@@ -604,8 +591,8 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	ApplyPartition *ap = &parts[p];
 	RkmHeader	hdr;
 	const char *err;
-	ApplyBody	whole;
-	ApplyBody	collected;
+	RulesResult res;
+	ApplyBody	body;
 
 	if (!rkm_read_header(data, len, &hdr, &err))
 	{
@@ -613,70 +600,101 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 							  (long long) offset, err);
 		return;
 	}
-	if (hdr.partition != (uint32) p)
-	{
-		apply_partition_error(p, "the record at Kafka offset %lld says it belongs to partition %u",
-							  (long long) offset, hdr.partition);
-		return;
-	}
-	whole.data = data + RKM_HEADER_SIZE + strlen(hdr.origin);
-	whole.len = hdr.body_len;
-	whole.file = NULL;
+	rules_judge(&ap->rules, offset, &hdr, &res);
 
-	/*
-	 * Rule 4: a record that is not the current leader's (a zombie's, a
-	 * losing NEW_GEN) leaves the leader's transaction being reassembled
-	 * alone.  A zombie's chunked transaction is skipped and counted once,
-	 * at its last chunk.
-	 */
-	if (!apply_from_leader(ap, &hdr))
-	{
-		if (hdr.type != RKM_TXN || hdr.last)
-			apply_rules(p, offset, &hdr, &whole);
-		return;
-	}
-
-	if (hdr.type == RKM_TXN && !(hdr.chunk == 0 && hdr.last))
-	{
-		bool		continues = ap->collecting && hdr.chunk == ap->coll_next &&
-			hdr.scn == ap->coll_hdr.scn && hdr.xid == ap->coll_hdr.xid &&
-			strcmp(hdr.origin, ap->coll_hdr.origin) == 0;
-
-		if (hdr.chunk == 0 || !continues)
-		{
-			/* rule 4: an incomplete transaction is discarded */
-			if (ap->collecting)
-				ereport(LOG,
-						errmsg("partition %d: discarding incomplete transaction %X/%X (%u chunks) at Kafka offset %lld",
-							   p, (uint32) (ap->coll_hdr.scn >> 32),
-							   (uint32) ap->coll_hdr.scn, ap->coll_next,
-							   (long long) offset));
-			apply_discard_collected(ap);
-			if (hdr.chunk != 0)
-				return;			/* the rest of a transaction we do not have */
-			ap->collecting = true;
-			ap->coll_hdr = hdr;
-		}
-		apply_collect(ap, &hdr, whole.data);
-		if (!hdr.last)
-			return;
-		collected.data = NULL;
-		collected.len = ap->coll_len;
-		collected.file = ap->coll_file;
-		ap->collecting = false;
-		apply_rules(p, offset, &hdr, &collected);
-		apply_discard_collected(ap);
-		return;
-	}
-
-	if (ap->collecting)
+	if (res.discard)
 	{
 		ereport(LOG,
-				errmsg("partition %d: discarding incomplete transaction at Kafka offset %lld",
-					   p, (long long) offset));
+				errmsg("partition %d: discarding incomplete transaction %X/%X (%u chunks) at Kafka offset %lld",
+					   p, (uint32) (ap->rules.coll_scn >> 32),
+					   (uint32) ap->rules.coll_scn, ap->rules.coll_next,
+					   (long long) offset));
 		apply_discard_collected(ap);
 	}
-	apply_rules(p, offset, &hdr, &whole);
+
+	body.data = data + RKM_HEADER_SIZE + strlen(hdr.origin);
+	body.len = hdr.body_len;
+	body.file = NULL;
+	if (res.verdict == RULES_COLLECT || res.collected)
+	{
+		apply_collect(ap, &hdr, body.data);
+		body.data = NULL;
+		body.len = ap->coll_len;
+		body.file = ap->coll_file;
+	}
+
+	if (!apply_verdict(p, offset, &hdr, &res, &body))
+		return;					/* the partition stopped */
+	rules_accept(&ap->rules, &hdr, &res);
+	if (res.collected)
+		apply_discard_collected(ap);
+}
+
+/*
+ * Act on what the rules said of a record.  Returns false if the partition
+ * stopped.
+ */
+static bool
+apply_verdict(int p, int64 offset, const RkmHeader *hdr,
+			  const RulesResult *res, const ApplyBody *body)
+{
+	ApplyPartition *ap = &parts[p];
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+
+	/* a record of the log a promotion catches up to was read */
+	if (hdr->type != RKM_NEW_GEN && res->verdict != RULES_SKIP_CHUNK &&
+		res->verdict != RULES_COLLECT)
+		apply_promotion_established(p, hdr);
+
+	switch (res->verdict)
+	{
+		case RULES_SKIP_CHUNK:
+		case RULES_NOTHING:
+		case RULES_COLLECT:
+		case RULES_REPLAY:
+			break;
+
+		case RULES_ERROR:
+			apply_partition_error(p, "%s", res->error);
+			return false;
+
+		case RULES_NEW_GENERATION:
+		case RULES_LOST_ELECTION:
+			{
+				uint32		prev_generation = ap->rules.generation;
+				char		prev_origin[RKM_MAX_ORIGIN + 1];
+
+				/* the generation is recorded before a promotion learns it won */
+				strlcpy(prev_origin, ap->rules.gen_origin, sizeof(prev_origin));
+				if (res->verdict == RULES_NEW_GENERATION)
+					apply_new_generation(p, offset, hdr);
+				else
+					ereport(DEBUG1,
+							errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
+											p, gen, hdr->origin, prev_generation));
+				apply_promotion_outcome(p, offset, hdr, prev_generation,
+										prev_origin);
+			}
+			break;
+
+		case RULES_END_GENERATION:
+			apply_end_generation(p, offset, hdr);
+			break;
+
+		case RULES_ZOMBIE:
+			apply_count_zombie(p);
+			if (hdr->type == RKM_TXN)
+				ereport(LOG,
+						errmsg("partition %d: skipping a transaction of generation %u from node \"%s\" at Kafka offset %lld",
+							   p, gen, hdr->origin, (long long) offset),
+						errdetail("Generation %u of the partition was started by node \"%s\".",
+								  ap->rules.generation, ap->rules.gen_origin));
+			break;
+
+		case RULES_APPLY:
+			return apply_transaction(p, offset, hdr, body);
+	}
+	return true;
 }
 
 /*
@@ -698,7 +716,6 @@ apply_collect(ApplyPartition *ap, const RkmHeader *hdr, const char *body)
 	}
 	BufFileWrite(ap->coll_file, unconstify(char *, body), hdr->body_len);
 	ap->coll_len += hdr->body_len;
-	ap->coll_next++;
 }
 
 /*
@@ -711,166 +728,49 @@ apply_discard_collected(ApplyPartition *ap)
 		BufFileClose(ap->coll_file);
 	ap->coll_file = NULL;
 	ap->coll_len = 0;
-	ap->coll_next = 0;
-	ap->collecting = false;
+	ap->rules.collecting = false;
 }
 
 /*
- * Does a record come from the partition's current leader, or start a new
- * generation?  Only those interrupt a chunked transaction being
- * reassembled: the leader writes a transaction again whole after a
- * failure, so an incomplete one followed by the leader's next record, or
- * by a new generation, will never be completed.  Anything else (a lost
- * election, a record of an older generation, another node's record of
- * the current one) is skipped by the rules without touching it.
- */
-static bool
-apply_from_leader(const ApplyPartition *ap, const RkmHeader *hdr)
-{
-	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
-
-	if (hdr->type == RKM_NEW_GEN)
-		return gen > ap->generation;
-	if (gen != ap->generation)
-		return gen > ap->generation;	/* older: a zombie; newer: an error */
-	return strcmp(hdr->origin, ap->gen_origin) == 0;
-}
-
-/*
- * The rules of DESIGN section 6 for one whole record.
+ * Count a zombie record skipped.
  */
 static void
-apply_rules(int p, int64 offset, const RkmHeader *hdr, const ApplyBody *body)
+apply_count_zombie(int p)
 {
-	ApplyPartition *ap = &parts[p];
-	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
-	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
-
-	switch (hdr->type)
-	{
-		case RKM_NEW_GEN:
-			{
-				uint32		prev_generation = ap->generation;
-				char		prev_origin[RKM_MAX_ORIGIN + 1];
-
-				/* the generation is recorded before a promotion learns it won */
-				strlcpy(prev_origin, ap->gen_origin, sizeof(prev_origin));
-				if (gen > ap->generation)
-					apply_new_generation(p, offset, hdr);
-				else
-					ereport(DEBUG1,
-							errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
-											p, gen, hdr->origin, ap->generation));
-				apply_promotion_outcome(p, offset, hdr, prev_generation,
-										prev_origin);
-			}
-			return;
-
-		case RKM_END_GEN:
-		case RKM_HEARTBEAT:
-			apply_promotion_established(p, hdr);
-			if (gen > ap->generation)
-				apply_partition_error(p, "the %s record at Kafka offset %lld is of generation %u, which no NEW_GEN record started",
-									  rkm_type_name(hdr->type),
-									  (long long) offset, gen);
-			else if (hdr->type == RKM_END_GEN && gen == ap->generation &&
-				strcmp(hdr->origin, ap->gen_origin) == 0 && !ap->gen_ended)
-				apply_end_generation(p, offset, hdr);
-			else if (gen < ap->generation ||
-					 (gen == ap->generation && strcmp(hdr->origin, ap->gen_origin) != 0))
-			{
-				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-				replkafka_partition_state(p)->zombies_skipped++;
-				LWLockRelease(replkafka_shared->lock);
-			}
-			return;
-
-		case RKM_TXN:
-			apply_promotion_established(p, hdr);
-			break;
-	}
-
-	if (gen < ap->generation ||
-		(gen == ap->generation &&
-		 (strcmp(hdr->origin, ap->gen_origin) != 0 || ap->gen_ended)))
-	{
-		/* rule 3: a zombie write (or one after its generation ended) */
-		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		replkafka_partition_state(p)->zombies_skipped++;
-		LWLockRelease(replkafka_shared->lock);
-		ereport(LOG,
-				errmsg("partition %d: skipping a transaction of generation %u from node \"%s\" at Kafka offset %lld",
-					   p, gen, hdr->origin, (long long) offset),
-				errdetail("Generation %u of the partition was started by node \"%s\".",
-						  ap->generation, ap->gen_origin));
-		return;
-	}
-	if (gen > ap->generation)
-	{
-		apply_partition_error(p, "the transaction at Kafka offset %lld is of generation %u, which no NEW_GEN record started",
-							  (long long) offset, gen);
-		return;
-	}
-	if (hdr->scn <= ap->last_scn)
-		return;					/* rule 1: a replay */
-	if (seq != RKM_SCN_SEQUENCE(ap->last_scn) + 1)
-	{
-		/* rule 2 */
-		apply_partition_error(p, "sequence gap at Kafka offset %lld: expected transaction %u of generation %u, found %u",
-							  (long long) offset,
-							  RKM_SCN_SEQUENCE(ap->last_scn) + 1, gen, seq);
-		return;
-	}
-	apply_transaction(p, offset, hdr, body);
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_partition_state(p)->zombies_skipped++;
+	LWLockRelease(replkafka_shared->lock);
 }
 
 /*
- * The primary of the current generation handed over: the generation has
- * no more transactions.  Its END_GEN carries the sequence number of its
- * last one; a replica that applied another has lost transactions (or the
- * log is not what its writer says), and must say so rather than go on.
- * The end is kept in the checkpoint, so that a restarted worker skips a
- * transaction of the generation after it too.
+ * The leader of the current generation handed over after the last
+ * transaction applied (rules.c checked): the generation has no more
+ * transactions.  The end is kept in the checkpoint, so that a restarted
+ * worker skips a transaction of the generation after it too.
  */
 static void
 apply_end_generation(int p, int64 offset, const RkmHeader *hdr)
 {
 	ApplyPartition *ap = &parts[p];
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
-	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 	ReplkafkaConsumerCheckpoint ckpt;
-
-	if (seq > RKM_SCN_SEQUENCE(ap->last_scn))
-	{
-		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied up to transaction %u; the transactions in between are missing from the log",
-							  hdr->origin, gen, seq, (long long) offset,
-							  RKM_SCN_SEQUENCE(ap->last_scn));
-		return;
-	}
-	if (seq < RKM_SCN_SEQUENCE(ap->last_scn))
-	{
-		apply_partition_error(p, "node \"%s\" ended generation %u after transaction %u at Kafka offset %lld, but this node applied transaction %u of the generation",
-							  hdr->origin, gen, seq, (long long) offset,
-							  RKM_SCN_SEQUENCE(ap->last_scn));
-		return;
-	}
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ckpt.partition = p;
 	ckpt.generation = gen;
-	ckpt.scn = ap->last_scn;
+	ckpt.scn = ap->rules.last_scn;
 	ckpt.kafka_offset = offset;
 	ckpt.ended = true;
 	replkafka_catalog_save_consumer_checkpoint(&ckpt);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	ap->gen_ended = true;
 	ap->ckpt_offset = offset;
 	ereport(LOG,
 			errmsg("partition %d: node \"%s\" ended generation %u after transaction %u at Kafka offset %lld",
-				   p, hdr->origin, gen, seq, (long long) offset));
+				   p, hdr->origin, gen, RKM_SCN_SEQUENCE(hdr->scn),
+				   (long long) offset));
 }
 
 /*
@@ -896,10 +796,6 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	ap->generation = gen;
-	strlcpy(ap->gen_origin, hdr->origin, sizeof(ap->gen_origin));
-	ap->gen_ended = false;
-	ap->last_scn = RKM_SCN(gen, 0);
 	ap->ckpt_offset = offset;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
@@ -914,9 +810,10 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 
 /*
  * Apply one transaction, with its checkpoint, in a local transaction.  An
- * error puts the partition in error and leaves the others alone.
+ * error puts the partition in error and leaves the others alone; then
+ * returns false.
  */
-static void
+static bool
 apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 				  const ApplyBody *body)
 {
@@ -947,7 +844,7 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 		apply_body(body);
 
 		ckpt.partition = p;
-		ckpt.generation = ap->generation;
+		ckpt.generation = ap->rules.generation;
 		ckpt.scn = hdr->scn;
 		ckpt.kafka_offset = offset;
 		ckpt.ended = false;
@@ -972,19 +869,19 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 		apply_partition_error(p, "could not apply the transaction at Kafka offset %lld: %s",
 							  (long long) offset, edata->message);
 		FreeErrorData(edata);
-		return;
+		return false;
 	}
 	PG_END_TRY();
 
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 	replorigin_session_origin_timestamp = 0;
-	ap->last_scn = hdr->scn;
 	ap->ckpt_offset = offset;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	replkafka_partition_state(p)->applied_scn = hdr->scn;
 	replkafka_partition_state(p)->applied_offset = offset;
 	replkafka_partition_state(p)->applied_commit_time = commit_time;
 	LWLockRelease(replkafka_shared->lock);
+	return true;
 }
 
 /*
@@ -1703,8 +1600,8 @@ apply_save_positions(void)
 		ApplyPartition *ap = &parts[p];
 		ReplkafkaConsumerCheckpoint ckpt;
 
-		if (!ap->assigned || ap->stopped || ap->collecting ||
-			ap->next_offset - 1 <= ap->ckpt_offset || ap->generation == 0)
+		if (!ap->assigned || ap->stopped || ap->rules.collecting ||
+			ap->next_offset - 1 <= ap->ckpt_offset || ap->rules.generation == 0)
 			continue;
 		if (!started)
 		{
@@ -1713,10 +1610,10 @@ apply_save_positions(void)
 			started = true;
 		}
 		ckpt.partition = p;
-		ckpt.generation = ap->generation;
-		ckpt.scn = ap->last_scn;
+		ckpt.generation = ap->rules.generation;
+		ckpt.scn = ap->rules.last_scn;
 		ckpt.kafka_offset = ap->next_offset - 1;
-		ckpt.ended = ap->gen_ended;
+		ckpt.ended = ap->rules.gen_ended;
 		replkafka_catalog_save_consumer_checkpoint(&ckpt);
 		ap->ckpt_offset = ckpt.kafka_offset;
 	}

@@ -31,7 +31,6 @@
 #include <librdkafka/rdkafka.h>
 
 #include "miscadmin.h"
-#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
@@ -40,6 +39,7 @@
 
 #include "kafka.h"
 #include "message.h"
+#include "options.h"
 #include "replkafka.h"
 
 /* Longest single wait inside librdkafka before we look at interrupts. */
@@ -48,51 +48,8 @@
 /* Pause between two attempts to reach an unavailable cluster. */
 #define KAFKA_RETRY_PAUSE_MS	100
 
-/* One librdkafka property given in replkafka.kafka_options. */
-typedef struct KafkaOption
-{
-	char	   *name;
-	char	   *value;
-} KafkaOption;
-
-/*
- * Properties replkafka sets itself.  Overriding them would break the
- * delivery guarantees or the integration with the server, so
- * replkafka.kafka_options may not name them.
- */
-static const char *const reserved_options[] = {
-	"bootstrap.servers", "metadata.broker.list", "client.id",
-	"enable.idempotence", "acks", "request.required.acks",
-	"message.timeout.ms", "delivery.timeout.ms", "transactional.id",
-	"group.id", "enable.auto.commit", "enable.auto.offset.store",
-	"auto.offset.reset", "enable.partition.eof", "isolation.level",
-	"log.queue", "internal.termination.signal", "enable.gapless.guarantee",
-};
-
-/*
- * Properties that make librdkafka load code or run commands as the
- * server's operating system user: never accepted, whoever sets them.
- * (Files that TLS and SASL need, certificates and keytabs, stay allowed.)
- */
-static const char *const forbidden_options[] = {
-	"plugin.library.paths", "sasl.kerberos.kinit.cmd", "ssl.engine.location",
-	"ssl.engine.id", "ssl.providers", "ssl_engine_callback_data",
-};
-
-/*
- * Properties librdkafka puts into the shell command that renews Kerberos
- * tickets (sasl.kerberos.kinit.cmd): their values are limited to the
- * characters of principals and paths, which a shell takes literally.
- */
-static const char *const shell_options[] = {
-	"sasl.kerberos.principal", "sasl.kerberos.keytab",
-};
-#define KAFKA_SHELL_SAFE_CHARS \
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/@+:"
-
-static bool kafka_parse_options(const char *str, List **result, char **detail);
-static bool kafka_apply_options(rd_kafka_conf_t *conf, List *options,
-								char **detail);
+static bool kafka_apply_options(rd_kafka_conf_t *conf,
+								const ReplkafkaOptions *options, char **detail);
 static void kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
 						   const char *value);
 static void kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -127,143 +84,25 @@ static bool kafka_fatal = false;
 
 
 /*
- * Split a replkafka.kafka_options string into a list of KafkaOption.
- *
- * The syntax is key=value pairs separated by commas; whitespace around keys
- * and values is ignored, "\," is a comma inside a value and "\\" a
- * backslash.  Empty entries are ignored.  On a syntax error, returns false
- * with a sentence for errdetail in *detail.
- */
-static bool
-kafka_parse_options(const char *str, List **result, char **detail)
-{
-	const char *p = str;
-	int			entry = 0;
-
-	*result = NIL;
-	while (*p)
-	{
-		StringInfoData item;
-		char	   *eq;
-		char	   *name;
-		char	   *value;
-		KafkaOption *opt;
-
-		initStringInfo(&item);
-		for (; *p && *p != ','; p++)
-		{
-			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-				p++;
-			appendStringInfoChar(&item, *p);
-		}
-		if (*p == ',')
-			p++;
-		entry++;
-
-		name = item.data;
-		while (*name == ' ' || *name == '\t')
-			name++;
-		if (*name == '\0')
-			continue;
-
-		eq = strchr(name, '=');
-		if (eq == NULL)
-		{
-			/* never repeated: it may be a password */
-			*detail = psprintf("Entry %d is not of the form key=value.", entry);
-			return false;
-		}
-		value = eq + 1;
-		do
-			*eq-- = '\0';
-		while (eq >= name && (*eq == ' ' || *eq == '\t'));
-		while (*value == ' ' || *value == '\t')
-			value++;
-		eq = value + strlen(value) - 1;
-		while (eq >= value && (*eq == ' ' || *eq == '\t'))
-			*eq-- = '\0';
-
-		if (*name == '\0')
-		{
-			*detail = psprintf("Entry %d has no property name.", entry);
-			return false;
-		}
-
-		opt = palloc(sizeof(KafkaOption));
-		opt->name = name;
-		opt->value = value;
-		*result = lappend(*result, opt);
-	}
-	return true;
-}
-
-/*
- * Is a property one of names?  librdkafka takes a topic property prefixed
- * with "topic." too.
- */
-static bool
-kafka_option_in(const char *name, const char *const *names, int n)
-{
-	if (strncmp(name, "topic.", 6) == 0)
-		name += 6;
-	for (int i = 0; i < n; i++)
-		if (strcmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/*
  * Apply parsed options to a librdkafka configuration.  Returns false with a
- * sentence for errdetail in *detail if one is reserved, forbidden,
- * repeated or rejected by librdkafka.  A rejected value is never repeated:
- * it may be a password.
+ * sentence for errdetail in *detail if replkafka_options_check() refuses
+ * one, or librdkafka does.  A rejected value is never repeated: it may be
+ * a password.
  */
 static bool
-kafka_apply_options(rd_kafka_conf_t *conf, List *options, char **detail)
+kafka_apply_options(rd_kafka_conf_t *conf, const ReplkafkaOptions *options,
+					char **detail)
 {
-	ListCell   *lc;
 	char		value[64];
 	size_t		size = sizeof(value);
 
-	foreach(lc, options)
+	if (!replkafka_options_check(options, detail))
+		return false;
+	for (int i = 0; i < options->n; i++)
 	{
-		KafkaOption *opt = lfirst(lc);
+		const ReplkafkaOption *opt = &options->items[i];
 		char		errstr[512];
-		ListCell   *lc2;
 		size_t		len;
-
-		if (kafka_option_in(opt->name, reserved_options, lengthof(reserved_options)))
-		{
-			*detail = psprintf("Property \"%s\" is set by replkafka and cannot be overridden.",
-							   opt->name);
-			return false;
-		}
-		if (kafka_option_in(opt->name, forbidden_options, lengthof(forbidden_options)))
-		{
-			*detail = psprintf("Property \"%s\" would let librdkafka load code or run commands as the server's operating system user.",
-							   opt->name);
-			return false;
-		}
-		if (kafka_option_in(opt->name, shell_options, lengthof(shell_options)) &&
-			strspn(opt->value, KAFKA_SHELL_SAFE_CHARS) != strlen(opt->value))
-		{
-			*detail = psprintf("The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\": librdkafka puts it into a shell command.",
-							   opt->name);
-			return false;
-		}
-		foreach(lc2, options)
-		{
-			KafkaOption *other = lfirst(lc2);
-
-			if (other == opt)
-				break;
-			if (strcmp(other->name, opt->name) == 0)
-			{
-				*detail = psprintf("Property \"%s\" is given more than once.",
-								   opt->name);
-				return false;
-			}
-		}
 
 		if (rd_kafka_conf_set(conf, opt->name, opt->value,
 							  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
@@ -302,7 +141,7 @@ replkafka_kafka_validate_options(const char *options, char **detail)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
-	List	   *parsed;
+	ReplkafkaOptions parsed;
 	rd_kafka_conf_t *conf;
 	bool		ok;
 
@@ -311,11 +150,11 @@ replkafka_kafka_validate_options(const char *options, char **detail)
 								ALLOCSET_SMALL_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
-	ok = kafka_parse_options(options, &parsed, detail);
+	ok = replkafka_options_parse(options, &parsed, detail);
 	if (ok)
 	{
 		conf = rd_kafka_conf_new();
-		ok = kafka_apply_options(conf, parsed, detail);
+		ok = kafka_apply_options(conf, &parsed, detail);
 		rd_kafka_conf_destroy(conf);
 	}
 
@@ -361,7 +200,7 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 	static const char *const kind_names[] = {"admin", "producer", "consumer", "control"};
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
-	List	   *options;
+	ReplkafkaOptions options;
 	char	   *detail;
 	char		errstr[512];
 
@@ -372,7 +211,7 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 				errhint("Set \"replkafka.brokers\" to the Kafka bootstrap servers and reload the configuration."));
 
 	/* The GUC check hook already validated the options; this cannot fail. */
-	if (!kafka_parse_options(replkafka_kafka_options, &options, &detail))
+	if (!replkafka_options_parse(replkafka_kafka_options, &options, &detail))
 		elog(ERROR, "invalid \"replkafka.kafka_options\": %s", detail);
 
 	conf = rd_kafka_conf_new();
@@ -393,7 +232,7 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			break;
 	}
 
-	if (!kafka_apply_options(conf, options, &detail))
+	if (!kafka_apply_options(conf, &options, &detail))
 	{
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,

@@ -332,10 +332,13 @@ rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 	}
 	memcpy(hdr->origin, p + RKM_HEADER_SIZE, origin_len);
 	hdr->origin[origin_len] = '\0';
-	if (strlen(hdr->origin) != origin_len)
+	for (int i = 0; i < origin_len; i++)
 	{
-		*error = "origin name contains a zero byte";
-		return false;
+		if (!rkm_is_name_char(hdr->origin[i]))
+		{
+			*error = "origin name has a character other than letters, digits, \"_\", \".\" and \"-\"";
+			return false;
+		}
 	}
 	if ((uint64) hdr->body_len != (uint64) (len - RKM_HEADER_SIZE - origin_len))
 	{
@@ -421,6 +424,17 @@ rkm_reader_init(RkmReader *reader, const char *data, size_t len)
 	memset(reader, 0, sizeof(RkmReader));
 	reader->data = data;
 	reader->len = len;
+}
+
+/*
+ * Is c a character of node names (ASCII letters, digits, "_", "." and
+ * "-")?  An origin name is a node name; Kafka's topic names use the same.
+ */
+bool
+rkm_is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 /*

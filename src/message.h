@@ -43,7 +43,8 @@
  *	32		8		source commit time, microseconds since 1970-01-01 UTC
  *	40		4		source transaction id
  *	44		4		body length in bytes
- *	48		n		origin node name (not NUL-terminated)
+ *	48		n		origin node name (not NUL-terminated; ASCII letters,
+ *					digits, "_", "." and "-")
  *	48+n	...		body
  */
 #define RKM_MAGIC_0			'R'
@@ -249,6 +250,7 @@ extern uint64 rkm_record_size(const char *data);
 extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
 extern const char *rkm_type_name(uint8 type);
+extern bool rkm_is_name_char(char c);
 extern bool rkm_foreign_record(const RkmHeader *hdr, uint32 generation,
 							   const char *node);
 extern void rkm_describe_record(char *buf, size_t size, int64 offset,

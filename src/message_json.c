@@ -382,12 +382,6 @@ decode_header(JsonbParseState **pstate, const RkmHeader *hdr)
 				errmsg("invalid replkafka record"),
 				errdetail("Commit time " INT64_FORMAT " is out of range.",
 						  hdr->commit_time));
-	if (!text_is_valid(hdr->origin, origin_len))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				errmsg("invalid replkafka record"),
-				errdetail("The origin node name is not valid in encoding \"%s\".",
-						  GetDatabaseEncodingName()));
 
 	push_key(pstate, "type", -1);
 	push_string(pstate, WJB_VALUE, rkm_type_name(hdr->type),

@@ -189,18 +189,9 @@ replkafka_check_preloaded(void)
 }
 
 /*
- * Is c allowed in a node or topic name?  Kafka's topic alphabet, which also
- * keeps node names safe in record headers, client ids and log lines.
- */
-static bool
-is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-/*
- * Check that s consists of name characters only; report the first bad one.
+ * Check that s consists of name characters only (rkm_is_name_char():
+ * Kafka's topic alphabet, which also keeps node names safe in record
+ * headers, client ids and log lines); report the first bad one.
  */
 static bool
 check_name_chars(const char *s)
@@ -209,7 +200,7 @@ check_name_chars(const char *s)
 
 	for (p = s; *p; p++)
 	{
-		if (!is_name_char(*p))
+		if (!rkm_is_name_char(*p))
 		{
 			GUC_check_errdetail("Character \"%c\" is not allowed; use letters, digits, \"_\", \".\" and \"-\".",
 								*p);
