@@ -11,10 +11,10 @@
 # item 8 (partitions 1 and 2): a value with a zero byte (which would cut a
 #   key 'admin\0x' to 'admin' and update the wrong row) or with an invalid
 #   byte sequence stops the partition; nothing is written.
-# item 7 (partition 4): ALTER TABLE changes a column's type and adds a
-#   column while the worker waits for the table's lock, with a column map
-#   of the table cached: the worker applies the change with the table as
-#   the lock leaves it.
+# item 7 (partition 4): ALTER TABLE adds a column, then changes a
+#   column's type, while the worker waits for the table's lock with a
+#   column map of the table cached: the worker applies each change to the
+#   table as the lock leaves it.
 # item 9 (partition 3): a transaction that defines a table twice, under
 #   two relation numbers, stops the partition: the worker opens one
 #   executor state per table, so at most as many as tables replicated.
@@ -109,7 +109,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM items WHERE v IN ('one', '
 	'item 9: nothing was written');
 
 # item 7: a column map of "racing" is cached by a first transaction.
-my @racing = ReplkafkaTest::keys_of_partition($node, 'racing', 4, 2);
+my @racing = ReplkafkaTest::keys_of_partition($node, 'racing', 4, 3);
 my $record4 = sub {
 	my ($sequence, $id, $v) = @_;
 	return ReplkafkaTest::Wire::record(partition => 4, generation => 1,
@@ -124,36 +124,45 @@ $node->safe_psql('postgres', 'SELECT replkafka.follow(4)');
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM racing'),
 	'item 7: the first row is applied');
 
-# ALTER TABLE runs, and waits (for an advisory lock) before it commits.
-my $holder = ReplkafkaTest::background_psql($node,
-	'SELECT pg_advisory_lock(4711)', 'SELECT pg_sleep(3600)');
-ok($node->poll_query_until('postgres', q{
+# ALTER TABLE runs while the worker waits for the table, and commits
+# (it waits for an advisory lock first, which the test holds); then the
+# worker applies the record at $sequence.
+sub race_ddl
+{
+	my ($ddl, $sequence, $id, $value) = @_;
+	my $holder = ReplkafkaTest::background_psql($node,
+		'SELECT pg_advisory_lock(4711)', 'SELECT pg_sleep(3600)');
+	ok($node->poll_query_until('postgres', q{
 SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND granted}),
-	'item 7: a session holds the advisory lock');
-my $ddl = ReplkafkaTest::background_psql($node, 'BEGIN',
-	'ALTER TABLE racing ALTER COLUMN v TYPE int USING v::int, ADD COLUMN w int DEFAULT 7',
-	'SELECT pg_advisory_lock(4711)', 'COMMIT');
-ok($node->poll_query_until('postgres', q{
+		'item 7: a session holds the advisory lock');
+	my $session = ReplkafkaTest::background_psql($node, 'BEGIN', $ddl,
+		'SELECT pg_advisory_lock(4711)', 'COMMIT');
+	ok($node->poll_query_until('postgres', q{
 SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted}),
-	'item 7: ALTER TABLE ran and waits to commit');
-
-# The next transaction waits for the table's lock; then ALTER TABLE commits.
-$kafka->produce('replkafka', 4, $record4->(2, $racing[1], '42'));
-ok($node->poll_query_until('postgres', q{
+		"item 7: $ddl ran and waits to commit");
+	$kafka->produce('replkafka', 4, $record4->($sequence, $id, $value));
+	ok($node->poll_query_until('postgres', q{
 SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
  WHERE l.relation = 'racing'::regclass AND NOT l.granted
    AND a.backend_type = 'replkafka apply worker'}),
-	'item 7: the apply worker waits for the table');
-$node->safe_psql('postgres', q{
+		'item 7: the apply worker waits for the table');
+	$node->safe_psql('postgres', q{
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
  WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()});
-$holder->{h}->finish;
-$ddl->{h}->finish;
-ok($node->poll_query_until('postgres', 'SELECT count(*) = 2 FROM racing'),
-	'item 7: the second row is applied after ALTER TABLE');
-is($node->safe_psql('postgres', 'SELECT id || \' \' || v || \' \' || w FROM racing ORDER BY id'),
-	"$racing[0] 1 7\n$racing[1] 42 7",
-	'item 7: the value is read as the new type, and the new column has its default');
+	$holder->{h}->finish;
+	$session->{h}->finish;
+	ok($node->poll_query_until('postgres', "SELECT count(*) = $sequence FROM racing"),
+		"item 7: the row is applied after $ddl");
+}
+
+# A column added: the row gets its default (a map of the old table would
+# say, past its end, whether the new column was sent).
+race_ddl('ALTER TABLE racing ADD COLUMN w int DEFAULT 7', 2, $racing[1], '42');
+# A column's type changed: the value is read as the new type.
+race_ddl('ALTER TABLE racing ALTER COLUMN v TYPE int USING v::int', 3, $racing[2], '43');
+is($node->safe_psql('postgres', 'SELECT id || \' \' || v || \' \' || coalesce(w::text, \'null\') FROM racing ORDER BY id'),
+	"$racing[0] 1 7\n$racing[1] 42 7\n$racing[2] 43 7",
+	'item 7: each row was applied to the table as ALTER TABLE left it');
 is($node->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 4'),
 	'replica', 'item 7: the partition goes on');
 
