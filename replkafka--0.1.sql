@@ -4,15 +4,33 @@
 \echo Use "CREATE EXTENSION replkafka" to load this file. \quit
 
 -- The schema holds the catalog and SECURITY DEFINER functions: one that
--- another role created beforehand (and so controls) is not used.
+-- another role created beforehand (and so controls), or may create
+-- objects in, is not used.
 DO $$
 DECLARE
 	owner pg_catalog.name;
+	creator pg_catalog.name;
 BEGIN
 	SELECT r.rolname INTO owner
 	  FROM pg_catalog.pg_namespace n
 	  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
 	 WHERE n.nspname OPERATOR(pg_catalog.=) 'replkafka';
+	SELECT coalesce(r.rolname, 'PUBLIC') INTO creator
+	  FROM pg_catalog.pg_namespace n,
+		   pg_catalog.aclexplode(n.nspacl) a
+	  LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'replkafka'
+	   AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+	   AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+	 LIMIT 1;
+	IF creator IS NOT NULL THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'insufficient_privilege',
+			MESSAGE = pg_catalog.format('role "%s" may create objects in schema "replkafka"',
+										creator),
+			DETAIL = 'The extension keeps its catalog and functions in that schema, so no other role may create objects in it.',
+			HINT = 'Revoke CREATE on the schema, or drop it.';
+	END IF;
 	IF owner OPERATOR(pg_catalog.<>) CURRENT_USER THEN
 		RAISE EXCEPTION USING
 			ERRCODE = 'insufficient_privilege',

@@ -104,10 +104,39 @@ REVOKE USAGE ON SCHEMA replkafka FROM regress_replkafka_user;
 REVOKE EXECUTE ON FUNCTION replkafka.add_table(regclass, text) FROM regress_replkafka_user;
 DROP TABLE not_yours;
 
+-- add_table() looks for existing rows without planning a query, which
+-- would evaluate the constant parts of the owner's index expressions as
+-- the caller.
+SET ROLE regress_replkafka_user;
+CREATE FUNCTION public.refuse_superuser() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+		RAISE EXCEPTION 'the owner''s function ran as superuser %', current_user;
+	END IF;
+	RETURN 0;
+END $$;
+CREATE FUNCTION public.folded() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RETURN public.refuse_superuser();
+END $$;
+CREATE TABLE owned (id int PRIMARY KEY);
+CREATE INDEX owned_folded ON owned ((id + public.folded()));
+RESET ROLE;
+SELECT replkafka.add_table('owned', 'id');
+SELECT replkafka.remove_table('owned');
+DROP TABLE owned;
+DROP FUNCTION public.folded(), public.refuse_superuser();
+
 -- A schema "replkafka" that another role created beforehand is not used.
 CREATE DATABASE regress_replkafka_schema;
 \c regress_replkafka_schema
 CREATE SCHEMA replkafka AUTHORIZATION regress_replkafka_user;
+CREATE EXTENSION replkafka;
+\echo :LAST_ERROR_SQLSTATE
+DROP SCHEMA replkafka;
+-- Nor one its owner let another role create objects in.
+CREATE SCHEMA replkafka;
+GRANT CREATE ON SCHEMA replkafka TO regress_replkafka_user;
 CREATE EXTENSION replkafka;
 \echo :LAST_ERROR_SQLSTATE
 \c contrib_regression
@@ -142,6 +171,9 @@ ALTER SYSTEM SET replkafka.kafka_options = 'topic.acks=0';
 ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.principal=kafka$(touch /tmp/replkafka-owned)';
 \echo :LAST_ERROR_SQLSTATE
 ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.keytab=/etc/krb5.keytab" -k x; touch /tmp/replkafka-owned; echo "';
+\echo :LAST_ERROR_SQLSTATE
+-- nor an option of kinit's
+ALTER SYSTEM SET replkafka.kafka_options = 'sasl.kerberos.principal=-c/var/lib/postgresql/PG_VERSION';
 \echo :LAST_ERROR_SQLSTATE
 -- An entry without "=" is not repeated either.
 ALTER SYSTEM SET replkafka.kafka_options = 'sasl.username=node, sasl.password Secret-Passw0rd';

@@ -164,6 +164,7 @@ typedef struct ApplyRelMap
 /* A relation defined in the transaction being applied. */
 typedef struct ApplyRelation
 {
+	MemoryContext cxt;			/* holds all of it, deleted at close */
 	Relation	rel;
 	Oid			pkindex;
 	ApplyRelMap *map;			/* how its columns map to the table */
@@ -205,7 +206,7 @@ static void apply_handle_message(rd_kafka_message_t *msg);
 static void apply_record(int p, int64 offset, const char *data, size_t len);
 static bool apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 						  const RulesResult *res, const ApplyBody *body);
-static void apply_collect(ApplyPartition *ap, const RkmHeader *hdr,
+static void apply_collect(int p, int64 offset, const RkmHeader *hdr,
 						  const char *body);
 static void apply_discard_collected(ApplyPartition *ap);
 static void apply_count_zombie(int p);
@@ -219,6 +220,7 @@ static void apply_read_file(BufFile *file, char *buf, size_t len);
 static ApplyRelation *apply_open_relation(const RkmRecord *rec);
 static Oid	apply_lock_table(const char *schema, const char *table);
 static void apply_not_replicated(const char *schema, const char *table) pg_attribute_noreturn();
+static void apply_check_name(const char *name, const char *what);
 static ApplyRelMap *apply_relmap(const RkmRecord *rec, Oid relid);
 static void apply_relmap_invalidate(Datum arg, Oid relid);
 static void apply_relmap_prune(void);
@@ -617,7 +619,7 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	body.file = NULL;
 	if (res.verdict == RULES_COLLECT || res.collected)
 	{
-		apply_collect(ap, &hdr, body.data);
+		apply_collect(p, offset, &hdr, body.data);
 		body.data = NULL;
 		body.len = ap->coll_len;
 		body.file = ap->coll_file;
@@ -643,7 +645,7 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 
 	/* a record of the log a promotion catches up to was read */
 	if (hdr->type != RKM_NEW_GEN && res->verdict != RULES_SKIP_CHUNK &&
-		res->verdict != RULES_COLLECT)
+		res->verdict != RULES_COLLECT && res->verdict != RULES_ERROR)
 		apply_promotion_established(p, hdr);
 
 	switch (res->verdict)
@@ -702,20 +704,46 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
  * a temporary file, so that a worker's memory does not grow with the size
  * of a transaction: it holds a chunk, and one body record at a time when
  * the transaction is applied.
+ *
+ * A file that cannot take the chunk (the disk is full, temp_file_limit is
+ * reached) stops the partition.  The file cannot be
+ * closed then (closing writes what it buffers), so the worker exits after
+ * recording the error, which removes its temporary files; it starts again
+ * without the partition.
  */
 static void
-apply_collect(ApplyPartition *ap, const RkmHeader *hdr, const char *body)
+apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 {
-	if (ap->coll_file == NULL)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(ApplyContext);
+	ApplyPartition *ap = &parts[p];
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorData  *edata;
 
-		ap->coll_file = BufFileCreateTemp(true);
-		ap->coll_len = 0;
-		MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		if (ap->coll_file == NULL)
+		{
+			MemoryContextSwitchTo(ApplyContext);
+			ap->coll_file = BufFileCreateTemp(true);
+			ap->coll_len = 0;
+			MemoryContextSwitchTo(oldcxt);
+		}
+		BufFileWrite(ap->coll_file, unconstify(char *, body), hdr->body_len);
+		ap->coll_len += hdr->body_len;
 	}
-	BufFileWrite(ap->coll_file, unconstify(char *, body), hdr->body_len);
-	ap->coll_len += hdr->body_len;
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ap->coll_file = NULL;	/* left to the worker's exit */
+		apply_partition_error(p, "could not keep chunk %u of the transaction at Kafka offset %lld: %s",
+							  hdr->chunk, (long long) offset, edata->message);
+		ereport(LOG,
+				errmsg("replkafka apply worker %d restarts to remove its temporary files",
+					   worker_index));
+		proc_exit(1);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -1110,6 +1138,20 @@ apply_lock_table(const char *schema, const char *table)
 }
 
 /*
+ * A name from a record is text of the database encoding, or the record is
+ * refused before the name reaches a lookup or a message.
+ */
+static void
+apply_check_name(const char *name, const char *what)
+{
+	if (!pg_verifymbstr(name, strlen(name), true))
+		ereport(ERROR,
+				errcode(ERRCODE_PROTOCOL_VIOLATION),
+				errmsg("a %s name in the record is not valid in encoding \"%s\"",
+					   what, GetDatabaseEncodingName()));
+}
+
+/*
  * Rule 5: schema.table, named by a record, is not replicated here.
  */
 static void
@@ -1233,14 +1275,31 @@ apply_relmap(const RkmRecord *rec, Oid relid)
 static ApplyRelation *
 apply_open_relation(const RkmRecord *rec)
 {
-	char	   *schema = pnstrdup(rec->schema, rec->schema_len);
-	char	   *table = pnstrdup(rec->table, rec->table_len);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	char	   *schema;
+	char	   *table;
 	ApplyRelMap *map;
-	ApplyRelation *ar = palloc0(sizeof(ApplyRelation));
+	ApplyRelation *ar;
 	TupleDesc	desc;
 	RangeTblEntry *rte;
 	Oid			relid;
+	ApplyUserContext uc;
 
+	/*
+	 * Everything the relation needs lives in a context of its own, deleted
+	 * when it is closed: a transaction redefining a relation again and
+	 * again does not grow the worker's memory.
+	 */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "replkafka apply relation",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	ar = palloc0(sizeof(ApplyRelation));
+	ar->cxt = cxt;
+	schema = pnstrdup(rec->schema, rec->schema_len);
+	table = pnstrdup(rec->table, rec->table_len);
+	apply_check_name(schema, "schema");
+	apply_check_name(table, "table");
 	errctx.relation = psprintf("%s.%s", schema, table);
 	relid = apply_lock_table(schema, table);
 
@@ -1262,7 +1321,13 @@ apply_open_relation(const RkmRecord *rec)
 	desc = RelationGetDescr(ar->rel);
 	ar->map = map;
 
-	/* An executor state, as for a plain INSERT, UPDATE or DELETE. */
+	/*
+	 * An executor state, as for a plain INSERT, UPDATE or DELETE, set up as
+	 * the table's owner: opening the indexes evaluates the constant parts
+	 * of their expressions and predicates, which call the owner's
+	 * functions.
+	 */
+	apply_become_owner(ar, &uc);
 	ar->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -1272,12 +1337,17 @@ apply_open_relation(const RkmRecord *rec)
 	ExecInitRangeTable(ar->estate, list_make1(rte));
 	ar->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(ar->rri, ar->rel, 1, NULL, 0);
+	/* where AFTER triggers find it, rather than open the table again */
+	ar->estate->es_opened_result_relations =
+		lappend(ar->estate->es_opened_result_relations, ar->rri);
 	ar->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(ar->rri, false);
 	EvalPlanQualInit(&ar->epq, ar->estate, NULL, NIL, -1);
 	ar->localslot = table_slot_create(ar->rel, &ar->estate->es_tupleTable);
 	ar->newslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
 	ar->keyslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
+	apply_restore_user(&uc);
+	MemoryContextSwitchTo(oldcxt);
 	return ar;
 }
 
@@ -1288,10 +1358,13 @@ static void
 apply_close_relation(ApplyRelation *ar)
 {
 	EvalPlanQualEnd(&ar->epq);
-	ExecCloseIndices(ar->rri);
+	/* its indexes, and tables AFTER triggers opened */
+	ExecCloseResultRelations(ar->estate);
 	ExecResetTupleTable(ar->estate->es_tupleTable, false);
 	FreeExecutorState(ar->estate);
 	table_close(ar->rel, NoLock);
+	errctx.relation = NULL;
+	MemoryContextDelete(ar->cxt);
 }
 
 /*
@@ -1541,6 +1614,15 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			break;
 	}
 	AfterTriggerEndQuery(ar->estate);
+
+	/*
+	 * Deferred triggers fire now, not at commit, while the worker still acts
+	 * as the owner whose change queued them.  With
+	 * session_replication_role = replica, only triggers enabled ALWAYS or
+	 * REPLICA queue events: the owner's (deferrable ones are refused on
+	 * replicated tables, but the owner's code may write other tables).
+	 */
+	AfterTriggerFireDeferred();
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(oldcxt);
 	ResetPerTupleExprContext(ar->estate);
@@ -1562,6 +1644,8 @@ apply_partition_error(int p, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a message cut short must not end inside a character */
+	msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
 
 	parts[p].stopped = true;
 	apply_discard_collected(&parts[p]);

@@ -190,7 +190,7 @@ replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster)
 						" VALUES ($1, $2, $3, $4)",
 						4, types, values, false, SPI_OK_INSERT);
 	catalog_spi_execute("INSERT INTO replkafka.partition_roles (partition)"
-						" SELECT pg_catalog.generate_series(0, $1 - 1)",
+						" SELECT pg_catalog.generate_series(0, $1 OPERATOR(pg_catalog.-) 1)",
 						1, &types[1], &values[1], false, SPI_OK_INSERT);
 	SPI_finish();
 }

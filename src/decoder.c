@@ -48,6 +48,7 @@
 #include "message.h"
 #include "partition.h"
 #include "replkafka.h"
+#include "table.h"
 
 /* How a relation is encoded; cached per relation for the session. */
 typedef struct DecoderRelation
@@ -324,7 +325,7 @@ decoder_relation(DecoderData *data, Relation rel)
 
 	/* (Re)build; the old arrays stay in cachecxt until the session ends. */
 	drel->valid = false;
-	pkattrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	pkattrs = replkafka_primary_key_attrs(rel);
 	oldcxt = MemoryContextSwitchTo(data->cachecxt);
 	drel->schema = get_namespace_name(RelationGetNamespace(rel));
 	drel->table = pstrdup(RelationGetRelationName(rel));

@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/catalog.h"
 #include "catalog/objectaddress.h"
 #include "catalog/namespace.h"
@@ -24,6 +25,7 @@
 #include "catalog/pg_index.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -34,6 +36,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 #include "utils/varlena.h"
@@ -194,6 +197,23 @@ run_sql(const char *sql)
 }
 
 /*
+ * Does rel have a row visible to this transaction?
+ */
+static bool
+table_has_rows(Relation rel)
+{
+	TableScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found;
+
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
+/*
  * Only a table's owner may start or stop replicating it, as only the owner
  * may add it to a publication: replicas apply its changes as that owner.
  * Checked before the table is locked.
@@ -277,14 +297,15 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 	replkafka_check_fence(relid);
 	replkafka_catalog_add_table(relid, nkeys, attnums);
 
-	/* Existing rows are this node's alone; say so. */
-	SPI_connect();
-	if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qualname),
-					true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+	/*
+	 * Existing rows are this node's alone; say so.  Looked for with a plain
+	 * scan: planning a query would evaluate the constant parts of the
+	 * table's index expressions, the owner's functions, as the caller.
+	 */
+	if (table_has_rows(rel))
 		ereport(WARNING,
 				errmsg("table \"%s\" already has rows", RelationGetRelationName(rel)),
 				errdetail("Rows written before the table was registered are not replicated."));
-	SPI_finish();
 
 	CacheInvalidateRelcacheByRelid(relid);
 	table_close(rel, NoLock);

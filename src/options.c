@@ -48,7 +48,8 @@ static const char *const forbidden_options[] = {
 /*
  * Properties librdkafka puts into the shell command that renews Kerberos
  * tickets (sasl.kerberos.kinit.cmd): their values are limited to the
- * characters of principals and paths, which a shell takes literally.
+ * characters of principals and paths, which a shell takes literally, and
+ * may not start with "-", which kinit would take for an option.
  */
 static const char *const shell_options[] = {
 	"sasl.kerberos.principal", "sasl.kerberos.keytab",
@@ -200,9 +201,10 @@ replkafka_options_check(const ReplkafkaOptions *options, char **detail)
 			return false;
 		}
 		if (option_in(opt->name, shell_options, lengthof(shell_options)) &&
-			strspn(opt->value, SHELL_SAFE_CHARS) != strlen(opt->value))
+			(strspn(opt->value, SHELL_SAFE_CHARS) != strlen(opt->value) ||
+			 opt->value[0] == '-'))
 		{
-			*detail = psprintf("The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\": librdkafka puts it into a shell command.",
+			*detail = psprintf("The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\", and may not start with \"-\": librdkafka puts it into a shell command.",
 							   opt->name);
 			return false;
 		}

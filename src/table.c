@@ -122,27 +122,41 @@ replkafka_check_replicable_table(Relation rel)
 }
 
 /*
- * Is attnum a column of rel's primary key?
+ * The columns of rel's primary key, as attribute numbers offset by
+ * FirstLowInvalidHeapAttributeNumber (as RelationGetIndexAttrBitmap()
+ * returns them), read from pg_index alone: unlike
+ * RelationGetIndexAttrBitmap(), it evaluates no index expression, which
+ * could call functions of the table's owner in a superuser's process.
  */
-static bool
-table_in_primary_key(Relation rel, AttrNumber attnum)
+Bitmapset *
+replkafka_primary_key_attrs(Relation rel)
 {
 	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
 	HeapTuple	indtup;
 	Form_pg_index index;
-	bool		found = false;
+	Bitmapset  *attrs = NULL;
 
 	if (!OidIsValid(pkoid))
-		return false;
+		return NULL;
 	indtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
 	if (!HeapTupleIsValid(indtup))
 		elog(ERROR, "cache lookup failed for index %u", pkoid);
 	index = (Form_pg_index) GETSTRUCT(indtup);
 	for (int i = 0; i < index->indnkeyatts; i++)
-		if (index->indkey.values[i] == attnum)
-			found = true;
+		attrs = bms_add_member(attrs, index->indkey.values[i] -
+							   FirstLowInvalidHeapAttributeNumber);
 	ReleaseSysCache(indtup);
-	return found;
+	return attrs;
+}
+
+/*
+ * Is attnum a column of rel's primary key?
+ */
+static bool
+table_in_primary_key(Relation rel, AttrNumber attnum)
+{
+	return bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber,
+						 replkafka_primary_key_attrs(rel));
 }
 
 /*

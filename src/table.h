@@ -14,11 +14,13 @@
 #ifndef REPLKAFKA_TABLE_H
 #define REPLKAFKA_TABLE_H
 
+#include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 extern void replkafka_check_replicable_table(Relation rel);
+extern Bitmapset *replkafka_primary_key_attrs(Relation rel);
 extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key,
 										  AttrNumber *attnums);
 /* The replicated tables as they were before a utility statement. */

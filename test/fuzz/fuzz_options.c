@@ -37,7 +37,7 @@
 static const char *const refusals[] = {
 	"Property \"%s\" is set by replkafka and cannot be overridden.",
 	"Property \"%s\" would let librdkafka load code or run commands as the server's operating system user.",
-	"The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\": librdkafka puts it into a shell command.",
+	"The value of property \"%s\" may hold only letters, digits and the characters \"._-/@+:\", and may not start with \"-\": librdkafka puts it into a shell command.",
 	"Property \"%s\" is given more than once.",
 };
 
@@ -157,7 +157,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				  "reserved and forbidden properties are refused");
 			if (strcmp(base, "sasl.kerberos.principal") == 0 ||
 				strcmp(base, "sasl.kerberos.keytab") == 0)
-				check(strpbrk(options.items[i].value, " \t;|&$`'\"\\<>()*?!#~{}[]\n") == NULL,
+				check(strpbrk(options.items[i].value, " \t;|&$`'\"\\<>()*?!#~{}[]\n") == NULL &&
+					  options.items[i].value[0] != '-',
 					  "Kerberos values are shell-safe");
 			for (int j = 0; j < i; j++)
 				check(strcmp(options.items[j].name, name) != 0, "each property once");

@@ -15,6 +15,9 @@
 #   column's type, while the worker waits for the table's lock with a
 #   column map of the table cached: the worker applies each change to the
 #   table as the lock leaves it.
+# item 6 (partitions 5 and 7): chunks that the temporary file cannot take
+#   (temp_file_limit) stop their partition with the reason; the worker
+#   starts again without the file, and its other partitions go on.
 # item 9 (partition 3): a transaction that defines a table twice, under
 #   two relation numbers, stops the partition: the worker opens one
 #   executor state per table, so at most as many as tables replicated.
@@ -27,9 +30,14 @@ use ReplkafkaTest;
 use Test::More;
 
 my $kafka = ReplkafkaTest::Kafka->start();
-my $node = ReplkafkaTest::new_node('node_a', $kafka);
+# Temporary files of 1 MB at most (item 6); the test's own queries fit in
+# memory.
+my $node = ReplkafkaTest::new_node('node_a', $kafka, conf => q{
+temp_file_limit = '1MB'
+work_mem = '64MB'
+});
 $node->safe_psql('postgres', q{
-SELECT replkafka.create_cluster(5, 1);
+SELECT replkafka.create_cluster(8, 1);
 CREATE TABLE racing (id int PRIMARY KEY, v text);
 SELECT replkafka.add_table('racing', 'id');
 CREATE TABLE items (id int PRIMARY KEY, v text);
@@ -165,5 +173,41 @@ is($node->safe_psql('postgres', 'SELECT id || \' \' || v || \' \' || coalesce(w:
 	'item 7: each row was applied to the table as ALTER TABLE left it');
 is($node->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 4'),
 	'replica', 'item 7: the partition goes on');
+
+# item 6: 1.2 MB of chunks against temp_file_limit = 1MB.
+my $workers_query = q{
+SELECT count(*) || ':' || string_agg(pid::text, ',' ORDER BY pid)
+  FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker'};
+my $workers = $node->safe_psql('postgres', $workers_query);
+$kafka->produce('replkafka', 5,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 5,
+		generation => 1, origin => 'node_x'),
+	map {
+		ReplkafkaTest::Wire::record(partition => 5, generation => 1, sequence => 1,
+			origin => 'node_x', chunk => $_, last => $_ == 2 ? 1 : 0,
+			body => 'x' x ($_ == 2 ? 10 : 600 * 1024))
+	} 0 .. 2);
+$node->safe_psql('postgres', 'SELECT replkafka.follow(5)');
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 5"),
+	'item 6: chunks the temporary file cannot take stop the partition');
+like($node->safe_psql('postgres', 'SELECT last_error FROM replkafka.partitions WHERE partition = 5'),
+	qr/could not keep chunk 1 of the transaction at Kafka offset 2: temporary file size exceeds "temp_file_limit"|could not keep chunk 1 of the transaction at Kafka offset 2: temporary file size exceeds temp_file_limit/,
+	'item 6: the error says why');
+ok($node->poll_query_until('postgres', qq{
+SELECT ($workers_query) LIKE '2:%' AND ($workers_query) <> '$workers'}),
+	'item 6: the worker started again');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_ls_tmpdir()'), '0',
+	'item 6: its temporary file is gone');
+my ($other) = ReplkafkaTest::keys_of_partition($node, 'items', 7, 1);
+$kafka->produce('replkafka', 7,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 7,
+		generation => 1, origin => 'node_x'),
+	ReplkafkaTest::Wire::record(partition => 7, generation => 1, sequence => 1,
+		origin => 'node_x',
+		body => ReplkafkaTest::Wire::insert_body('public', 'items', $columns, [ $other, 'seven' ])));
+$node->safe_psql('postgres', 'SELECT replkafka.follow(7)');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v = 'seven'"),
+	'item 6: another partition of the worker goes on');
 
 done_testing();
