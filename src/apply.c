@@ -165,6 +165,7 @@ typedef struct ApplyRelMap
 typedef struct ApplyRelation
 {
 	MemoryContext cxt;			/* holds all of it, deleted at close */
+	char	   *name;			/* schema.table, for error context */
 	Relation	rel;
 	Oid			pkindex;
 	ApplyRelMap *map;			/* how its columns map to the table */
@@ -182,7 +183,7 @@ typedef struct ApplyUserContext
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;	/* -1: no GUC nesting level opened */
+	int			save_nestlevel;
 } ApplyUserContext;
 
 /* Context of an error while applying, for errcontext. */
@@ -729,6 +730,17 @@ apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 		}
 		BufFileWrite(ap->coll_file, unconstify(char *, body), hdr->body_len);
 		ap->coll_len += hdr->body_len;
+
+		/*
+		 * Write out what the file buffers, here, where a failure is handled:
+		 * seeking away from the buffer flushes it.  Closing the file or
+		 * reading it back then writes nothing.
+		 */
+		if (BufFileSeek(ap->coll_file, 0, 0, SEEK_SET) != 0 ||
+			BufFileSeek(ap->coll_file, 0, (off_t) ap->coll_len, SEEK_SET) != 0)
+			ereport(ERROR,
+					errcode_for_file_access(),
+					errmsg("could not seek in temporary file: %m"));
 	}
 	PG_CATCH();
 	{
@@ -747,16 +759,34 @@ apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 }
 
 /*
- * Forget the transaction being collected, and its file.
+ * Forget the transaction being collected, and its file.  Closing writes
+ * nothing in general (apply_collect() flushed), but a file that cannot be
+ * closed is left to the worker's exit, which removes it.
  */
 static void
 apply_discard_collected(ApplyPartition *ap)
 {
-	if (ap->coll_file)
-		BufFileClose(ap->coll_file);
+	BufFile    *file = ap->coll_file;
+
 	ap->coll_file = NULL;
 	ap->coll_len = 0;
 	ap->rules.collecting = false;
+	if (file == NULL)
+		return;
+	PG_TRY();
+	{
+		BufFileClose(file);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		ereport(LOG,
+				errmsg("replkafka apply worker %d restarts to remove its temporary files",
+					   worker_index));
+		proc_exit(1);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -1300,7 +1330,8 @@ apply_open_relation(const RkmRecord *rec)
 	table = pnstrdup(rec->table, rec->table_len);
 	apply_check_name(schema, "schema");
 	apply_check_name(table, "table");
-	errctx.relation = psprintf("%s.%s", schema, table);
+	ar->name = psprintf("%s.%s", schema, table);
+	errctx.relation = ar->name;
 	relid = apply_lock_table(schema, table);
 
 	/*
@@ -1363,7 +1394,8 @@ apply_close_relation(ApplyRelation *ar)
 	ExecResetTupleTable(ar->estate->es_tupleTable, false);
 	FreeExecutorState(ar->estate);
 	table_close(ar->rel, NoLock);
-	errctx.relation = NULL;
+	if (errctx.relation == ar->name)
+		errctx.relation = NULL;
 	MemoryContextDelete(ar->cxt);
 }
 
@@ -1520,9 +1552,10 @@ apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
  * defaults, constraints, index expressions and domain checks run with the
  * owner's privileges, never the worker's.  Unless the owner is a
  * superuser, in a security-restricted operation (no SET ROLE, no temporary
- * objects that outlive it) and at a new GUC nesting level, so that a
- * setting the owner's code changes is undone with the change.  An error
- * restores all of it with the transaction's abort.
+ * objects, no deferred triggers), and in any case at a new GUC nesting
+ * level, so that a setting the owner's code changes (search_path,
+ * session_replication_role) is undone with the change.  An error restores
+ * all of it with the transaction's abort.
  */
 static void
 apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc)
@@ -1530,16 +1563,11 @@ apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc)
 	Oid			owner = ar->rel->rd_rel->relowner;
 
 	GetUserIdAndSecContext(&uc->save_userid, &uc->save_sec_context);
-	uc->save_nestlevel = -1;
-	if (owner == uc->save_userid)
-		return;
 	if (superuser_arg(owner))
-	{
 		SetUserIdAndSecContext(owner, uc->save_sec_context);
-		return;
-	}
-	SetUserIdAndSecContext(owner,
-						   uc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	else
+		SetUserIdAndSecContext(owner,
+							   uc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	uc->save_nestlevel = NewGUCNestLevel();
 }
 
@@ -1549,8 +1577,7 @@ apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc)
 static void
 apply_restore_user(const ApplyUserContext *uc)
 {
-	if (uc->save_nestlevel >= 0)
-		AtEOXact_GUC(false, uc->save_nestlevel);
+	AtEOXact_GUC(false, uc->save_nestlevel);
 	SetUserIdAndSecContext(uc->save_userid, uc->save_sec_context);
 }
 
@@ -1576,6 +1603,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 				errcode(ERRCODE_PROTOCOL_VIOLATION),
 				errmsg("tuple does not have the relation's %d columns", ar->map->nremote));
 
+	errctx.relation = ar->name;
 	apply_become_owner(ar, &uc);
 	oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -1613,16 +1641,15 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			ExecSimpleRelationDelete(ar->rri, ar->estate, &ar->epq, ar->localslot);
 			break;
 	}
-	AfterTriggerEndQuery(ar->estate);
-
 	/*
-	 * Deferred triggers fire now, not at commit, while the worker still acts
-	 * as the owner whose change queued them.  With
-	 * session_replication_role = replica, only triggers enabled ALWAYS or
-	 * REPLICA queue events: the owner's (deferrable ones are refused on
-	 * replicated tables, but the owner's code may write other tables).
+	 * A deferred trigger the change queued (with session_replication_role
+	 * = replica, only one enabled ALWAYS or REPLICA: deferrable ones are
+	 * refused on replicated tables, but the owner's code may write other
+	 * tables) would fire at commit, as the worker.  PostgreSQL refuses to
+	 * defer one within a security-restricted operation, here, so the
+	 * change fails instead; only a superuser owner's may be deferred.
 	 */
-	AfterTriggerFireDeferred();
+	AfterTriggerEndQuery(ar->estate);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(oldcxt);
 	ResetPerTupleExprContext(ar->estate);
@@ -1648,7 +1675,6 @@ apply_partition_error(int p, const char *fmt,...)
 	msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
 
 	parts[p].stopped = true;
-	apply_discard_collected(&parts[p]);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->role = REPLKAFKA_ROLE_ERROR;
 	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
@@ -1665,6 +1691,7 @@ apply_partition_error(int p, const char *fmt,...)
 			errmsg("partition %d stops applying on node \"%s\": %s",
 				   p, replkafka_node_name, msg));
 	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
+	apply_discard_collected(&parts[p]);
 	parts[p].assigned = false;
 	apply_refresh_assignment(true);
 }

@@ -124,9 +124,8 @@ replkafka_check_replicable_table(Relation rel)
 /*
  * The columns of rel's primary key, as attribute numbers offset by
  * FirstLowInvalidHeapAttributeNumber (as RelationGetIndexAttrBitmap()
- * returns them), read from pg_index alone: unlike
- * RelationGetIndexAttrBitmap(), it evaluates no index expression, which
- * could call functions of the table's owner in a superuser's process.
+ * returns them), read from the primary key's pg_index row alone, without
+ * looking at the table's other indexes.
  */
 Bitmapset *
 replkafka_primary_key_attrs(Relation rel)

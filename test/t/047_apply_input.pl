@@ -117,7 +117,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM items WHERE v IN ('one', '
 	'item 9: nothing was written');
 
 # item 7: a column map of "racing" is cached by a first transaction.
-my @racing = ReplkafkaTest::keys_of_partition($node, 'racing', 4, 3);
+my @racing = ReplkafkaTest::keys_of_partition($node, 'racing', 4, 4);
 my $record4 = sub {
 	my ($sequence, $id, $v) = @_;
 	return ReplkafkaTest::Wire::record(partition => 4, generation => 1,
@@ -209,5 +209,32 @@ $kafka->produce('replkafka', 7,
 $node->safe_psql('postgres', 'SELECT replkafka.follow(7)');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v = 'seven'"),
 	'item 6: another partition of the worker goes on');
+
+# item 6 again, the limit crossed by the last bytes of the last chunk
+# (which the file buffers until it is flushed).
+$workers = $node->safe_psql('postgres', $workers_query);
+$kafka->produce('replkafka', 6,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 6,
+		generation => 1, origin => 'node_x'),
+	map {
+		ReplkafkaTest::Wire::record(partition => 6, generation => 1, sequence => 1,
+			origin => 'node_x', chunk => $_, last => $_ == 2 ? 1 : 0,
+			body => 'x' x ($_ == 2 ? 100 : 512 * 1024))
+	} 0 .. 2);
+$node->safe_psql('postgres', 'SELECT replkafka.follow(6)');
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 6"),
+	'item 6: a limit crossed by the last bytes stops the partition too');
+like($node->safe_psql('postgres', 'SELECT last_error FROM replkafka.partitions WHERE partition = 6'),
+	qr/could not keep chunk 2 of the transaction at Kafka offset 3: temporary file size exceeds/,
+	'item 6: the error says why');
+ok($node->poll_query_until('postgres', qq{
+SELECT ($workers_query) LIKE '2:%' AND ($workers_query) <> '$workers'}),
+	'item 6: the worker started again');
+$kafka->produce('replkafka', 4, $record4->(4, $racing[3], '44'));
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 4 FROM racing'),
+	'item 6: another partition of the worker goes on');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_ls_tmpdir()'), '0',
+	'item 6: no temporary file is left');
 
 done_testing();

@@ -16,7 +16,9 @@ use Test::More;
 # 2100 rows of 1 MiB of text: 2.05 GiB in the log.
 my $rows = 2100;
 my $kafka = ReplkafkaTest::Kafka->start();
-my ($node_a, $node_b) = ReplkafkaTest::new_nodes($kafka, 2);
+# One apply worker on node_b, so that the one watched is the one applying.
+my ($node_a, $node_b) = ReplkafkaTest::new_nodes($kafka, 2,
+	conf => 'replkafka.apply_workers = 1');
 ReplkafkaTest::setup_cluster([ $node_a, $node_b ], 1, { node_a => [0] }, q{
 CREATE TABLE big (id int PRIMARY KEY, filler text NOT NULL);
 SELECT replkafka.add_table('big', 'id');
