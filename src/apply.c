@@ -252,6 +252,13 @@ static ApplyPartition *parts = NULL;
 static ReplkafkaRole *roles_seen = NULL;
 static rd_kafka_t *consumer = NULL;
 
+/*
+ * The worker exits at once (to remove a temporary file it cannot close):
+ * the consumer's assignment must not change right before it is destroyed,
+ * which librdkafka 2.0 does not survive.
+ */
+static bool exiting = false;
+
 /* The message being handled, destroyed on exit if a FATAL cut it short. */
 static rd_kafka_message_t *current_msg = NULL;
 static MemoryContext ApplyContext = NULL;
@@ -748,6 +755,7 @@ apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 		edata = CopyErrorData();
 		FlushErrorState();
 		ap->coll_file = NULL;	/* left to the worker's exit */
+		exiting = true;
 		apply_partition_error(p, "could not keep chunk %u of the transaction at Kafka offset %lld: %s",
 							  hdr->chunk, (long long) offset, edata->message);
 		ereport(LOG,
@@ -781,6 +789,7 @@ apply_discard_collected(ApplyPartition *ap)
 	{
 		EmitErrorReport();
 		FlushErrorState();
+		exiting = true;
 		ereport(LOG,
 				errmsg("replkafka apply worker %d restarts to remove its temporary files",
 					   worker_index));
@@ -1693,7 +1702,8 @@ apply_partition_error(int p, const char *fmt,...)
 	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
 	apply_discard_collected(&parts[p]);
 	parts[p].assigned = false;
-	apply_refresh_assignment(true);
+	if (!exiting)
+		apply_refresh_assignment(true);
 }
 
 /*

@@ -55,6 +55,7 @@ typedef struct DecoderRelation
 {
 	Oid			relid;			/* hash key */
 	bool		valid;
+	uint32		version;		/* counts rebuilds: definitions differ */
 	char	   *schema;
 	char	   *table;
 	int			natts;			/* columns sent */
@@ -72,6 +73,7 @@ typedef struct PartitionStream
 	StringInfoData body;
 	uint32		chunk;			/* index of the next chunk */
 	List	   *relids;			/* relations defined, by relation number */
+	List	   *versions;		/* the DecoderRelation version of each */
 } PartitionStream;
 
 /* Plugin state of a decoding session. */
@@ -353,6 +355,7 @@ decoder_relation(DecoderData *data, Relation rel)
 	}
 	drel->natts = n;
 	MemoryContextSwitchTo(oldcxt);
+	drel->version = found ? drel->version + 1 : 0;
 	drel->valid = true;
 	return drel;
 }
@@ -386,32 +389,42 @@ decoder_stream(DecoderData *data, int partition)
 
 /*
  * The relation number of drel in stream, writing its definition into the
- * stream before its first change.
+ * stream before its first change, and again, under the same number, before
+ * the first change after the definition changed (DDL in the transaction).
  */
 static uint16
 decoder_relation_number(DecoderData *data, PartitionStream *stream,
 						DecoderRelation *drel)
 {
 	ListCell   *lc;
+	ListCell   *lv;
 	uint16		number = 0;
 	int			start;
 	MemoryContext oldcxt;
 
-	foreach(lc, stream->relids)
+	forboth(lc, stream->relids, lv, stream->versions)
 	{
 		if (lfirst_oid(lc) == drel->relid)
-			return number;
+		{
+			if ((uint32) lfirst_int(lv) == drel->version)
+				return number;
+			lfirst_int(lv) = (int) drel->version;
+			break;
+		}
 		number++;
 	}
-	if (list_length(stream->relids) >= RKM_MAX_RELATIONS)
-		ereport(ERROR,
-				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("transaction writes more than %d replicated tables",
-					   RKM_MAX_RELATIONS));
-
-	oldcxt = MemoryContextSwitchTo(data->context);
-	stream->relids = lappend_oid(stream->relids, drel->relid);
-	MemoryContextSwitchTo(oldcxt);
+	if (lc == NULL)
+	{
+		if (list_length(stream->relids) >= RKM_MAX_RELATIONS)
+			ereport(ERROR,
+					errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					errmsg("transaction writes more than %d replicated tables",
+						   RKM_MAX_RELATIONS));
+		oldcxt = MemoryContextSwitchTo(data->context);
+		stream->relids = lappend_oid(stream->relids, drel->relid);
+		stream->versions = lappend_int(stream->versions, (int) drel->version);
+		MemoryContextSwitchTo(oldcxt);
+	}
 
 	start = rkm_begin_record(&stream->body, RKM_REC_RELATION);
 	rkm_write_u16(&stream->body, number);

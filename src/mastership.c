@@ -639,13 +639,12 @@ demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
  * Read this node's generation of partition back from its producer
  * checkpoint to the end of the log, *high.
  *
- * The end of the log a read_committed consumer is told of is the last
- * stable offset, which passes a committed transaction only once the
- * transaction coordinator wrote its commit marker into the partition, a
- * little after the commit returned.  So the read goes at least past the
- * last record Kafka acknowledged to the shipper, waiting for its marker:
- * a transaction of ours missed here would come before our END_GEN with a
- * higher sequence number than it carries.
+ * The end of the log Kafka reports can be behind a record it already
+ * acknowledged: a broker that just became the partition's leader learns
+ * the high watermark from its followers a little later.  So the read goes
+ * at least past the last record Kafka acknowledged to the shipper, waiting
+ * for it if need be: a transaction of ours missed here would come before
+ * our END_GEN with a higher sequence number than it carries.
  */
 static void
 demote_read_log(rd_kafka_t *consumer, int partition, const char *topic,

@@ -122,7 +122,8 @@ typedef struct RkmHeader
  * where str is a 2-byte length and the bytes, and type is the column's type
  * as format_type prints it.  Column flag RKM_COL_KEY marks primary key
  * columns.  A relation is defined before its first change in a
- * transaction, so every transaction can be decoded on its own.
+ * transaction, so every transaction can be decoded on its own, and again,
+ * under the same number, after its definition changed in the transaction.
  *
  * RKM_REC_INSERT:	relation number (2) | tuple
  * RKM_REC_UPDATE:	relation number (2) | old kind (1) | [old tuple] | new tuple
