@@ -108,6 +108,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 #include "utils/wait_event.h"
 
 #include "catalog.h"
@@ -217,6 +218,7 @@ static void shipper_update_progress(LogicalDecodingContext *ctx,
 static void shipper_txn_end(LogicalDecodingContext *ctx, XLogRecPtr end_lsn);
 static void shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 						  void *opaque);
+static void shipper_allow_own_plugin(void);
 static void shipper_service(bool idle);
 static void shipper_produce(const char *data, size_t len, int partition,
 							Shipment *shipment);
@@ -281,6 +283,38 @@ replkafka_shipper_register(void)
 }
 
 /*
+ * Servers with output_plugin_libraries (PostgreSQL 15.19 and later) let
+ * logical decoding load only the output plugins it lists, so that a
+ * replication user cannot load any library.  The shipper decodes with
+ * replkafka's own plugin, a library the administrator already loaded with
+ * shared_preload_libraries: it adds it to the list, for its own process
+ * only.  Sessions that decode with the plugin themselves (pg_recvlogical,
+ * pg_logical_slot_get_changes()) still need it listed.
+ */
+static void
+shipper_allow_own_plugin(void)
+{
+	const char *libraries = GetConfigOption("output_plugin_libraries", true, false);
+	char	   *raw;
+	List	   *names;
+	ListCell   *lc;
+
+	if (libraries == NULL)
+		return;					/* a release without the parameter */
+	raw = pstrdup(libraries);
+	if (SplitIdentifierString(raw, ',', &names))
+	{
+		foreach(lc, names)
+			if (strcmp(lfirst(lc), REPLKAFKA_EXTENSION_NAME) == 0)
+				return;
+	}
+	SetConfigOption("output_plugin_libraries",
+					libraries[0] ? psprintf("%s, %s", libraries, REPLKAFKA_EXTENSION_NAME) :
+					REPLKAFKA_EXTENSION_NAME,
+					PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
  * Entry point of the shipper.
  */
 void
@@ -305,6 +339,7 @@ replkafka_shipper_main(Datum main_arg)
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	shipper_allow_own_plugin();
 
 	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
 
