@@ -210,6 +210,7 @@ static bool apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 static void apply_collect(int p, int64 offset, const RkmHeader *hdr,
 						  const char *body);
 static void apply_discard_collected(ApplyPartition *ap);
+static void apply_exit_for_temp_files(void) pg_attribute_noreturn();
 static void apply_count_zombie(int p);
 static void apply_end_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
@@ -758,10 +759,7 @@ apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 		exiting = true;
 		apply_partition_error(p, "could not keep chunk %u of the transaction at Kafka offset %lld: %s",
 							  hdr->chunk, (long long) offset, edata->message);
-		ereport(LOG,
-				errmsg("replkafka apply worker %d restarts to remove its temporary files",
-					   worker_index));
-		proc_exit(1);
+		apply_exit_for_temp_files();
 	}
 	PG_END_TRY();
 }
@@ -789,13 +787,23 @@ apply_discard_collected(ApplyPartition *ap)
 	{
 		EmitErrorReport();
 		FlushErrorState();
-		exiting = true;
-		ereport(LOG,
-				errmsg("replkafka apply worker %d restarts to remove its temporary files",
-					   worker_index));
-		proc_exit(1);
+		apply_exit_for_temp_files();
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Exit, so that the worker's temporary files, one of which it could not
+ * write or close, are removed; it is started again.
+ */
+static void
+apply_exit_for_temp_files(void)
+{
+	exiting = true;
+	ereport(LOG,
+			errmsg("replkafka apply worker %d restarts to remove its temporary files",
+				   worker_index));
+	proc_exit(1);
 }
 
 /*

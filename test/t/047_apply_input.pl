@@ -179,15 +179,22 @@ my $workers_query = q{
 SELECT count(*) || ':' || string_agg(pid::text, ',' ORDER BY pid)
   FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker'};
 my $workers = $node->safe_psql('postgres', $workers_query);
-$kafka->produce('replkafka', 5,
-	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 5,
-		generation => 1, origin => 'node_x'),
-	map {
-		ReplkafkaTest::Wire::record(partition => 5, generation => 1, sequence => 1,
-			origin => 'node_x', chunk => $_, last => $_ == 2 ? 1 : 0,
-			body => 'x' x ($_ == 2 ? 10 : 600 * 1024))
-	} 0 .. 2);
-$node->safe_psql('postgres', 'SELECT replkafka.follow(5)');
+# A new generation of $partition whose first transaction is chunks of
+# @sizes bytes; this node follows the partition.
+sub chunked_transaction
+{
+	my ($partition, @sizes) = @_;
+	$kafka->produce('replkafka', $partition,
+		ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => $partition,
+			generation => 1, origin => 'node_x'),
+		map {
+			ReplkafkaTest::Wire::record(partition => $partition, generation => 1,
+				sequence => 1, origin => 'node_x', chunk => $_,
+				last => $_ == $#sizes ? 1 : 0, body => 'x' x $sizes[$_])
+		} 0 .. $#sizes);
+	$node->safe_psql('postgres', "SELECT replkafka.follow($partition)");
+}
+chunked_transaction(5, 600 * 1024, 600 * 1024, 10);
 ok($node->poll_query_until('postgres',
 		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 5"),
 	'item 6: chunks the temporary file cannot take stop the partition');
@@ -213,15 +220,7 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v =
 # item 6 again, the limit crossed by the last bytes of the last chunk
 # (which the file buffers until it is flushed).
 $workers = $node->safe_psql('postgres', $workers_query);
-$kafka->produce('replkafka', 6,
-	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 6,
-		generation => 1, origin => 'node_x'),
-	map {
-		ReplkafkaTest::Wire::record(partition => 6, generation => 1, sequence => 1,
-			origin => 'node_x', chunk => $_, last => $_ == 2 ? 1 : 0,
-			body => 'x' x ($_ == 2 ? 100 : 512 * 1024))
-	} 0 .. 2);
-$node->safe_psql('postgres', 'SELECT replkafka.follow(6)');
+chunked_transaction(6, 512 * 1024, 512 * 1024, 100);
 ok($node->poll_query_until('postgres',
 		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 6"),
 	'item 6: a limit crossed by the last bytes stops the partition too');
