@@ -688,6 +688,7 @@ kafka_transient(rd_kafka_resp_err_t err)
 		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
 		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
 		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:	/* metadata not caught up */
 			return true;
 		default:
 			return false;
