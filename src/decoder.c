@@ -106,6 +106,8 @@ static bool decoder_applied_origin(RepOriginId origin_id);
 static void decoder_invalidate(Datum arg, Oid relid);
 static void decoder_cache_reset(void *arg);
 static DecoderRelation *decoder_relation(DecoderData *data, Relation rel);
+static bool decoder_same_types(int natts, char **types,
+							   const DecoderRelation *drel);
 static PartitionStream *decoder_stream(DecoderData *data, int partition);
 static uint16 decoder_relation_number(DecoderData *data,
 									  PartitionStream *stream,
@@ -306,6 +308,8 @@ decoder_relation(DecoderData *data, Relation rel)
 	bool		found;
 	TupleDesc	desc = RelationGetDescr(rel);
 	Bitmapset  *pkattrs;
+	int			old_natts;
+	char	  **old_types;
 	MemoryContext oldcxt;
 	int			n = 0;
 
@@ -325,8 +329,14 @@ decoder_relation(DecoderData *data, Relation rel)
 	if (found && drel->valid)
 		return drel;
 
-	/* (Re)build; the old arrays stay in cachecxt until the session ends. */
+	/*
+	 * (Re)build; the old arrays stay in cachecxt until the session ends, and
+	 * tell whether the columns sent changed.
+	 */
+	old_natts = found ? drel->natts : -1;
+	old_types = found ? drel->types : NULL;
 	drel->valid = false;
+	drel->natts = -1;			/* until the build completes */
 	pkattrs = replkafka_primary_key_attrs(rel);
 	oldcxt = MemoryContextSwitchTo(data->cachecxt);
 	drel->schema = get_namespace_name(RelationGetNamespace(rel));
@@ -355,9 +365,34 @@ decoder_relation(DecoderData *data, Relation rel)
 	}
 	drel->natts = n;
 	MemoryContextSwitchTo(oldcxt);
-	drel->version = found ? drel->version + 1 : 0;
+	/*
+	 * A transaction defines the table again only if the columns sent (their
+	 * number or types) changed: names may not, since a replica looks the
+	 * table and its columns up by name and cannot have both the old and the
+	 * new name (a rename goes in a transaction of its own), and an
+	 * invalidation that changed nothing (ANALYZE, GRANT, a cache reset)
+	 * needs no new definition.
+	 */
+	if (!found)
+		drel->version = 0;
+	else if (!decoder_same_types(old_natts, old_types, drel))
+		drel->version++;
 	drel->valid = true;
 	return drel;
+}
+
+/*
+ * Does drel send as many columns as before, of the same types?
+ */
+static bool
+decoder_same_types(int natts, char **types, const DecoderRelation *drel)
+{
+	if (natts != drel->natts)
+		return false;
+	for (int i = 0; i < natts; i++)
+		if (strcmp(types[i], drel->types[i]) != 0)
+			return false;
+	return true;
 }
 
 /*

@@ -123,7 +123,8 @@ typedef struct RkmHeader
  * as format_type prints it.  Column flag RKM_COL_KEY marks primary key
  * columns.  A relation is defined before its first change in a
  * transaction, so every transaction can be decoded on its own, and again,
- * under the same number, after its definition changed in the transaction.
+ * under the same number, after the columns it sends changed (in number or
+ * type) in the transaction.
  *
  * RKM_REC_INSERT:	relation number (2) | tuple
  * RKM_REC_UPDATE:	relation number (2) | old kind (1) | [old tuple] | new tuple

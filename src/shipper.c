@@ -296,20 +296,21 @@ shipper_allow_own_plugin(void)
 {
 	const char *libraries = GetConfigOption("output_plugin_libraries", true, false);
 	char	   *raw;
-	List	   *names;
+	List	   *names = NIL;
 	ListCell   *lc;
 
 	if (libraries == NULL)
 		return;					/* a release without the parameter */
+	/* parsed as the server does: names kept as written */
 	raw = pstrdup(libraries);
-	if (SplitIdentifierString(raw, ',', &names))
+	if (SplitGUCList(raw, ',', &names))
 	{
 		foreach(lc, names)
 			if (strcmp(lfirst(lc), REPLKAFKA_EXTENSION_NAME) == 0)
 				return;
 	}
 	SetConfigOption("output_plugin_libraries",
-					libraries[0] ? psprintf("%s, %s", libraries, REPLKAFKA_EXTENSION_NAME) :
+					names != NIL ? psprintf("%s, %s", libraries, REPLKAFKA_EXTENSION_NAME) :
 					REPLKAFKA_EXTENSION_NAME,
 					PGC_SUSET, PGC_S_OVERRIDE);
 }

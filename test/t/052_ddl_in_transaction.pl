@@ -46,4 +46,26 @@ is($node_b->safe_psql('postgres', q{SELECT string_agg(id || ' ' || v || ' ' || e
 is($node_b->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 0'),
 	'replica', 'the partition goes on');
 
+# A rename in the middle of a transaction: the transaction keeps the names
+# it defined the table with (a replica cannot have both), and the next
+# transaction uses the new ones; the replica renames in between.
+$node_a->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO items VALUES (3, 'before rename', 1);
+ALTER TABLE items RENAME COLUMN v TO w;
+INSERT INTO items VALUES (4, 'after rename', 2);
+COMMIT;
+});
+@t = grep { $_->{type} eq 'TXN' }
+  ReplkafkaTest::Wire::transactions($kafka->consume('replkafka'));
+is(join(' | ', map { join(',', sort keys %{ $_->{new} }) } @{ $t[1]{changes} }),
+	'extra,id,v | extra,id,v',
+	'a rename leaves the transaction with the names it started with');
+ok($node_b->poll_query_until('postgres', 'SELECT count(*) = 4 FROM items'),
+	'node_b applies the transaction');
+$node_b->safe_psql('postgres', 'ALTER TABLE items RENAME COLUMN v TO w');
+$node_a->safe_psql('postgres', q{INSERT INTO items VALUES (5, 'renamed', 3)});
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b ], 'items'),
+	'and the next one, with the new names');
+
 done_testing();
