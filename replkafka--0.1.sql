@@ -144,6 +144,27 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.partition_status() IS
 	'Run-time state of every partition on this node, from shared memory';
 
+CREATE FUNCTION replkafka.worker_status(
+	OUT kind text,
+	OUT index integer,
+	OUT pid integer,
+	OUT state text,
+	OUT started timestamptz,
+	OUT restarts bigint,
+	OUT error_time timestamptz,
+	OUT error_sqlstate text,
+	OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'replkafka_worker_status'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.worker_status() IS
+	'The background workers of this node, from shared memory';
+
+CREATE VIEW replkafka.workers AS
+	SELECT * FROM replkafka.worker_status();
+COMMENT ON VIEW replkafka.workers IS
+	'The shipper and apply workers of this node: state, restarts and last error';
+
 CREATE VIEW replkafka.partitions AS
 	SELECT r.partition,
 		   coalesce(s.role, r.role) AS role,

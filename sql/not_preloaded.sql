@@ -8,3 +8,5 @@ SELECT replkafka.create_cluster(4, 1);
 SHOW replkafka.node_name;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS partitions FROM replkafka.partitions;
+SELECT * FROM replkafka.workers;
+\echo :LAST_ERROR_SQLSTATE

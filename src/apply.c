@@ -296,7 +296,8 @@ replkafka_apply_main(Datum main_arg)
 	rd_kafka_queue_t *queue;
 
 	worker_index = DatumGetInt32(main_arg);
-	replkafka_worker_connect("replkafka apply worker");
+	replkafka_worker_connect("replkafka apply worker",
+							 REPLKAFKA_APPLY_SLOT(worker_index));
 	before_shmem_exit(apply_exit, (Datum) 0);
 
 	/* Like PostgreSQL's apply workers: no fence, no user search path. */
@@ -331,6 +332,7 @@ replkafka_apply_main(Datum main_arg)
 				   worker_index, topic_name));
 
 	apply_refresh_assignment(true);
+	replkafka_worker_running();
 	for (;;)
 	{
 		int			n = 0;
@@ -346,6 +348,7 @@ replkafka_apply_main(Datum main_arg)
 
 		apply_refresh_assignment(false);
 		apply_update_lag();
+		replkafka_worker_check_kafka(consumer, topic_name, NULL);
 		if (n <= APPLY_BATCH)
 		{
 			/* caught up */
@@ -575,8 +578,12 @@ apply_handle_message(rd_kafka_message_t *msg)
 								  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt",
 								  (long long) parts[p].next_offset);
 		else
+		{
+			/* the topic is gone, access was revoked...: see if Kafka answers */
+			replkafka_kafka_note_error(rd_kafka_message_errstr(msg));
 			ereport(DEBUG1,
 					errmsg_internal("Kafka consumer: %s", rd_kafka_message_errstr(msg)));
+		}
 		return;
 	}
 	if (p < 0 || p >= npartitions)

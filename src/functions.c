@@ -48,6 +48,7 @@
 #include "replkafka.h"
 #include "shmem.h"
 #include "table.h"
+#include "worker.h"
 
 /* Kafka stores the replication factor in 16 bits. */
 #define REPLKAFKA_MAX_REPLICATION_FACTOR	32767
@@ -57,6 +58,7 @@ PG_FUNCTION_INFO_V1(replkafka_add_table);
 PG_FUNCTION_INFO_V1(replkafka_remove_table);
 PG_FUNCTION_INFO_V1(replkafka_partition_of);
 PG_FUNCTION_INFO_V1(replkafka_partition_status);
+PG_FUNCTION_INFO_V1(replkafka_worker_status);
 PG_FUNCTION_INFO_V1(replkafka_promote_partition);
 PG_FUNCTION_INFO_V1(replkafka_demote_partition);
 PG_FUNCTION_INFO_V1(replkafka_follow);
@@ -445,6 +447,51 @@ replkafka_partition_of(PG_FUNCTION_ARGS)
 }
 
 /*
+ * replkafka.worker_status(): this node's background workers, from shared
+ * memory, for the replkafka.workers view.
+ */
+Datum
+replkafka_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	static const char *const state_names[] = {
+		"not started", "starting", "waiting for cluster", "running",
+		"retrying", "failed"
+	};
+
+	replkafka_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	for (int slot = 0; slot < 1 + replkafka_apply_workers; slot++)
+	{
+		ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
+		Datum		values[9];
+		bool		nulls[9];
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = CStringGetTextDatum(slot == REPLKAFKA_SHIPPER_SLOT ? "shipper" : "apply");
+		values[1] = Int32GetDatum(slot == REPLKAFKA_SHIPPER_SLOT ? 0 :
+								  slot - REPLKAFKA_APPLY_SLOT(0));
+		values[2] = Int32GetDatum(w->pid);
+		nulls[2] = w->pid == 0;
+		values[3] = CStringGetTextDatum(state_names[w->state]);
+		values[4] = TimestampTzGetDatum(w->started);
+		nulls[4] = w->starts == 0;
+		values[5] = Int64GetDatum(w->starts > 0 ? w->starts - 1 : 0);
+		values[6] = TimestampTzGetDatum(w->error_time);
+		nulls[6] = w->error_time == 0;
+		values[7] = CStringGetTextDatum(w->error_sqlstate);
+		nulls[7] = w->error_time == 0;
+		values[8] = CStringGetTextDatum(w->last_error);
+		nulls[8] = w->error_time == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(replkafka_shared->lock);
+	return (Datum) 0;
+}
+
+/*
  * replkafka.partition_status(): this node's run-time state of every
  * partition, from shared memory, for the replkafka.partitions view.
  */
@@ -486,16 +533,22 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		nulls[8] = nulls[7];
 		values[9] = Int64GetDatum(part->zombies_skipped);
 
-		/* a primary partition shows why the shipper is stuck, if it is */
-		if (part->last_error[0] == '\0' && part->role == REPLKAFKA_ROLE_PRIMARY &&
-			replkafka_shared->shipper_error[0] != '\0')
-			values[10] = CStringGetTextDatum(psprintf("shipper: %s",
-													  replkafka_shared->shipper_error));
-		else
+		/* its own error, or why the worker serving it cannot */
+		values[10] = (Datum) 0;
+		if (part->last_error[0] != '\0')
 			values[10] = CStringGetTextDatum(part->last_error);
-		nulls[10] = part->last_error[0] == '\0' &&
-			!(part->role == REPLKAFKA_ROLE_PRIMARY &&
-			  replkafka_shared->shipper_error[0] != '\0');
+		else if (part->role == REPLKAFKA_ROLE_PRIMARY ||
+				 part->role == REPLKAFKA_ROLE_REPLICA)
+		{
+			int			slot = part->role == REPLKAFKA_ROLE_PRIMARY ?
+				REPLKAFKA_SHIPPER_SLOT :
+				REPLKAFKA_APPLY_SLOT(p % replkafka_apply_workers);
+			ReplkafkaWorkerStatus w;
+
+			if (replkafka_worker_failing(slot, &w))
+				values[10] = CStringGetTextDatum(replkafka_worker_describe(slot, &w));
+		}
+		nulls[10] = values[10] == (Datum) 0;
 
 		/* a role change in progress */
 		if (part->promote_state != REPLKAFKA_PROMOTE_NONE)

@@ -82,6 +82,9 @@ static char kafka_last_error[512];
 /* Set when librdkafka reports a fatal error. */
 static bool kafka_fatal = false;
 
+/* How many errors the clients of this process reported. */
+static uint64 kafka_errors = 0;
+
 
 /*
  * Apply parsed options to a librdkafka configuration.  Returns false with a
@@ -248,6 +251,8 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 							replkafka_node_name[0] ? replkafka_node_name : "unnamed",
 							kind_names[kind]));
 	kafka_conf_set(conf, "log.queue", "true");
+	/* A deleted topic must stay deleted, not come back with one partition. */
+	kafka_conf_set(conf, "allow.auto.create.topics", "false");
 	rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
 	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
 
@@ -353,9 +358,30 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static void
 kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	strlcpy(kafka_last_error, reason, sizeof(kafka_last_error));
+	replkafka_kafka_note_error(reason);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		kafka_fatal = true;
+}
+
+/*
+ * Remember an error of a client of this process: one its error callback
+ * reported, or one a consumer returned for a partition.
+ */
+void
+replkafka_kafka_note_error(const char *reason)
+{
+	strlcpy(kafka_last_error, reason, sizeof(kafka_last_error));
+	kafka_errors++;
+}
+
+/*
+ * How many errors the clients of this process reported so far: a worker
+ * that sees the count move asks the cluster whether it is still reachable.
+ */
+uint64
+replkafka_kafka_errors(void)
+{
+	return kafka_errors;
 }
 
 /*
@@ -722,6 +748,62 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 			kafka_report_unreachable(err);
 		kafka_pause(KAFKA_RETRY_PAUSE_MS);
 	}
+}
+
+/*
+ * Ask the cluster once, within timeout_ms, for its metadata: can this
+ * client reach a broker, get through its authentication, and find topic
+ * with a leader for every partition?  If not, fills reason with why.
+ *
+ * Metadata, not offsets: a request for offsets waits for the partition's
+ * leader as long as the client believes a dead broker leads it.
+ */
+bool
+replkafka_kafka_probe(rd_kafka_t *rk, const char *topic, int timeout_ms,
+					  char *reason, size_t size)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	bool		found = false;
+
+	/* all topics: naming one could make a broker create it */
+	err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		/* a timeout says less than what the brokers last answered */
+		if ((err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+			 err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+			 err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) &&
+			kafka_last_error[0] != '\0')
+			strlcpy(reason, kafka_last_error, size);
+		else
+			strlcpy(reason, rd_kafka_err2str(err), size);
+		return false;
+	}
+
+	strlcpy(reason, rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), size);
+	for (int i = 0; i < md->topic_cnt && !found; i++)
+	{
+		const rd_kafka_metadata_topic_t *t = &md->topics[i];
+
+		if (strcmp(t->topic, topic) != 0)
+			continue;
+		found = true;
+		if (t->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			strlcpy(reason, rd_kafka_err2str(t->err), size);
+			found = false;
+		}
+		for (int j = 0; j < t->partition_cnt && found; j++)
+			if (t->partitions[j].leader < 0)
+			{
+				snprintf(reason, size, "partition %d has no leader",
+						 t->partitions[j].id);
+				found = false;
+			}
+	}
+	rd_kafka_metadata_destroy(md);
+	return found;
 }
 
 /*

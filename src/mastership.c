@@ -59,8 +59,10 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "common/string.h"
 #include "utils/resowner.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -71,7 +73,9 @@
 #include "mastership.h"
 #include "message.h"
 #include "replkafka.h"
+#include "shipper.h"
 #include "shmem.h"
+#include "worker.h"
 
 /* Where a demotion leaves this node: a replica from this record on. */
 typedef struct DemoteEnd
@@ -106,6 +110,8 @@ static void demote_in_kafka(int partition, const char *topic,
 							DemoteEnd *end, TimestampTz deadline);
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
+static void promote_check_shipper(int partition);
+static void promote_wait_for_slot(int partition, TimestampTz deadline);
 static XLogRecPtr demote_wal_end(void);
 static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 									TimestampTz deadline);
@@ -210,6 +216,7 @@ replkafka_promote(int partition, int timeout_ms)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	mastership_register_exit();
+	promote_wait_for_slot(partition, deadline);
 	role = lock_partition(partition, &cluster);
 	if (role == REPLKAFKA_ROLE_PRIMARY)
 		ereport(ERROR,
@@ -223,7 +230,57 @@ replkafka_promote(int partition, int timeout_ms)
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
 	replkafka_check_not_stale(partition);
+	promote_check_shipper(partition);
 	return promote_partition(partition, role, cluster.topic, deadline);
+}
+
+/*
+ * The shipper creates its slot on its first start, after the transactions
+ * running then end.  Transactions of the new generation must commit after
+ * it, or they would never be shipped: wait for it, before this
+ * transaction takes the partition's lock (and an xid that creating the
+ * slot would wait for).
+ */
+static void
+promote_wait_for_slot(int partition, TimestampTz deadline)
+{
+	while (SearchNamedReplicationSlot(REPLKAFKA_SLOT_NAME, true) == NULL)
+	{
+		promote_check_shipper(partition);
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("cannot promote node \"%s\" in partition %d: its shipper has not created replication slot \"%s\" yet",
+						   replkafka_node_name, partition, REPLKAFKA_SLOT_NAME),
+					errhint("See replkafka.workers; promote once the shipper runs."));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * A generation started while the shipper fails would take writes that
+ * nobody ships: refuse, with the shipper's last error.
+ */
+static void
+promote_check_shipper(int partition)
+{
+	ReplkafkaWorkerStatus shipper;
+	bool		failing;
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	failing = replkafka_worker_failing(REPLKAFKA_SHIPPER_SLOT, &shipper);
+	LWLockRelease(replkafka_shared->lock);
+	if (failing)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("cannot promote node \"%s\" in partition %d: its shipper is not running",
+					   replkafka_node_name, partition),
+				errdetail("The %s%s", replkafka_worker_describe(REPLKAFKA_SHIPPER_SLOT, &shipper),
+						  pg_str_endswith(shipper.last_error, ".") ? "" : "."),
+				errhint("See replkafka.workers; promote once the shipper runs."));
 }
 
 /*

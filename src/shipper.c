@@ -122,9 +122,6 @@
 #include "shmem.h"
 #include "worker.h"
 
-/* Name of the logical replication slot the shipper decodes. */
-#define SHIPPER_SLOT_NAME		"replkafka"
-
 /* Longest sleep while waiting for WAL or for the cluster (1s). */
 #define SHIPPER_NAPTIME_MS		1000
 
@@ -146,6 +143,9 @@
 
 /* How often an idle primary partition's log is looked at (2s). */
 #define SHIPPER_CHECK_MS		2000
+
+/* Records unacknowledged this long (5s) make the shipper show as retrying. */
+#define SHIPPER_STALL_MS		5000
 
 /* A transaction shipped to one partition, until Kafka acknowledged it. */
 typedef struct Shipment
@@ -201,6 +201,8 @@ typedef struct ShipperPartition
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
 
 static void shipper_exit(int code, Datum arg);
+static void shipper_check_slot_lost(void);
+static void shipper_check_slot(void);
 static void shipper_ensure_slot(void);
 static void shipper_decode(void);
 static int	shipper_chunk_size(void);
@@ -323,7 +325,7 @@ replkafka_shipper_main(Datum main_arg)
 {
 	rd_kafka_queue_t *mainq;
 
-	replkafka_worker_connect("replkafka shipper");
+	replkafka_worker_connect("replkafka shipper", REPLKAFKA_SHIPPER_SLOT);
 	before_shmem_exit(shipper_exit, (Datum) 0);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	replkafka_shared->shipper_pid = MyProcPid;
@@ -397,6 +399,60 @@ shipper_exit(int code, Datum arg)
 }
 
 /*
+ * The slot is missing on a node that is primary of partitions: it was
+ * dropped, or the node was restored from a backup.  A new slot would start
+ * at the end of the WAL, after transactions that may not be in Kafka, and
+ * would silently never ship them: refuse, unless the administrator created
+ * the slot again, which accepts that loss.
+ */
+static void
+shipper_check_slot_lost(void)
+{
+	List	   *roles;
+	ListCell   *lc;
+	StringInfoData primaries;
+
+	initStringInfo(&primaries);
+	(void) replkafka_catalog_get_roles(&roles);
+	foreach(lc, roles)
+	{
+		ReplkafkaRoleRow *row = lfirst(lc);
+
+		if (row->role == REPLKAFKA_ROLE_PRIMARY)
+			appendStringInfo(&primaries, "%s%d", primaries.len > 0 ? ", " : "",
+							 row->partition);
+	}
+	if (primaries.len > 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("replication slot \"%s\" of the shipper is missing", REPLKAFKA_SLOT_NAME),
+				errdetail("This node is primary of partitions %s: transactions they committed before the slot was lost may not be in Kafka, and a new slot would skip them.",
+						  primaries.data),
+				errhint("Promote another node in those partitions; or, to ship from now on and lose those transactions, create the slot with pg_create_logical_replication_slot('%s', '%s').",
+						REPLKAFKA_SLOT_NAME, REPLKAFKA_EXTENSION_NAME));
+}
+
+/*
+ * The slot exists: it must be the shipper's kind, decoded by replkafka's
+ * plugin (one created by hand may not be).
+ */
+static void
+shipper_check_slot(void)
+{
+	if (!SlotIsLogical(MyReplicationSlot) ||
+		strcmp(NameStr(MyReplicationSlot->data.plugin), REPLKAFKA_EXTENSION_NAME) != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("replication slot \"%s\" is not a logical slot of output plugin \"%s\"",
+					   REPLKAFKA_SLOT_NAME, REPLKAFKA_EXTENSION_NAME),
+				SlotIsLogical(MyReplicationSlot) ?
+				errdetail("Its output plugin is \"%s\".", NameStr(MyReplicationSlot->data.plugin)) :
+				errdetail("It is a physical slot."),
+				errhint("Drop the slot and create it with pg_create_logical_replication_slot('%s', '%s').",
+						REPLKAFKA_SLOT_NAME, REPLKAFKA_EXTENSION_NAME));
+}
+
+/*
  * Create the slot on first start.  Like pg_create_logical_replication_slot:
  * it waits for transactions running now to finish.
  */
@@ -405,12 +461,13 @@ shipper_ensure_slot(void)
 {
 	LogicalDecodingContext *ctx;
 
-	if (SearchNamedReplicationSlot(SHIPPER_SLOT_NAME, true) != NULL)
+	if (SearchNamedReplicationSlot(REPLKAFKA_SLOT_NAME, true) != NULL)
 		return;
 
 	CheckLogicalDecodingRequirements();
 	StartTransactionCommand();
-	ReplicationSlotCreate(SHIPPER_SLOT_NAME, true, RS_EPHEMERAL, false);
+	shipper_check_slot_lost();
+	ReplicationSlotCreate(REPLKAFKA_SLOT_NAME, true, RS_EPHEMERAL, false);
 	ctx = CreateInitDecodingContext(REPLKAFKA_EXTENSION_NAME, NIL, false,
 									InvalidXLogRecPtr,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
@@ -424,7 +481,7 @@ shipper_ensure_slot(void)
 	CommitTransactionCommand();
 	ereport(LOG,
 			errmsg("replkafka shipper created replication slot \"%s\"",
-				   SHIPPER_SLOT_NAME));
+				   REPLKAFKA_SLOT_NAME));
 }
 
 /*
@@ -466,7 +523,8 @@ shipper_decode(void)
 									 (Node *) makeString(psprintf("%d", shipper_chunk_size())),
 									 -1));
 
-	ReplicationSlotAcquire(SHIPPER_SLOT_NAME, true);
+	ReplicationSlotAcquire(REPLKAFKA_SLOT_NAME, true);
+	shipper_check_slot();
 	decoding_ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
 										 XL_ROUTINE(.page_read = shipper_read_page,
 													.segment_open = wal_segment_open,
@@ -475,6 +533,7 @@ shipper_decode(void)
 										 shipper_write,
 										 shipper_update_progress);
 	replkafka_txn_end_hook = shipper_txn_end;
+	replkafka_worker_running();
 	confirmed_lsn = MyReplicationSlot->data.confirmed_flush;
 	pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirmed_lsn);
 	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
@@ -744,6 +803,8 @@ static void
 shipper_service(bool idle)
 {
 	char		reason[512];
+	char		stall[128];
+	bool		stalled;
 	bool		in_xact = IsTransactionOrTransactionBlock();
 
 	rd_kafka_poll(producer, 0);
@@ -817,15 +878,16 @@ shipper_service(bool idle)
 		LogicalConfirmReceivedLocation(confirm);
 		pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirm);
 		ConditionVariableBroadcast(&replkafka_shared->ack_cv);
-		replkafka_shared->shipper_error[0] = '\0';
 	}
 
-	/* Kafka has not answered for a while: show why. */
-	if (!dlist_is_empty(&shipments) &&
-		TimestampDifferenceExceeds(last_ack, GetCurrentTimestamp(), 5000) &&
-		replkafka_kafka_last_error()[0] != '\0')
-		strlcpy(replkafka_shared->shipper_error, replkafka_kafka_last_error(),
-				REPLKAFKA_ERROR_LEN);
+	/* Kafka trouble, or no acknowledgement for a while: show why. */
+	stalled = !dlist_is_empty(&shipments) &&
+		TimestampDifferenceExceeds(last_ack, GetCurrentTimestamp(), SHIPPER_STALL_MS);
+	if (stalled)
+		snprintf(stall, sizeof(stall),
+				 "Kafka has acknowledged none of the records sent for %d s",
+				 SHIPPER_STALL_MS / 1000);
+	replkafka_worker_check_kafka(producer, topic_name, stalled ? stall : NULL);
 
 	/* The rest needs a transaction of our own. */
 	if (in_xact)

@@ -13,6 +13,9 @@
 #ifndef REPLKAFKA_SHIPPER_H
 #define REPLKAFKA_SHIPPER_H
 
+/* Name of the logical replication slot the shipper decodes. */
+#define REPLKAFKA_SLOT_NAME		"replkafka"
+
 extern void replkafka_shipper_register(void);
 
 #endif							/* REPLKAFKA_SHIPPER_H */

@@ -118,6 +118,32 @@ typedef struct ReplkafkaPartition
 } ReplkafkaPartition;
 
 /* The whole shared state. */
+/* What a worker is doing, for replkafka.workers. */
+typedef enum ReplkafkaWorkerState
+{
+	REPLKAFKA_WORKER_NOT_STARTED = 0,
+	REPLKAFKA_WORKER_STARTING,	/* connecting, reading its settings */
+	REPLKAFKA_WORKER_WAITING,	/* for the cluster to be created */
+	REPLKAFKA_WORKER_RUNNING,
+	REPLKAFKA_WORKER_RETRYING,	/* runs, but Kafka does not answer */
+	REPLKAFKA_WORKER_FAILED,	/* exited with an error; restarts soon */
+} ReplkafkaWorkerState;
+
+/* One background worker: slot 0 the shipper, slot 1 + i apply worker i. */
+typedef struct ReplkafkaWorkerStatus
+{
+	pid_t		pid;			/* 0 when not running */
+	ReplkafkaWorkerState state;
+	TimestampTz started;		/* this incarnation */
+	TimestampTz running_since;	/* it last finished starting, 0 if never */
+	uint32		starts;			/* since the server started */
+	TimestampTz error_time;		/* of the last error, 0 if none */
+	char		error_sqlstate[6];
+	char		last_error[REPLKAFKA_ERROR_LEN];
+} ReplkafkaWorkerStatus;
+
+#define REPLKAFKA_WORKER_SLOTS		(1 + REPLKAFKA_MAX_APPLY_WORKERS)
+
 typedef struct ReplkafkaShared
 {
 	LWLock	   *lock;			/* protects everything below but acked_lsn */
@@ -132,7 +158,6 @@ typedef struct ReplkafkaShared
 	/* The shipper, woken at commit of transactions it has to ship. */
 	pid_t		shipper_pid;
 	Latch	   *shipper_latch;
-	char		shipper_error[REPLKAFKA_ERROR_LEN];
 
 	/*
 	 * Every transaction committed before this WAL position that had to go
@@ -150,6 +175,9 @@ typedef struct ReplkafkaShared
 
 	/* Broadcast when an apply worker moves a promotion on. */
 	ConditionVariable promote_cv;
+
+	/* The background workers, for replkafka.workers. */
+	ReplkafkaWorkerStatus workers[REPLKAFKA_WORKER_SLOTS];
 
 	ReplkafkaPartition partitions[FLEXIBLE_ARRAY_MEMBER];
 } ReplkafkaShared;

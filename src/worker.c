@@ -35,15 +35,43 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "catalog.h"
+#include "kafka.h"
 #include "replkafka.h"
 #include "shmem.h"
 #include "worker.h"
 
 /* How long to sleep between looks at a cluster that is not ready (10s). */
 #define WORKER_CLUSTER_NAPTIME_MS	10000
+
+/* How often a worker in trouble with Kafka asks it again (5s), and how long. */
+#define WORKER_PROBE_INTERVAL_MS	5000
+#define WORKER_PROBE_TIMEOUT_MS		1000
+
+/* This worker's slot in replkafka_shared->workers, -1 before it is known. */
+static int	worker_slot = -1;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* Set when the worker exits to start again with a new configuration. */
+static bool worker_restarting = false;
+
+/*
+ * Kafka trouble: the errors of this process's clients seen so far, whether
+ * one since makes the cluster suspect, when it was last asked, and whether
+ * the worker shows as retrying.
+ */
+static uint64 kafka_errors_seen = 0;
+static bool kafka_suspect = false;
+static TimestampTz kafka_last_probe = 0;
+static bool worker_retrying = false;
+
+static void worker_set_state(ReplkafkaWorkerState state);
+static void worker_trouble(int sqlerrcode, const char *message);
+static void worker_emit_log(ErrorData *edata);
+static void worker_exit(int code, Datum arg);
 
 /* The pipe librdkafka signals; -1 when not set up. */
 static int	wakeup_pipe[2] = {-1, -1};
@@ -78,17 +106,216 @@ replkafka_worker_register(const char *type, const char *function, int index)
  * positions live in the catalog, so nothing is lost.
  */
 void
-replkafka_worker_connect(const char *appname)
+replkafka_worker_connect(const char *appname, int slot)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	worker_slot = slot;
+	worker_set_state(REPLKAFKA_WORKER_STARTING);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = worker_emit_log;
+	before_shmem_exit(worker_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnection(replkafka_database, NULL, 0);
 	pgstat_report_appname(appname);
 
 	/* Our own bookkeeping need not wait for a WAL flush. */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * Publish what the worker does; a new incarnation counts as a start.
+ */
+static void
+worker_set_state(ReplkafkaWorkerState state)
+{
+	ReplkafkaWorkerStatus *w;
+
+	if (worker_slot < 0 || replkafka_shared == NULL)
+		return;
+	w = &replkafka_shared->workers[worker_slot];
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (state == REPLKAFKA_WORKER_STARTING && w->pid != MyProcPid)
+	{
+		w->pid = MyProcPid;
+		w->started = GetCurrentTimestamp();
+		w->starts++;
+	}
+	if (state == REPLKAFKA_WORKER_RUNNING)
+		w->running_since = GetCurrentTimestamp();
+	w->state = state;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * The worker finished starting: it has what it needs (the shipper its
+ * slot and decoding context, an apply worker its consumer).
+ */
+void
+replkafka_worker_running(void)
+{
+	worker_set_state(REPLKAFKA_WORKER_RUNNING);
+}
+
+/*
+ * The worker runs but cannot do its work: show it as retrying, with the
+ * reason as its last error, and log the reason once.
+ */
+static void
+worker_trouble(int sqlerrcode, const char *message)
+{
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
+	bool		changed;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	changed = w->state != REPLKAFKA_WORKER_RETRYING ||
+		strncmp(w->last_error, message, sizeof(w->last_error) - 1) != 0;
+	w->state = REPLKAFKA_WORKER_RETRYING;
+	w->error_time = GetCurrentTimestamp();
+	strlcpy(w->error_sqlstate, unpack_sql_state(sqlerrcode),
+			sizeof(w->error_sqlstate));
+	strlcpy(w->last_error, message, sizeof(w->last_error));
+	LWLockRelease(replkafka_shared->lock);
+	worker_retrying = true;
+
+	if (changed)
+		ereport(WARNING,
+				errcode(sqlerrcode),
+				errmsg("%s is retrying: %s", MyBgworkerEntry->bgw_name, message));
+}
+
+/*
+ * Watch the worker's Kafka client rk: once it reported an error, or while
+ * the worker is stalled (records sent and not acknowledged for a while),
+ * ask the cluster every few seconds whether topic can be reached.  The
+ * worker shows as retrying, with the reason, until it can and the stall
+ * is over.  Called from the worker's main loop.
+ */
+void
+replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
+							 const char *stall)
+{
+	TimestampTz now;
+	char		reason[512];
+
+	if (replkafka_kafka_errors() != kafka_errors_seen)
+	{
+		kafka_errors_seen = replkafka_kafka_errors();
+		kafka_suspect = true;
+	}
+	if (!kafka_suspect && stall == NULL)
+	{
+		if (worker_retrying)
+		{
+			worker_retrying = false;
+			worker_set_state(REPLKAFKA_WORKER_RUNNING);
+			ereport(LOG,
+					errmsg("%s reaches Kafka again", MyBgworkerEntry->bgw_name));
+		}
+		return;
+	}
+
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(kafka_last_probe, now, WORKER_PROBE_INTERVAL_MS))
+		return;
+	kafka_last_probe = now;
+	if (!replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
+							   reason, sizeof(reason)))
+		worker_trouble(ERRCODE_CONNECTION_FAILURE,
+					   psprintf("cannot reach Kafka topic \"%s\": %s", topic, reason));
+	else if (stall != NULL)
+		worker_trouble(ERRCODE_CONNECTION_FAILURE,
+					   replkafka_kafka_last_error()[0] != '\0' ?
+					   psprintf("%s; the last Kafka error was: %s", stall,
+								replkafka_kafka_last_error()) :
+					   stall);
+	else
+		kafka_suspect = false;
+}
+
+/*
+ * Is the worker in slot failing: did it report an error since it last
+ * finished starting, and has not run since?  Then *status is a copy of its
+ * state.  Called with replkafka_shared->lock held.
+ */
+bool
+replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status)
+{
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
+
+	*status = *w;
+	return w->error_time != 0 && w->error_time >= w->running_since &&
+		w->state != REPLKAFKA_WORKER_RUNNING;
+}
+
+/*
+ * What an operator reads of a failing worker: "shipper failed at ...".
+ */
+char *
+replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
+{
+	char	   *name;
+
+	if (slot == REPLKAFKA_SHIPPER_SLOT)
+		name = "shipper";
+	else
+		name = psprintf("apply worker %d", slot - REPLKAFKA_APPLY_SLOT(0));
+	return psprintf("%s failed at %s with SQLSTATE %s: %s", name,
+					timestamptz_to_str(w->error_time), w->error_sqlstate,
+					w->last_error);
+}
+
+/*
+ * Keep the last error the worker reported (an ERROR that ends it, or one
+ * it logs and goes on from), with its SQLSTATE and time, for
+ * replkafka.workers.
+ */
+static void
+worker_emit_log(ErrorData *edata)
+{
+	if (edata->elevel >= ERROR && worker_slot >= 0 && replkafka_shared != NULL)
+	{
+		ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
+		bool		held = LWLockHeldByMe(replkafka_shared->lock);
+
+		/* an error raised while the worker holds the lock keeps it */
+		if (!held)
+			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+		w->error_time = GetCurrentTimestamp();
+		strlcpy(w->error_sqlstate, unpack_sql_state(edata->sqlerrcode),
+				sizeof(w->error_sqlstate));
+		/* the detail of an error often says why: keep it */
+		if (edata->detail)
+			snprintf(w->last_error, sizeof(w->last_error), "%s. %s",
+					 edata->message ? edata->message : "", edata->detail);
+		else
+			strlcpy(w->last_error, edata->message ? edata->message : "",
+					sizeof(w->last_error));
+		if (!held)
+			LWLockRelease(replkafka_shared->lock);
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/*
+ * The worker ends: failed, unless it exits cleanly (shutdown).
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	ReplkafkaWorkerStatus *w;
+
+	if (worker_slot < 0 || replkafka_shared == NULL)
+		return;
+	w = &replkafka_shared->workers[worker_slot];
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	w->pid = 0;
+	w->state = code == 0 || worker_restarting ?
+		REPLKAFKA_WORKER_NOT_STARTED : REPLKAFKA_WORKER_FAILED;
+	LWLockRelease(replkafka_shared->lock);
 }
 
 /*
@@ -120,7 +347,11 @@ replkafka_worker_wait_for_cluster(char **topic, int *npartitions)
 			CommitTransactionCommand();
 		}
 		if (ready)
+		{
+			worker_set_state(REPLKAFKA_WORKER_STARTING);
 			return;
+		}
+		worker_set_state(REPLKAFKA_WORKER_WAITING);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 WORKER_CLUSTER_NAPTIME_MS, PG_WAIT_EXTENSION);
@@ -194,6 +425,7 @@ replkafka_worker_reload_config(rd_kafka_t *rk)
 		ereport(LOG,
 				errmsg("%s restarting because the Kafka configuration changed",
 					   MyBgworkerEntry->bgw_name));
+		worker_restarting = true;
 		proc_exit(1);
 	}
 	pfree(brokers);

@@ -15,10 +15,22 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "shmem.h"
+
 extern void replkafka_worker_register(const char *type, const char *function,
 									  int index);
-extern void replkafka_worker_connect(const char *appname);
+/* The slots of the workers in replkafka_shared->workers. */
+#define REPLKAFKA_SHIPPER_SLOT			0
+#define REPLKAFKA_APPLY_SLOT(i)			(1 + (i))
+
+extern void replkafka_worker_connect(const char *appname, int slot);
 extern void replkafka_worker_wait_for_cluster(char **topic, int *npartitions);
+extern void replkafka_worker_running(void);
+extern bool replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status);
+extern char *replkafka_worker_describe(int slot,
+									   const ReplkafkaWorkerStatus *w);
+extern void replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
+										 const char *stall);
 extern void replkafka_worker_wakeup_init(rd_kafka_t *rk, rd_kafka_queue_t *queue);
 extern void replkafka_worker_wait(long timeout_ms);
 extern void replkafka_worker_reload_config(rd_kafka_t *rk);

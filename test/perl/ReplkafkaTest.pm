@@ -435,13 +435,14 @@ END
 
 =over
 
-=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... })
+=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... }, auto_create => 1)
 
 Start a KRaft cluster of N brokers (default 1) and wait until it serves
 metadata.  With B<secure>, one broker whose clients connect over SASL_SSL
 with SCRAM-SHA-512 as one of the users given, and an authorizer that
 allows nothing without an ACL (see $kafka->acl); the harness's own kcat
-calls connect as the cluster's super user.
+calls connect as the cluster's super user.  With B<auto_create>, the
+brokers create a topic a client asks for, as Kafka does by default.
 
 =cut
 
@@ -475,6 +476,7 @@ sub start
 	my @secure = $params{secure}
 	  ? ('--secure', join(',', map { "$_:$params{secure}{$_}" } sort keys %{ $params{secure} }))
 	  : ();
+	push @secure, '--auto-create' if $params{auto_create};
 	my ($out, $err);
 	my $ok = IPC::Run::run(
 		[ $harness, 'start', $dir, '--brokers', $brokers, '--owner', $$, @secure ],
@@ -525,6 +527,27 @@ sub acl
 {
 	my ($self, @args) = @_;
 	return $self->harness('acl', @args);
+}
+
+=pod
+
+=item $kafka->grant_node($user)
+
+For a secure cluster: the ACLs doc/security.md lists for the node that
+connects as $user (and is named $user).
+
+=cut
+
+sub grant_node
+{
+	my ($self, $user) = @_;
+	$self->acl('--add', '--allow-principal', "User:$user",
+		map({ ('--operation', $_) } qw(Write Read Describe Create DescribeConfigs)),
+		'--topic', 'replkafka');
+	$self->acl('--add', '--allow-principal', "User:$user",
+		'--operation', 'Read', '--operation', 'Describe', '--group', "replkafka-$user");
+	$self->acl('--add', '--allow-principal', "User:$user",
+		'--operation', 'IdempotentWrite', '--cluster');
 }
 
 =pod
@@ -682,6 +705,20 @@ sub describe_topic
 {
 	my ($self, $topic) = @_;
 	return $self->harness('describe-topic', $topic);
+}
+
+=pod
+
+=item $kafka->delete_topic($topic)
+
+Delete $topic.
+
+=cut
+
+sub delete_topic
+{
+	my ($self, $topic) = @_;
+	return $self->harness('delete-topic', $topic);
 }
 
 =pod

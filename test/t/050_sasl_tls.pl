@@ -18,16 +18,7 @@ my %users = map { $_ => "$_-" . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 16
   qw(node_a node_b mallory);
 my $kafka = ReplkafkaTest::Kafka->start(secure => \%users);
 
-foreach my $node (qw(node_a node_b))
-{
-	$kafka->acl('--add', '--allow-principal', "User:$node",
-		map({ ('--operation', $_) } qw(Write Read Describe Create DescribeConfigs)),
-		'--topic', 'replkafka');
-	$kafka->acl('--add', '--allow-principal', "User:$node",
-		'--operation', 'Read', '--operation', 'Describe', '--group', "replkafka-$node");
-	$kafka->acl('--add', '--allow-principal', "User:$node",
-		'--operation', 'IdempotentWrite', '--cluster');
-}
+$kafka->grant_node($_) foreach qw(node_a node_b);
 
 my @nodes = map {
 	ReplkafkaTest::new_node($_, $kafka,
