@@ -103,6 +103,9 @@
 /* Records handled before looking at interrupts and role changes. */
 #define APPLY_BATCH				1000
 
+/* How often a worker busy applying publishes its lag (100 ms). */
+#define APPLY_LAG_PUBLISH_MS	100
+
 /* What a worker knows of one partition. */
 typedef struct ApplyPartition
 {
@@ -111,6 +114,7 @@ typedef struct ApplyPartition
 	RulesState	rules;			/* what the apply rules know of it */
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
+	TimestampTz lag_published;	/* when its lag was last published */
 
 	/* the chunks of the transaction being collected (rules.collecting) */
 	BufFile    *coll_file;
@@ -237,6 +241,7 @@ static void apply_restore_user(const ApplyUserContext *uc);
 static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
 static void apply_partition_error(int p, const char *fmt,...) pg_attribute_printf(2, 3);
 static void apply_save_positions(void);
+static void apply_publish_lag(int p, int64 next, bool received);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
 static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
@@ -594,6 +599,13 @@ apply_handle_message(rd_kafka_message_t *msg)
 	/* fetched before this node became primary: its own records now */
 	if (replkafka_partition_state(p)->role == REPLKAFKA_ROLE_PRIMARY)
 		return;
+	/*
+	 * Publish the lag now and then before applying too: a record that
+	 * waits for a lock, or a long transaction, shows as lag meanwhile.
+	 */
+	if (TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
+								   APPLY_LAG_PUBLISH_MS))
+		apply_publish_lag(p, msg->offset, true);
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
 	apply_promotion_progress(p);
@@ -1761,27 +1773,35 @@ apply_save_positions(void)
 }
 
 /*
+ * Publish how far behind the log partition p is: next is the next record
+ * to apply (received already if received), the log's end the last one
+ * the consumer heard of.
+ */
+static void
+apply_publish_lag(int p, int64 next, bool received)
+{
+	int64		low;
+	int64		high;
+
+	parts[p].lag_published = GetCurrentTimestamp();
+	if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_partition_state(p)->log_end = Max(high, received ? next + 1 : next);
+	replkafka_partition_state(p)->next_offset = next;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
  * Publish how far behind the log each partition is.
  */
 static void
 apply_update_lag(void)
 {
 	for (int p = 0; p < npartitions; p++)
-	{
-		ApplyPartition *ap = &parts[p];
-		int64		low;
-		int64		high;
-
-		if (!ap->assigned)
-			continue;
-		if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
-			RD_KAFKA_RESP_ERR_NO_ERROR)
-			continue;
-		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		replkafka_partition_state(p)->log_end = high;
-		replkafka_partition_state(p)->next_offset = ap->next_offset;
-		LWLockRelease(replkafka_shared->lock);
-	}
+		if (parts[p].assigned)
+			apply_publish_lag(p, parts[p].next_offset, false);
 
 	/* a promotion that just began may find it caught up already */
 	for (int p = 0; p < npartitions; p++)
