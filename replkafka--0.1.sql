@@ -137,7 +137,11 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT zombies_skipped bigint,
 	OUT last_error text,
 	OUT transition text,
-	OUT orphaned_transactions bigint)
+	OUT orphaned_transactions bigint,
+	OUT phase text,
+	OUT transition_started timestamptz,
+	OUT records_done bigint,
+	OUT records_total bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
 LANGUAGE C STRICT VOLATILE;
@@ -180,7 +184,11 @@ CREATE VIEW replkafka.partitions AS
 		   coalesce(s.zombies_skipped, 0) AS zombies_skipped,
 		   coalesce(s.orphaned_transactions, 0) AS orphaned_transactions,
 		   coalesce(s.last_error, r.last_error) AS last_error,
-		   s.transition
+		   s.transition,
+		   s.phase,
+		   s.transition_started,
+		   s.records_done,
+		   s.records_total
 	  FROM replkafka.partition_roles r
 	  LEFT JOIN replkafka.partition_status() s
 		ON s.partition OPERATOR(pg_catalog.=) r.partition

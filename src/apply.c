@@ -115,6 +115,7 @@ typedef struct ApplyPartition
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
 	TimestampTz lag_published;	/* when its lag was last published */
+	bool		catchup_noted;	/* the log end at take-up is published */
 
 	/* the chunks of the transaction being collected (rules.collecting) */
 	BufFile    *coll_file;
@@ -1780,16 +1781,26 @@ apply_save_positions(void)
 static void
 apply_publish_lag(int p, int64 next, bool received)
 {
+	ReplkafkaPartition *part = replkafka_partition_state(p);
 	int64		low;
 	int64		high;
 
 	parts[p].lag_published = GetCurrentTimestamp();
+	/* nothing is known before the first fetch answers */
 	if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
-		RD_KAFKA_RESP_ERR_NO_ERROR)
+		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
 		return;
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_partition_state(p)->log_end = Max(high, received ? next + 1 : next);
-	replkafka_partition_state(p)->next_offset = next;
+	part->log_end = Max(high, received ? next + 1 : next);
+	part->next_offset = next;
+	/* the first log end known since the partition was taken up */
+	if (!parts[p].catchup_noted)
+	{
+		parts[p].catchup_noted = true;
+		part->catchup_started = parts[p].lag_published;
+		part->catchup_from = next;
+		part->catchup_to = part->log_end;
+	}
 	LWLockRelease(replkafka_shared->lock);
 }
 

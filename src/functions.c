@@ -70,6 +70,8 @@ static void run_sql(const char *sql);
 static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
 							  int32 totypmod);
 static void check_partition_number(int partition, int partitions);
+static void partition_progress(const ReplkafkaPartition *part, Datum *value,
+							   bool *null, Datum *values2, bool *nulls2);
 static int	interval_to_ms(Interval *interval);
 static void set_replica_role(int32 partition, ReplkafkaRole to);
 
@@ -492,6 +494,58 @@ replkafka_worker_status(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The progress columns of a partition: transition (values[0]), then
+ * phase, transition_started, records_done and records_total (values2[0..3]).
+ * A role change shows its backend's step; a replica catching up since its
+ * apply worker took it up shows how far it read.  Called with
+ * replkafka_shared->lock held.
+ */
+static void
+partition_progress(const ReplkafkaPartition *part, Datum *value, bool *null,
+				   Datum *values2, bool *nulls2)
+{
+	const char *transition = NULL;
+	ReplkafkaPhase phase = REPLKAFKA_PHASE_NONE;
+	TimestampTz started = 0;
+	int64		from = 0;
+	int64		to = 0;
+
+	if (part->promote_state != REPLKAFKA_PROMOTE_NONE || part->handover)
+	{
+		transition = part->handover ? "demoting" : "promoting";
+		phase = part->phase;
+		started = part->phase_started;
+		from = part->phase_from;
+		to = part->phase_to;
+	}
+	else if (part->role == REPLKAFKA_ROLE_REPLICA &&
+			 part->catchup_to > part->next_offset)
+	{
+		transition = "following";
+		phase = REPLKAFKA_PHASE_CATCHING_UP;
+		started = part->catchup_started;
+		from = part->catchup_from;
+		to = part->catchup_to;
+	}
+
+	*null = transition == NULL;
+	nulls2[0] = nulls2[1] = transition == NULL;
+	if (transition != NULL)
+	{
+		*value = CStringGetTextDatum(transition);
+		values2[0] = CStringGetTextDatum(replkafka_phase_name(phase));
+		values2[1] = TimestampTzGetDatum(started);
+	}
+	/* records, while a catch-up knows where it reads up to */
+	nulls2[2] = nulls2[3] = !(phase == REPLKAFKA_PHASE_CATCHING_UP && to > from);
+	if (!nulls2[2])
+	{
+		values2[2] = Int64GetDatum(Min(Max(part->next_offset - from, 0), to - from));
+		values2[3] = Int64GetDatum(to - from);
+	}
+}
+
+/*
  * replkafka.partition_status(): this node's run-time state of every
  * partition, from shared memory, for the replkafka.partitions view.
  */
@@ -508,8 +562,8 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
-		Datum		values[13];
-		bool		nulls[13];
+		Datum		values[18];
+		bool		nulls[18];
 		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
 		int64		lag = Max(part->log_end - part->next_offset, 0);
 
@@ -550,14 +604,10 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		}
 		nulls[10] = values[10] == (Datum) 0;
 
-		/* a role change in progress */
-		if (part->promote_state != REPLKAFKA_PROMOTE_NONE)
-			values[11] = CStringGetTextDatum("promoting");
-		else if (part->handover)
-			values[11] = CStringGetTextDatum("demoting");
-		else
-			nulls[11] = true;
 		values[12] = Int64GetDatum(part->orphaned);
+
+		/* a role change in progress, or a replica catching up */
+		partition_progress(part, &values[11], &nulls[11], &values[13], &nulls[13]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);

@@ -77,6 +77,12 @@
 #include "shmem.h"
 #include "worker.h"
 
+/* How often a long promote() or demote() tells its client how it goes (5s). */
+#define MASTERSHIP_NOTICE_MS	5000
+
+/* When this session last did. */
+static TimestampTz progress_noticed = 0;
+
 /* Where a demotion leaves this node: a replica from this record on. */
 typedef struct DemoteEnd
 {
@@ -111,6 +117,7 @@ static void demote_in_kafka(int partition, const char *topic,
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
 static void promote_check_shipper(int partition);
+static void mastership_notice_progress(int partition, const char *change);
 static void promote_wait_for_slot(int partition, TimestampTz deadline);
 static XLogRecPtr demote_wal_end(void);
 static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
@@ -155,6 +162,48 @@ mastership_exit(int code, Datum arg)
 		replkafka_wake_apply_workers();
 		replkafka_wake_shipper();
 	}
+}
+
+/*
+ * Every few seconds of a long promote() or demote(), tell the client where
+ * it is (change: "promoting" or "demoting"), as the view shows it.
+ */
+static void
+mastership_notice_progress(int partition, const char *change)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	ReplkafkaPhase phase;
+	int64		done;
+	int64		total;
+	uint32		writers;
+
+	if (!TimestampDifferenceExceeds(progress_noticed, GetCurrentTimestamp(),
+									MASTERSHIP_NOTICE_MS))
+		return;
+	progress_noticed = GetCurrentTimestamp();
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	phase = part->phase;
+	done = Max(part->next_offset - part->phase_from, 0);
+	total = Max(part->phase_to - part->phase_from, 0);
+	LWLockRelease(replkafka_shared->lock);
+	writers = pg_atomic_read_u32(&part->writers);
+
+	if (phase == REPLKAFKA_PHASE_CATCHING_UP && total > 0)
+		ereport(NOTICE,
+				errmsg("%s partition %d: %s, %lld of %lld records read",
+					   change, partition, replkafka_phase_name(phase),
+					   (long long) Min(done, total), (long long) total));
+	else if (phase == REPLKAFKA_PHASE_WAITING_FOR_WRITERS && writers > 0)
+		ereport(NOTICE,
+				errmsg_plural("%s partition %d: %s, %u transaction still writes it",
+							  "%s partition %d: %s, %u transactions still write it",
+							  writers, change, partition,
+							  replkafka_phase_name(phase), writers));
+	else
+		ereport(NOTICE,
+				errmsg("%s partition %d: %s", change, partition,
+					   replkafka_phase_name(phase)));
 }
 
 /*
@@ -337,6 +386,7 @@ promote_wait(ReplkafkaPartition *part, int partition,
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
 			break;
+		mastership_notice_progress(partition, "promoting");
 		(void) ConditionVariableTimedSleep(&replkafka_shared->promote_cv,
 										   Min(remaining, 1000),
 										   PG_WAIT_EXTENSION);
@@ -369,7 +419,12 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	part->promote_base = part->generation;
 	part->promote_generation = 0;
 	part->promote_pending = false;
+	part->phase = REPLKAFKA_PHASE_CATCHING_UP;
+	part->phase_started = GetCurrentTimestamp();
+	part->phase_from = part->next_offset;
+	part->phase_to = 0;
 	LWLockRelease(replkafka_shared->lock);
+	progress_noticed = GetCurrentTimestamp();
 	/* an offline partition: its apply worker starts applying it */
 	replkafka_wake_apply_workers();
 
@@ -429,6 +484,8 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->promote_offset = high;
+	part->phase_from = part->next_offset;
+	part->phase_to = high;
 	LWLockRelease(replkafka_shared->lock);
 	replkafka_wake_apply_workers();
 	promote_wait(part, partition, REPLKAFKA_PROMOTE_CATCHUP, high, deadline);
@@ -470,10 +527,12 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->promote_generation = generation + 1;
 	LWLockRelease(replkafka_shared->lock);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_NEW_GEN, 0, 0);
 	newgen_lsn = GetXLogInsertRecPtr();
 	newgen_offset = write_control_record(RKM_NEW_GEN, partition, topic,
 										 RKM_SCN(generation + 1, 0),
 										 newgen_lsn, deadline);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_NEW_GEN, 0, 0);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
 		part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
@@ -549,7 +608,11 @@ replkafka_demote(int partition, int timeout_ms)
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->handover = true;
 	part->handover_pid = MyProcPid;
+	part->phase = REPLKAFKA_PHASE_WAITING_FOR_WRITERS;
+	part->phase_started = GetCurrentTimestamp();
+	part->phase_from = part->phase_to = 0;
 	LWLockRelease(replkafka_shared->lock);
+	progress_noticed = GetCurrentTimestamp();
 	pg_memory_barrier();
 
 	PG_TRY();
@@ -646,6 +709,7 @@ demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 					writers > 0 ?
 					errhint("The partition takes writes again.  End the long transactions, or demote with a longer timeout.") :
 					errhint("The partition takes writes again.  Finish them with COMMIT PREPARED or ROLLBACK PREPARED (see pg_prepared_xacts), or demote with a longer timeout."));
+		mastership_notice_progress(partition, "demoting");
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 writers > 0 ? 5 : 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -684,6 +748,7 @@ demote_wait_for_kafka(ReplkafkaPartition *part, int partition,
 							  LSN_FORMAT_ARGS(lsn)),
 					errhint("The partition takes writes again.  See the last_error column of replkafka.partitions for the shipper's trouble."));
 		replkafka_wake_shipper();
+		mastership_notice_progress(partition, "demoting");
 		(void) ConditionVariableTimedSleep(&replkafka_shared->ack_cv,
 										   Min(remaining, 1000),
 										   PG_WAIT_EXTENSION);
@@ -849,6 +914,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 			end->seq = scan.seq;
 			end->offset = scan.offset;
 			end->ended = false;
+			replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_END_GEN, 0, 0);
 			demote_end_generation(consumer, partition, topic, generation,
 								  lsn, high, end, deadline);
 		}
@@ -876,9 +942,11 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 	demote_wait_for_writers(part, partition, deadline);
 	lsn = demote_wal_end();
 	XLogFlush(lsn);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_WAITING_FOR_KAFKA, 0, 0);
 	demote_wait_for_kafka(part, partition, lsn, deadline);
 
 	/* End the generation. */
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_LOG, 0, 0);
 	demote_in_kafka(partition, topic, generation, lsn, &end, deadline);
 
 	/* A replica from the END_GEN record on (or from our last record). */

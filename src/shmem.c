@@ -164,6 +164,39 @@ replkafka_role_name(ReplkafkaRole role)
 }
 
 /*
+ * The name of a step of a role change, as replkafka.partitions shows it.
+ */
+const char *
+replkafka_phase_name(ReplkafkaPhase phase)
+{
+	static const char *const names[] = {
+		"", "catching up", "writing NEW_GEN", "reading NEW_GEN back",
+		"waiting for writers", "waiting for Kafka", "reading the log back",
+		"writing END_GEN"
+	};
+
+	StaticAssertStmt(lengthof(names) == REPLKAFKA_PHASE_WRITING_END_GEN + 1,
+					 "a name for each phase");
+	return names[phase];
+}
+
+/*
+ * The backend changing the role of partition moves to phase; from and to
+ * are the offsets a catch-up reads from and up to (else 0).
+ */
+void
+replkafka_set_phase(int partition, ReplkafkaPhase phase, int64 from, int64 to)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->phase = phase;
+	part->phase_from = from;
+	part->phase_to = to;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
  * Parse a role name; false if it is not one.
  */
 bool

@@ -44,6 +44,19 @@ typedef enum ReplkafkaPromoteState
 	REPLKAFKA_PROMOTE_LOST,		/* another node's NEW_GEN came first */
 } ReplkafkaPromoteState;
 
+/* The step a role change or a catch-up is at, for replkafka.partitions. */
+typedef enum ReplkafkaPhase
+{
+	REPLKAFKA_PHASE_NONE = 0,
+	REPLKAFKA_PHASE_CATCHING_UP,	/* promote(), a replica: reading the log */
+	REPLKAFKA_PHASE_WRITING_NEW_GEN,
+	REPLKAFKA_PHASE_READING_NEW_GEN,
+	REPLKAFKA_PHASE_WAITING_FOR_WRITERS,	/* demote() */
+	REPLKAFKA_PHASE_WAITING_FOR_KAFKA,
+	REPLKAFKA_PHASE_READING_LOG,
+	REPLKAFKA_PHASE_WRITING_END_GEN,
+} ReplkafkaPhase;
+
 /* Shared state of one partition. */
 typedef struct ReplkafkaPartition
 {
@@ -112,6 +125,25 @@ typedef struct ReplkafkaPartition
 	uint32		promote_pending_generation;
 	int64		promote_offset; /* CATCHUP: the log end to read up to */
 	char		promote_winner[64]; /* LOST (or pending): the node that won */
+
+	/*
+	 * The step promote() or demote() is at, written by its backend, shown
+	 * while the change runs (promote_state, handover): when it began, and
+	 * while it catches up, the offsets it reads from and up to.
+	 */
+	ReplkafkaPhase phase;
+	TimestampTz phase_started;
+	int64		phase_from;
+	int64		phase_to;
+
+	/*
+	 * A replica catching up, written by its apply worker when it takes the
+	 * partition up (after follow(), or when the worker starts): from where,
+	 * up to the log end it then knew, since when.
+	 */
+	TimestampTz catchup_started;
+	int64		catchup_from;
+	int64		catchup_to;
 
 	/* Why the partition is in error, or why shipping it failed last. */
 	char		last_error[REPLKAFKA_ERROR_LEN];
@@ -189,6 +221,9 @@ extern void replkafka_shmem_ensure_loaded(void);
 extern void replkafka_shmem_reload_at_commit(void);
 extern ReplkafkaPartition *replkafka_partition_state(int partition);
 extern const char *replkafka_role_name(ReplkafkaRole role);
+extern const char *replkafka_phase_name(ReplkafkaPhase phase);
+extern void replkafka_set_phase(int partition, ReplkafkaPhase phase,
+								int64 from, int64 to);
 extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
 extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 										 uint32 generation);

@@ -143,7 +143,8 @@ worker_set_state(ReplkafkaWorkerState state)
 		w->started = GetCurrentTimestamp();
 		w->starts++;
 	}
-	if (state == REPLKAFKA_WORKER_RUNNING)
+	/* past its earlier errors: running, or waiting for a cluster */
+	if (state == REPLKAFKA_WORKER_RUNNING || state == REPLKAFKA_WORKER_WAITING)
 		w->running_since = GetCurrentTimestamp();
 	w->state = state;
 	LWLockRelease(replkafka_shared->lock);
@@ -237,8 +238,9 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 
 /*
  * Is the worker in slot failing: did it report an error since it last
- * finished starting, and has not run since?  Then *status is a copy of its
- * state.  Called with replkafka_shared->lock held.
+ * finished starting (or began to wait for the cluster), and has not run
+ * since?  Then *status is a copy of its state.  Called with
+ * replkafka_shared->lock held.
  */
 bool
 replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status)
@@ -247,7 +249,8 @@ replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status)
 
 	*status = *w;
 	return w->error_time != 0 && w->error_time >= w->running_since &&
-		w->state != REPLKAFKA_WORKER_RUNNING;
+		w->state != REPLKAFKA_WORKER_RUNNING &&
+		w->state != REPLKAFKA_WORKER_WAITING;
 }
 
 /*
