@@ -155,6 +155,7 @@ CREATE FUNCTION replkafka.worker_status(
 	OUT state text,
 	OUT started timestamptz,
 	OUT restarts bigint,
+	OUT failing boolean,
 	OUT error_time timestamptz,
 	OUT error_sqlstate text,
 	OUT last_error text)

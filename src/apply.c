@@ -374,6 +374,8 @@ replkafka_apply_main(Datum main_arg)
 static void
 apply_exit(int code, Datum arg)
 {
+	/* an error may have left it held: nothing aborted the transaction yet */
+	LWLockReleaseAll();
 	if (replkafka_shared && worker_index >= 0)
 	{
 		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
@@ -586,7 +588,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 		else
 		{
 			/* the topic is gone, access was revoked...: see if Kafka answers */
-			replkafka_kafka_note_error(rd_kafka_message_errstr(msg));
+			replkafka_kafka_note_error(msg->err, rd_kafka_message_errstr(msg));
 			ereport(DEBUG1,
 					errmsg_internal("Kafka consumer: %s", rd_kafka_message_errstr(msg)));
 		}

@@ -456,40 +456,36 @@ Datum
 replkafka_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	static const char *const state_names[] = {
-		"not started", "starting", "waiting for cluster", "running",
-		"retrying", "failed"
-	};
 
 	replkafka_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 	for (int slot = 0; slot < 1 + replkafka_apply_workers; slot++)
 	{
-		ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
-		Datum		values[9];
-		bool		nulls[9];
+		ReplkafkaWorkerStatus w;
+		Datum		values[10];
+		bool		nulls[10];
 
+		replkafka_worker_get_status(slot, &w);
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = CStringGetTextDatum(slot == REPLKAFKA_SHIPPER_SLOT ? "shipper" : "apply");
 		values[1] = Int32GetDatum(slot == REPLKAFKA_SHIPPER_SLOT ? 0 :
 								  slot - REPLKAFKA_APPLY_SLOT(0));
-		values[2] = Int32GetDatum(w->pid);
-		nulls[2] = w->pid == 0;
-		values[3] = CStringGetTextDatum(state_names[w->state]);
-		values[4] = TimestampTzGetDatum(w->started);
-		nulls[4] = w->starts == 0;
-		values[5] = Int64GetDatum(w->starts > 0 ? w->starts - 1 : 0);
-		values[6] = TimestampTzGetDatum(w->error_time);
-		nulls[6] = w->error_time == 0;
-		values[7] = CStringGetTextDatum(w->error_sqlstate);
-		nulls[7] = w->error_time == 0;
-		values[8] = CStringGetTextDatum(w->last_error);
-		nulls[8] = w->error_time == 0;
+		values[2] = Int32GetDatum(w.pid);
+		nulls[2] = w.pid == 0;
+		values[3] = CStringGetTextDatum(replkafka_worker_state_name(w.state));
+		values[4] = TimestampTzGetDatum(w.started);
+		nulls[4] = w.starts == 0;
+		values[5] = Int64GetDatum(w.starts > 0 ? w.starts - 1 : 0);
+		values[6] = BoolGetDatum(w.failing);
+		values[7] = TimestampTzGetDatum(w.error_time);
+		nulls[7] = w.error_time == 0;
+		values[8] = CStringGetTextDatum(w.error_sqlstate);
+		nulls[8] = w.error_time == 0;
+		values[9] = CStringGetTextDatum(w.last_error);
+		nulls[9] = w.error_time == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(replkafka_shared->lock);
 	return (Datum) 0;
 }
 
@@ -599,7 +595,8 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 				REPLKAFKA_APPLY_SLOT(p % replkafka_apply_workers);
 			ReplkafkaWorkerStatus w;
 
-			if (replkafka_worker_failing(slot, &w))
+			replkafka_worker_get_status(slot, &w);
+			if (w.failing)
 				values[10] = CStringGetTextDatum(replkafka_worker_describe(slot, &w));
 		}
 		nulls[10] = values[10] == (Datum) 0;

@@ -82,8 +82,9 @@ static char kafka_last_error[512];
 /* Set when librdkafka reports a fatal error. */
 static bool kafka_fatal = false;
 
-/* How many errors the clients of this process reported. */
+/* How many errors the clients of this process reported, and the last one's code. */
 static uint64 kafka_errors = 0;
+static rd_kafka_resp_err_t kafka_last_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 
 /*
@@ -358,7 +359,7 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static void
 kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	replkafka_kafka_note_error(reason);
+	replkafka_kafka_note_error(err, reason);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		kafka_fatal = true;
 }
@@ -368,9 +369,10 @@ kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
  * reported, or one a consumer returned for a partition.
  */
 void
-replkafka_kafka_note_error(const char *reason)
+replkafka_kafka_note_error(int err, const char *reason)
 {
 	strlcpy(kafka_last_error, reason, sizeof(kafka_last_error));
+	kafka_last_error_code = err;
 	kafka_errors++;
 }
 
@@ -751,23 +753,55 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 }
 
 /*
- * Ask the cluster once, within timeout_ms, for its metadata: can this
- * client reach a broker, get through its authentication, and find topic
- * with a leader for every partition?  If not, fills reason with why.
+ * The SQLSTATE of a Kafka error a worker cannot get past.
+ */
+static int
+kafka_sqlstate(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+			return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+			return ERRCODE_INSUFFICIENT_PRIVILEGE;
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+			return ERRCODE_UNDEFINED_OBJECT;
+		default:
+			return ERRCODE_CONNECTION_FAILURE;
+	}
+}
+
+/*
+ * Ask the cluster once, within timeout_ms, for the metadata of topic: can
+ * this client reach a broker, get through its authentication, and find
+ * topic, readable, with a leader for every partition?  If not, fills
+ * reason with why and *sqlerrcode with its SQLSTATE.
  *
  * Metadata, not offsets: a request for offsets waits for the partition's
- * leader as long as the client believes a dead broker leads it.
+ * leader as long as the client believes a dead broker leads it.  The
+ * clients do not let brokers create topics, so asking for one creates none.
  */
 bool
 replkafka_kafka_probe(rd_kafka_t *rk, const char *topic, int timeout_ms,
-					  char *reason, size_t size)
+					  char *reason, size_t size, int *sqlerrcode)
 {
 	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *rkt;
 	rd_kafka_resp_err_t err;
-	bool		found = false;
+	bool		ok = false;
 
-	/* all topics: naming one could make a broker create it */
-	err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (rkt == NULL)
+	{
+		strlcpy(reason, rd_kafka_err2str(rd_kafka_last_error()), size);
+		*sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+		return false;
+	}
+	err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+	rd_kafka_topic_destroy(rkt);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		/* a timeout says less than what the brokers last answered */
@@ -775,35 +809,42 @@ replkafka_kafka_probe(rd_kafka_t *rk, const char *topic, int timeout_ms,
 			 err == RD_KAFKA_RESP_ERR__TRANSPORT ||
 			 err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) &&
 			kafka_last_error[0] != '\0')
+		{
 			strlcpy(reason, kafka_last_error, size);
+			*sqlerrcode = kafka_sqlstate(kafka_last_error_code);
+		}
 		else
+		{
 			strlcpy(reason, rd_kafka_err2str(err), size);
+			*sqlerrcode = kafka_sqlstate(err);
+		}
 		return false;
 	}
 
-	strlcpy(reason, rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), size);
-	for (int i = 0; i < md->topic_cnt && !found; i++)
+	if (md->topic_cnt != 1)
 	{
-		const rd_kafka_metadata_topic_t *t = &md->topics[i];
-
-		if (strcmp(t->topic, topic) != 0)
-			continue;
-		found = true;
-		if (t->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			strlcpy(reason, rd_kafka_err2str(t->err), size);
-			found = false;
-		}
-		for (int j = 0; j < t->partition_cnt && found; j++)
-			if (t->partitions[j].leader < 0)
+		strlcpy(reason, rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), size);
+		*sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+	}
+	else if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		strlcpy(reason, rd_kafka_err2str(md->topics[0].err), size);
+		*sqlerrcode = kafka_sqlstate(md->topics[0].err);
+	}
+	else
+	{
+		ok = true;
+		for (int i = 0; i < md->topics[0].partition_cnt && ok; i++)
+			if (md->topics[0].partitions[i].leader < 0)
 			{
 				snprintf(reason, size, "partition %d has no leader",
-						 t->partitions[j].id);
-				found = false;
+						 md->topics[0].partitions[i].id);
+				*sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+				ok = false;
 			}
 	}
 	rd_kafka_metadata_destroy(md);
-	return found;
+	return ok;
 }
 
 /*

@@ -49,10 +49,11 @@ extern bool replkafka_kafka_validate_options(const char *options,
 extern rd_kafka_t *replkafka_kafka_new(ReplkafkaClientKind kind,
 									   ReplkafkaDeliveryCallback dr_cb);
 extern const char *replkafka_kafka_last_error(void);
-extern void replkafka_kafka_note_error(const char *reason);
+extern void replkafka_kafka_note_error(int err, const char *reason);
 extern uint64 replkafka_kafka_errors(void);
 extern bool replkafka_kafka_probe(rd_kafka_t *rk, const char *topic,
-								  int timeout_ms, char *reason, size_t size);
+								  int timeout_ms, char *reason, size_t size,
+								  int *sqlerrcode);
 extern bool replkafka_kafka_fatal(rd_kafka_t *rk, char *reason, size_t size);
 extern void replkafka_kafka_ensure_topic(const ReplkafkaTopicSpec *spec);
 extern void replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic,

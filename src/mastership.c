@@ -62,7 +62,6 @@
 #include "common/string.h"
 #include "utils/resowner.h"
 #include "miscadmin.h"
-#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -73,7 +72,6 @@
 #include "mastership.h"
 #include "message.h"
 #include "replkafka.h"
-#include "shipper.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -116,9 +114,8 @@ static void demote_in_kafka(int partition, const char *topic,
 							DemoteEnd *end, TimestampTz deadline);
 static void demote_steps(int partition, const char *topic,
 						 TimestampTz deadline);
-static void promote_check_shipper(int partition);
 static void mastership_notice_progress(int partition, const char *change);
-static void promote_wait_for_slot(int partition, TimestampTz deadline);
+static void promote_wait_for_shipper(int partition, TimestampTz deadline);
 static XLogRecPtr demote_wal_end(void);
 static void demote_wait_for_writers(ReplkafkaPartition *part, int partition,
 									TimestampTz deadline);
@@ -139,6 +136,8 @@ mastership_exit(int code, Datum arg)
 
 	if (replkafka_shared == NULL || !replkafka_shared->loaded)
 		return;
+	/* a FATAL error may have left it held: exit runs before the abort */
+	LWLockReleaseAll();
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
@@ -265,7 +264,7 @@ replkafka_promote(int partition, int timeout_ms)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	mastership_register_exit();
-	promote_wait_for_slot(partition, deadline);
+	promote_wait_for_shipper(partition, deadline);
 	role = lock_partition(partition, &cluster);
 	if (role == REPLKAFKA_ROLE_PRIMARY)
 		ereport(ERROR,
@@ -279,57 +278,58 @@ replkafka_promote(int partition, int timeout_ms)
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
 	replkafka_check_not_stale(partition);
-	promote_check_shipper(partition);
 	return promote_partition(partition, role, cluster.topic, deadline);
 }
 
 /*
- * The shipper creates its slot on its first start, after the transactions
- * running then end.  Transactions of the new generation must commit after
- * it, or they would never be shipped: wait for it, before this
- * transaction takes the partition's lock (and an xid that creating the
- * slot would wait for).
+ * A generation started while nobody ships would take writes that are
+ * never shipped.  Refuse while the shipper is failing; wait, within the
+ * deadline, while it starts: once it runs, its slot exists and decodes
+ * from a consistent point, so every transaction of the new generation is
+ * shipped.  The shipper creates its slot after the transactions running
+ * then end: a transaction that already wrote cannot wait for it.
  */
 static void
-promote_wait_for_slot(int partition, TimestampTz deadline)
+promote_wait_for_shipper(int partition, TimestampTz deadline)
 {
-	while (SearchNamedReplicationSlot(REPLKAFKA_SLOT_NAME, true) == NULL)
+	for (;;)
 	{
-		promote_check_shipper(partition);
-		if (GetCurrentTimestamp() >= deadline)
+		ReplkafkaWorkerStatus shipper;
+
+		replkafka_worker_get_status(REPLKAFKA_SHIPPER_SLOT, &shipper);
+		if (shipper.failing)
 			ereport(ERROR,
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					errmsg("cannot promote node \"%s\" in partition %d: its shipper has not created replication slot \"%s\" yet",
-						   replkafka_node_name, partition, REPLKAFKA_SLOT_NAME),
+					errmsg("could not promote node \"%s\" for partition %d: its shipper is failing",
+						   replkafka_node_name, partition),
+					errdetail("The shipper %s at %s with SQLSTATE %s: %s%s",
+							  shipper.state == REPLKAFKA_WORKER_RETRYING ? "is retrying, last" : "failed",
+							  timestamptz_to_str(shipper.error_time),
+							  shipper.error_sqlstate, shipper.last_error,
+							  pg_str_endswith(shipper.last_error, ".") ? "" : "."),
+					errhint("See replkafka.workers; promote once the shipper runs."));
+		if (shipper.state == REPLKAFKA_WORKER_RUNNING)
+			return;
+		if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("could not promote node \"%s\" for partition %d: its shipper is not running",
+						   replkafka_node_name, partition),
+					errdetail("The shipper is %s, and this transaction already wrote: the shipper may be waiting for it to end.",
+							  replkafka_worker_state_name(shipper.state)),
+					errhint("Call replkafka.promote() in a transaction of its own."));
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("could not promote node \"%s\" for partition %d within the timeout",
+						   replkafka_node_name, partition),
+					errdetail("Its shipper is %s.", replkafka_worker_state_name(shipper.state)),
 					errhint("See replkafka.workers; promote once the shipper runs."));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-}
-
-/*
- * A generation started while the shipper fails would take writes that
- * nobody ships: refuse, with the shipper's last error.
- */
-static void
-promote_check_shipper(int partition)
-{
-	ReplkafkaWorkerStatus shipper;
-	bool		failing;
-
-	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
-	failing = replkafka_worker_failing(REPLKAFKA_SHIPPER_SLOT, &shipper);
-	LWLockRelease(replkafka_shared->lock);
-	if (failing)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("cannot promote node \"%s\" in partition %d: its shipper is not running",
-					   replkafka_node_name, partition),
-				errdetail("The %s%s", replkafka_worker_describe(REPLKAFKA_SHIPPER_SLOT, &shipper),
-						  pg_str_endswith(shipper.last_error, ".") ? "" : "."),
-				errhint("See replkafka.workers; promote once the shipper runs."));
 }
 
 /*

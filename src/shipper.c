@@ -201,7 +201,7 @@ typedef struct ShipperPartition
 PGDLLEXPORT void replkafka_shipper_main(Datum main_arg);
 
 static void shipper_exit(int code, Datum arg);
-static void shipper_check_slot_lost(void);
+static void shipper_stop_for_lost_slot(void);
 static void shipper_check_slot(void);
 static void shipper_ensure_slot(void);
 static void shipper_decode(void);
@@ -269,6 +269,7 @@ static char delivery_error[512];
 static List *pending_errors = NIL;
 
 static TimestampTz last_checkpoint = 0;
+/* The last acknowledgement, or when the oldest record in flight was sent. */
 static TimestampTz last_ack = 0;
 
 /* replkafka_shared->roles_version when the shipper last looked at roles. */
@@ -345,6 +346,8 @@ replkafka_shipper_main(Datum main_arg)
 	shipper_allow_own_plugin();
 
 	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
+	/* before any Kafka client: a shipper without its slot restarts bare */
+	shipper_ensure_slot();
 
 	partitions = MemoryContextAllocZero(TopMemoryContext,
 										npartitions * sizeof(ShipperPartition));
@@ -358,7 +361,6 @@ replkafka_shipper_main(Datum main_arg)
 	topic_handle = rd_kafka_topic_new(producer, topic_name, NULL);
 	last_ack = GetCurrentTimestamp();
 
-	shipper_ensure_slot();
 	ereport(LOG,
 			errmsg("replkafka shipper started for topic \"%s\" with %d partitions",
 				   topic_name, npartitions));
@@ -373,6 +375,8 @@ replkafka_shipper_main(Datum main_arg)
 static void
 shipper_exit(int code, Datum arg)
 {
+	/* an error may have left it held: nothing aborted the transaction yet */
+	LWLockReleaseAll();
 	if (topic_handle)
 		rd_kafka_topic_destroy(topic_handle);
 	topic_handle = NULL;
@@ -400,36 +404,52 @@ shipper_exit(int code, Datum arg)
 
 /*
  * The slot is missing on a node that is primary of partitions: it was
- * dropped, or the node was restored from a backup.  A new slot would start
- * at the end of the WAL, after transactions that may not be in Kafka, and
- * would silently never ship them: refuse, unless the administrator created
- * the slot again, which accepts that loss.
+ * dropped, or the node was restored from a file-level backup.  A new slot
+ * starts at the end of the WAL, after transactions that may not be in
+ * Kafka, and would never ship them.  Those partitions stop, as for a stale
+ * primary (the write fence refuses their writes from now on); then the
+ * shipper creates its slot and ships the others.
  */
 static void
-shipper_check_slot_lost(void)
+shipper_stop_for_lost_slot(void)
 {
 	List	   *roles;
 	ListCell   *lc;
-	StringInfoData primaries;
+	StringInfoData stopped;
+	int			count = 0;
 
-	initStringInfo(&primaries);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	initStringInfo(&stopped);
 	(void) replkafka_catalog_get_roles(&roles);
 	foreach(lc, roles)
 	{
 		ReplkafkaRoleRow *row = lfirst(lc);
 
-		if (row->role == REPLKAFKA_ROLE_PRIMARY)
-			appendStringInfo(&primaries, "%s%d", primaries.len > 0 ? ", " : "",
-							 row->partition);
+		if (row->role != REPLKAFKA_ROLE_PRIMARY)
+			continue;
+		if (!replkafka_catalog_set_primary_error(row->partition, row->generation,
+												 psprintf("replication slot \"%s\" of the shipper was lost: the transactions committed before it was created again may not be in Kafka",
+														  REPLKAFKA_SLOT_NAME)))
+			ereport(ERROR,
+					errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					errmsg("could not stop partition %d, whose shipper's slot was lost",
+						   row->partition),
+					errdetail("Another session changes its role."));
+		replkafka_set_role_at_commit(row->partition, REPLKAFKA_ROLE_ERROR,
+									 row->generation);
+		appendStringInfo(&stopped, "%s%d", count++ > 0 ? ", " : "", row->partition);
 	}
-	if (primaries.len > 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (count > 0)
+		ereport(WARNING,
 				errmsg("replication slot \"%s\" of the shipper is missing", REPLKAFKA_SLOT_NAME),
-				errdetail("This node is primary of partitions %s: transactions they committed before the slot was lost may not be in Kafka, and a new slot would skip them.",
-						  primaries.data),
-				errhint("Promote another node in those partitions; or, to ship from now on and lose those transactions, create the slot with pg_create_logical_replication_slot('%s', '%s').",
-						REPLKAFKA_SLOT_NAME, REPLKAFKA_EXTENSION_NAME));
+				errdetail_plural("This node was primary of partition %s; the transactions it committed before the slot was lost may not be in Kafka, so the partition is now in error.",
+								 "This node was primary of partitions %s; the transactions they committed before the slot was lost may not be in Kafka, so the partitions are now in error.",
+								 count, stopped.data),
+				errhint("Promote another node in those partitions, then rebuild them here as for a stale primary."));
 }
 
 /*
@@ -448,8 +468,7 @@ shipper_check_slot(void)
 				SlotIsLogical(MyReplicationSlot) ?
 				errdetail("Its output plugin is \"%s\".", NameStr(MyReplicationSlot->data.plugin)) :
 				errdetail("It is a physical slot."),
-				errhint("Drop the slot and create it with pg_create_logical_replication_slot('%s', '%s').",
-						REPLKAFKA_SLOT_NAME, REPLKAFKA_EXTENSION_NAME));
+				errhint("Drop the slot: the shipper creates its own."));
 }
 
 /*
@@ -465,8 +484,8 @@ shipper_ensure_slot(void)
 		return;
 
 	CheckLogicalDecodingRequirements();
+	shipper_stop_for_lost_slot();
 	StartTransactionCommand();
-	shipper_check_slot_lost();
 	ReplicationSlotCreate(REPLKAFKA_SLOT_NAME, true, RS_EPHEMERAL, false);
 	ctx = CreateInitDecodingContext(REPLKAFKA_EXTENSION_NAME, NIL, false,
 									InvalidXLogRecPtr,
@@ -648,6 +667,9 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				s->last_offset = -1;
 				sp->next_seq++;
 				shipper_check_sequence(hdr.partition);
+				/* a stall counts from the oldest record in flight */
+				if (dlist_is_empty(&shipments))
+					last_ack = GetCurrentTimestamp();
 				dlist_push_tail(&shipments, &s->node);
 				sp->cur = s;
 				sp->cur_skip = false;

@@ -144,6 +144,8 @@ shmem_startup(void)
 		ConditionVariableInit(&replkafka_shared->promote_cv);
 		for (int p = 0; p < replkafka_max_partitions; p++)
 			pg_atomic_init_u32(&replkafka_shared->partitions[p].writers, 0);
+		for (int i = 0; i < REPLKAFKA_WORKER_SLOTS; i++)
+			SpinLockInit(&replkafka_shared->workers[i].mutex);
 	}
 	prepared = ShmemInitStruct("replkafka prepared transactions",
 							   mul_size(max_prepared_xacts, sizeof(ReplkafkaPrepared)),

