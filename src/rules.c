@@ -18,9 +18,10 @@
  *	   record of a newer generation without its NEW_GEN stops the
  *	   partition.
  *	4. A chunked transaction is applied only when all its chunks arrived.
- *	   Records that are not the leader's leave it alone; an incomplete one
- *	   followed by another record of the leader, or by a new generation, is
- *	   discarded (the leader writes it again whole).  The leader's END_GEN
+ *	   Records that are not the leader's leave it alone, and so do copies
+ *	   of its chunks collected already; an incomplete one followed by
+ *	   another record of the leader, or by a new generation, is discarded
+ *	   (the leader writes it again whole).  The leader's END_GEN
  *	   carries the sequence of its last transaction, which must be the last
  *	   applied one.
  * (Rule 5, what a transaction may write, is the apply worker's.)
@@ -90,11 +91,21 @@ rules_judge(const RulesState *state, int64 offset, const RkmHeader *hdr,
 
 	if (hdr->type == RKM_TXN && !(hdr->chunk == 0 && hdr->last))
 	{
-		bool		continues = state->collecting &&
-			hdr->chunk == state->coll_next &&
+		bool		same = state->collecting &&
 			hdr->scn == state->coll_scn && hdr->xid == state->coll_xid &&
 			strcmp(hdr->origin, state->coll_origin) == 0;
+		bool		continues = same && hdr->chunk == state->coll_next;
 
+		/*
+		 * A chunk collected already, again: a copy (a mirror that copies at
+		 * least once starts again from an earlier record), not the leader
+		 * writing the transaction again, which starts at chunk 0.
+		 */
+		if (same && hdr->chunk > 0 && hdr->chunk < state->coll_next)
+		{
+			result->verdict = RULES_SKIP_CHUNK;
+			return;
+		}
 		if (hdr->chunk == 0 || !continues)
 		{
 			/* an incomplete transaction is discarded */

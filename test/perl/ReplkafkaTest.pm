@@ -709,6 +709,29 @@ sub describe_topic
 
 =pod
 
+=item $kafka->mirror($target, $topic)
+
+Start MirrorMaker 2 copying $topic of this cluster to the cluster $target
+as "source.$topic", and wait until that topic exists; returns an object
+whose stop() ends it (the test's end does too).
+
+=cut
+
+sub mirror
+{
+	my ($self, $target, $topic) = @_;
+	my $dir = "$self->{dir}_mirror";
+	my ($out, $err);
+	IPC::Run::run([ $harness, 'mirror', $dir, $self->{dir}, $target->{dir}, $topic ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(300))
+	  or die "kafka-cluster mirror failed:\n$err";
+	my $mirror = bless { dir => $dir, kafka => $self }, 'ReplkafkaTest::Mirror';
+	unshift @started, $mirror;
+	return $mirror;
+}
+
+=pod
+
 =item $kafka->delete_topic($topic)
 
 Delete $topic.
@@ -802,6 +825,20 @@ HEARTBEAT), last, partition, chunk, scn, generation, sequence, commit_lsn,
 commit_time, xid, origin, body.  Dies on a malformed header.
 
 =cut
+
+package ReplkafkaTest::Mirror;
+
+use strict;
+use warnings;
+
+# A MirrorMaker 2 process started by ReplkafkaTest::Kafka->mirror.
+sub stop
+{
+	my ($self) = @_;
+	return if $self->{stopped};
+	IPC::Run::run([ $harness, 'mirror-stop', $self->{dir} ], IPC::Run::timeout(120));
+	$self->{stopped} = 1;
+}
 
 package ReplkafkaTest::Wire;
 

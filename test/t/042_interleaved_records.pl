@@ -19,6 +19,11 @@
 #   the two (the end of the generation is kept in the checkpoint).
 # partition 0 again (item 8): node_x's transaction 3 inserts a row whose
 #   key belongs to partition 1: the replica refuses to write it there.
+# partition 3: chunks copied twice, as by a mirror that copies at least
+#   once and starts again from an earlier record (MirrorMaker 2 after a
+#   restart): some chunks of a transaction again in the middle of it; then
+#   the next transaction, and the whole first one again.  Each is applied
+#   once.
 use strict;
 use warnings;
 
@@ -30,11 +35,11 @@ use Test::More;
 my $kafka = ReplkafkaTest::Kafka->start();
 my $node = ReplkafkaTest::new_node('node_a', $kafka);
 $node->safe_psql('postgres', q{
-SELECT replkafka.create_cluster(3, 1);
+SELECT replkafka.create_cluster(4, 1);
 CREATE TABLE items (id int PRIMARY KEY, v text);
 SELECT replkafka.add_table('items', 'id');
 });
-my %keys = map { $_ => [ ReplkafkaTest::keys_of_partition($node, 'items', $_, 40) ] } 0 .. 2;
+my %keys = map { $_ => [ ReplkafkaTest::keys_of_partition($node, 'items', $_, 40) ] } 0 .. 3;
 my @columns = ([ 'id', 'integer', 1 ], [ 'v', 'text', 0 ]);
 
 # The body of a transaction inserting ids with value $v.
@@ -140,6 +145,25 @@ SELECT kafka_offset = 4 FROM replkafka.consumer_checkpoints WHERE partition = 2}
 	'item 6: the restarted replica read past the records after END_GEN');
 is(rows(2, 'after end'), '0', 'item 6: it applied none of them');
 like(state(2), qr/^replica 1 2 $/, 'item 6: it counted both as zombies, without error');
+
+# Partition 3: copies of chunks.
+my @copied = chunks(3, 'node_x', 1, 60, body('copied', @{ $keys{3} }[ 0 .. 9 ]));
+cmp_ok(scalar @copied, '>=', 4, 'copies: the transaction has at least four chunks');
+$kafka->produce('replkafka', 3,
+	new_gen(3, 'node_x'),
+	@copied[ 0 .. 2 ],
+	@copied[ 1 .. 2 ],
+	@copied[ 3 .. $#copied ],
+	chunks(3, 'node_x', 2, 100000, body('after copies', $keys{3}[10])),
+	@copied);
+$node->safe_psql('postgres', 'SELECT replkafka.follow(3)');
+ok($node->poll_query_until('postgres', q{
+SELECT role = 'error' OR (scn & 4294967295 = 2 AND lag_messages = 0)
+  FROM replkafka.partitions WHERE partition = 3}),
+	'copies: partition 3 is read to its end');
+like(state(3), qr/^replica 2 0 $/, 'copies: both transactions applied, without error or zombie');
+is(rows(3, 'copied'), '10', 'copies: the transaction copied in part was applied once, whole');
+is(rows(3, 'after copies'), '1', 'copies: and the next one');
 
 # Partition 0: a row of partition 1 in partition 0's log.
 $kafka->produce('replkafka', 0,
