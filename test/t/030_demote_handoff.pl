@@ -116,20 +116,18 @@ $_->restart foreach $node_a, $node_b, $node_c;
 is_deeply([ map { $_->safe_psql('postgres', $roles) } $node_a, $node_b, $node_c ],
 	\@before, 'the same after it');
 
-# A promotion that cannot reach Kafka shows as in progress, then gives up
-# at its timeout and leaves the role as it was.
+# Kafka down: the shipper fails, and a promotion, which could not ship the
+# writes it lets in, is refused, saying why; the role stays as it was.
 $kafka->stop_broker(1);
-my ($promote_out, $promote_err) = ('', '');
-my $promote = IPC::Run::start(
-	[ 'psql', '-X', '-At', '-v', 'VERBOSITY=verbose', '-d', $node_a->connstr('postgres'),
-	  '-c', "SELECT replkafka.promote(0, '3s')" ],
-	'>', \$promote_out, '2>', \$promote_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-ok( $node_a->poll_query_until('postgres',
-		"SELECT transition = 'promoting' FROM replkafka.partitions"),
-	'the view shows the promotion in progress');
-$promote->finish;
-like($promote_err, qr/08006: could not reach Kafka brokers/, 'the promotion gives up at its timeout');
+ok( $node_a->poll_query_until(
+		'postgres', q{SELECT failing FROM replkafka.workers WHERE kind = 'shipper'}),
+	'the shipper shows that it cannot reach Kafka');
+my ($rc, $promote_out, $promote_err) = $node_a->psql('postgres',
+	"SELECT replkafka.promote(0, '3s')", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($promote_err, qr/55000: could not promote node "node_a" for partition 0: its shipper is failing/,
+	'the promotion is refused');
+like($promote_err, qr/DETAIL:  The shipper (is retrying, last|failed) at .* with SQLSTATE 08006: /,
+	'and says why');
 is($node_a->safe_psql('postgres', "SELECT role || ':' || coalesce(transition, 'none') FROM replkafka.partitions"),
 	'replica:none', 'node_a stays replica, with no transition left');
 $kafka->start_broker(1);
