@@ -457,6 +457,7 @@ apply_load_partition(int p)
 	if (ap->rules.generation > 0)
 		replkafka_partition_state(p)->generation = ap->rules.generation;
 	replkafka_partition_state(p)->next_offset = ap->next_offset;
+	replkafka_partition_state(p)->catchup_to = 0;	/* until the log end is known */
 	replkafka_partition_state(p)->applied_scn = ap->rules.last_scn;
 	replkafka_partition_state(p)->applied_offset = ap->ckpt_offset;
 	LWLockRelease(replkafka_shared->lock);

@@ -844,6 +844,12 @@ replkafka_kafka_probe(rd_kafka_t *rk, const char *topic, int timeout_ms,
 			}
 	}
 	rd_kafka_metadata_destroy(md);
+	/* what the brokers said before no longer explains anything */
+	if (ok)
+	{
+		kafka_last_error[0] = '\0';
+		kafka_last_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
 	return ok;
 }
 

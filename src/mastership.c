@@ -302,8 +302,12 @@ promote_wait_for_shipper(int partition, TimestampTz deadline)
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("could not promote node \"%s\" for partition %d: its shipper is failing",
 						   replkafka_node_name, partition),
-					errdetail("The shipper %s at %s with SQLSTATE %s: %s%s",
-							  shipper.state == REPLKAFKA_WORKER_RETRYING ? "is retrying, last" : "failed",
+					shipper.state == REPLKAFKA_WORKER_RETRYING ?
+					errdetail("The shipper is retrying; its last error, at %s, has SQLSTATE %s: %s%s",
+							  timestamptz_to_str(shipper.error_time),
+							  shipper.error_sqlstate, shipper.last_error,
+							  pg_str_endswith(shipper.last_error, ".") ? "" : ".") :
+					errdetail("The shipper failed at %s with SQLSTATE %s: %s%s",
 							  timestamptz_to_str(shipper.error_time),
 							  shipper.error_sqlstate, shipper.last_error,
 							  pg_str_endswith(shipper.last_error, ".") ? "" : "."),

@@ -272,6 +272,9 @@ static TimestampTz last_checkpoint = 0;
 /* The last acknowledgement, or when the oldest record in flight was sent. */
 static TimestampTz last_ack = 0;
 
+/* The shipper recovered its partitions once: it runs. */
+static bool running = false;
+
 /* replkafka_shared->roles_version when the shipper last looked at roles. */
 static uint64 roles_seen = PG_UINT64_MAX;
 
@@ -415,41 +418,60 @@ shipper_stop_for_lost_slot(void)
 {
 	List	   *roles;
 	ListCell   *lc;
-	StringInfoData stopped;
-	int			count = 0;
+	List	   *stopped = NIL;
+	StringInfoData names;
+	char	   *msg;
 
+	msg = psprintf("replication slot \"%s\" of the shipper was lost: the transactions committed before it was created again may not be in Kafka",
+				   REPLKAFKA_SLOT_NAME);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	initStringInfo(&stopped);
 	(void) replkafka_catalog_get_roles(&roles);
 	foreach(lc, roles)
 	{
 		ReplkafkaRoleRow *row = lfirst(lc);
+		int			role;
+		uint32		generation;
 
 		if (row->role != REPLKAFKA_ROLE_PRIMARY)
 			continue;
-		if (!replkafka_catalog_set_primary_error(row->partition, row->generation,
-												 psprintf("replication slot \"%s\" of the shipper was lost: the transactions committed before it was created again may not be in Kafka",
-														  REPLKAFKA_SLOT_NAME)))
-			ereport(ERROR,
-					errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					errmsg("could not stop partition %d, whose shipper's slot was lost",
-						   row->partition),
-					errdetail("Another session changes its role."));
+
+		/*
+		 * Under the row's lock, as a role change does: a demote() holding
+		 * it gives up at its timeout, since nothing ships its writes.
+		 */
+		replkafka_catalog_lock_partition(row->partition, &role, &generation);
+		if (role != REPLKAFKA_ROLE_PRIMARY)
+			continue;
+		replkafka_catalog_set_role(row->partition, REPLKAFKA_ROLE_ERROR,
+								   generation, msg);
 		replkafka_set_role_at_commit(row->partition, REPLKAFKA_ROLE_ERROR,
-									 row->generation);
-		appendStringInfo(&stopped, "%s%d", count++ > 0 ? ", " : "", row->partition);
+									 generation);
+		stopped = lappend_int(stopped, row->partition);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (count > 0)
-		ereport(WARNING,
-				errmsg("replication slot \"%s\" of the shipper is missing", REPLKAFKA_SLOT_NAME),
-				errdetail_plural("This node was primary of partition %s; the transactions it committed before the slot was lost may not be in Kafka, so the partition is now in error.",
-								 "This node was primary of partitions %s; the transactions they committed before the slot was lost may not be in Kafka, so the partitions are now in error.",
-								 count, stopped.data),
-				errhint("Promote another node in those partitions, then rebuild them here as for a stale primary."));
+	if (stopped == NIL)
+		return;
+
+	/* the reason, for the write fence's hint and the view */
+	initStringInfo(&names);
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	foreach(lc, stopped)
+	{
+		strlcpy(replkafka_partition_state(lfirst_int(lc))->last_error, msg,
+				REPLKAFKA_ERROR_LEN);
+	}
+	LWLockRelease(replkafka_shared->lock);
+	foreach(lc, stopped)
+		appendStringInfo(&names, "%s%d", names.len > 0 ? ", " : "", lfirst_int(lc));
+	ereport(WARNING,
+			errmsg("replication slot \"%s\" of the shipper is missing", REPLKAFKA_SLOT_NAME),
+			errdetail_plural("This node was primary of partition %s; the transactions it committed before the slot was lost may not be in Kafka, so the partition is now in error.",
+							 "This node was primary of partitions %s; the transactions they committed before the slot was lost may not be in Kafka, so the partitions are now in error.",
+							 list_length(stopped), names.data),
+			errhint("Promote another node in those partitions, then rebuild them here as for a stale primary."));
 }
 
 /*
@@ -552,7 +574,6 @@ shipper_decode(void)
 										 shipper_write,
 										 shipper_update_progress);
 	replkafka_txn_end_hook = shipper_txn_end;
-	replkafka_worker_running();
 	confirmed_lsn = MyReplicationSlot->data.confirmed_flush;
 	pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirmed_lsn);
 	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
@@ -1197,6 +1218,13 @@ shipper_recover_changed(void)
 		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
 			partitions[p].generation != part->generation)
 			shipper_recover(p);
+	}
+
+	/* running once it read back what Kafka holds of its partitions */
+	if (!running)
+	{
+		replkafka_worker_running();
+		running = true;
 	}
 }
 

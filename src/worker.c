@@ -68,8 +68,9 @@ static bool kafka_suspect = false;
 static TimestampTz kafka_last_probe = 0;
 static bool worker_retrying = false;
 
-/* This incarnation reported an error. */
+/* This incarnation reported an error; it was told to terminate. */
 static bool worker_errored = false;
+static bool worker_terminated = false;
 
 static void worker_set_state(ReplkafkaWorkerState state);
 static void worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
@@ -138,6 +139,7 @@ static void
 worker_set_state(ReplkafkaWorkerState state)
 {
 	ReplkafkaWorkerStatus *w;
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (worker_slot < 0 || replkafka_shared == NULL)
 		return;
@@ -146,7 +148,7 @@ worker_set_state(ReplkafkaWorkerState state)
 	if (state == REPLKAFKA_WORKER_STARTING && w->pid != MyProcPid)
 	{
 		w->pid = MyProcPid;
-		w->started = GetCurrentTimestamp();
+		w->started = now;
 		w->starts++;
 	}
 	if (state == REPLKAFKA_WORKER_RUNNING || state == REPLKAFKA_WORKER_WAITING)
@@ -165,19 +167,23 @@ worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
 {
 	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
 	TimestampTz now = GetCurrentTimestamp();
+	char		text[REPLKAFKA_ERROR_LEN];
+	char		sqlstate[6];
+
+	/* the detail of an error often says why: keep it */
+	if (detail)
+		snprintf(text, sizeof(text), "%s. %s", message, detail);
+	else
+		strlcpy(text, message, sizeof(text));
+	strlcpy(sqlstate, unpack_sql_state(sqlerrcode), sizeof(sqlstate));
 
 	SpinLockAcquire(&w->mutex);
 	if (state != REPLKAFKA_WORKER_NOT_STARTED)
 		w->state = state;
 	w->failing = true;
 	w->error_time = now;
-	strlcpy(w->error_sqlstate, unpack_sql_state(sqlerrcode),
-			sizeof(w->error_sqlstate));
-	/* the detail of an error often says why: keep it */
-	if (detail)
-		snprintf(w->last_error, sizeof(w->last_error), "%s. %s", message, detail);
-	else
-		strlcpy(w->last_error, message, sizeof(w->last_error));
+	memcpy(w->error_sqlstate, sqlstate, sizeof(sqlstate));
+	memcpy(w->last_error, text, sizeof(text));
 	SpinLockRelease(&w->mutex);
 }
 
@@ -318,9 +324,11 @@ replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
 static void
 worker_emit_log(ErrorData *edata)
 {
-	if (edata->elevel >= ERROR && edata->elevel < PANIC &&
-		worker_slot >= 0 && replkafka_shared != NULL &&
-		!(ProcDiePending && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN))
+	/* die() ends a worker with this FATAL error, once it is pending no more */
+	if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		worker_terminated = true;
+	else if (edata->elevel >= ERROR && edata->elevel < PANIC &&
+			 worker_slot >= 0 && replkafka_shared != NULL)
 	{
 		worker_set_error(REPLKAFKA_WORKER_NOT_STARTED, edata->sqlerrcode,
 						 edata->message ? edata->message : "", edata->detail);
@@ -339,7 +347,7 @@ static void
 worker_exit(int code, Datum arg)
 {
 	ReplkafkaWorkerStatus *w;
-	bool		failed = code != 0 && !worker_restarting && !ProcDiePending;
+	bool		failed = code != 0 && !worker_restarting && !worker_terminated;
 
 	if (worker_slot < 0 || replkafka_shared == NULL)
 		return;

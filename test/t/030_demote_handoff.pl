@@ -126,7 +126,7 @@ my ($rc, $promote_out, $promote_err) = $node_a->psql('postgres',
 	"SELECT replkafka.promote(0, '3s')", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($promote_err, qr/55000: could not promote node "node_a" for partition 0: its shipper is failing/,
 	'the promotion is refused');
-like($promote_err, qr/DETAIL:  The shipper (is retrying, last|failed) at .* with SQLSTATE 08006: /,
+like($promote_err, qr/DETAIL:  The shipper (is retrying; its last error, at .*, has|failed at .* with) SQLSTATE 08006: /,
 	'and says why');
 is($node_a->safe_psql('postgres', "SELECT role || ':' || coalesce(transition, 'none') FROM replkafka.partitions"),
 	'replica:none', 'node_a stays replica, with no transition left');

@@ -135,6 +135,18 @@ ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b ], 'items'),
 	'setup: a row replicates');
 workers_run($node_a, 'setup: every worker runs');
 
+# A worker terminated by an administrator is not failing.
+my $shipper_pid = $node_a->safe_psql('postgres',
+	q{SELECT pid FROM replkafka.workers WHERE kind = 'shipper'});
+$node_a->safe_psql('postgres', "SELECT pg_terminate_backend($shipper_pid)");
+ok( $node_a->poll_query_until(
+		'postgres', qq{
+SELECT pid <> $shipper_pid AND state = 'running' AND NOT failing AND error_time IS NULL
+   AND restarts = 1
+  FROM replkafka.workers WHERE kind = 'shipper'}),
+	'terminated: the shipper starts again, and was never failing')
+  or diag $node_a->safe_psql('postgres', 'SELECT * FROM replkafka.workers');
+
 # Brokers unreachable: a row waits for Kafka.
 $kafka->stop_broker(1);
 insert_one($node_a);
