@@ -86,6 +86,9 @@ static bool kafka_fatal = false;
 static uint64 kafka_errors = 0;
 static rd_kafka_resp_err_t kafka_last_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+/* kafka_errors when a request for offsets was last answered. */
+static uint64 kafka_errors_answered = 0;
+
 
 /*
  * Apply parsed options to a librdkafka configuration.  Returns false with a
@@ -735,12 +738,28 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 	{
 		rd_kafka_resp_err_t err;
 		int			remaining = kafka_remaining_ms(deadline);
+		char		reason[256];
+		int			sqlerrcode;
 
-		err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
-											   Max(1, Min(remaining, 1000)));
+		/*
+		 * librdkafka retries a request for offsets to a leader it cannot
+		 * reach far past the timeout given.  After an error, ask the
+		 * metadata first (bounded), and retry here while it shows no
+		 * reachable cluster or a partition without a leader.
+		 */
+		if (kafka_errors != kafka_errors_answered &&
+			!replkafka_kafka_probe(rk, topic, Max(1, Min(remaining, 1000)),
+								   reason, sizeof(reason), &sqlerrcode))
+			err = RD_KAFKA_RESP_ERR__TRANSPORT;
+		else
+			err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
+												   Max(1, Min(remaining, 1000)));
 		kafka_serve_logs(rk);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			kafka_errors_answered = kafka_errors;
 			return;
+		}
 		if (!kafka_transient(err))
 			ereport(ERROR,
 					errcode(ERRCODE_CONNECTION_FAILURE),

@@ -59,5 +59,10 @@ is(join(',', map { "$_->{op} $_->{new}{id} $_->{new}{owner}" } @changes), 'inser
 	'Kafka holds the row');
 is($node->safe_psql('postgres', "SELECT coalesce(last_error, '') FROM replkafka.partitions WHERE partition = $p"),
 	'', 'no error');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(kind || ' ' || state || ' ' || failing || ' ' || coalesce(error_sqlstate, '-'), ', ' ORDER BY kind DESC, index)
+		    FROM replkafka.workers}),
+	'shipper running false -, apply running false -, apply running false -',
+	'every worker runs and never failed: the plugin is allowed to the shipper');
 
 done_testing();
