@@ -284,7 +284,7 @@ replkafka_promote(int partition, int timeout_ms)
 /*
  * A generation started while nobody ships would take writes that are
  * never shipped.  Refuse while the shipper is failing; wait, within the
- * deadline, while it starts: once it runs, its slot exists and decodes
+ * deadline, while it starts (again, after an error): once it runs, its slot exists and decodes
  * from a consistent point, so every transaction of the new generation is
  * shipped.  The shipper creates its slot after the transactions running
  * then end: a transaction that already wrote cannot wait for it.
@@ -292,12 +292,20 @@ replkafka_promote(int partition, int timeout_ms)
 static void
 promote_wait_for_shipper(int partition, TimestampTz deadline)
 {
+	TimestampTz began = GetCurrentTimestamp();
+
 	for (;;)
 	{
 		ReplkafkaWorkerStatus shipper;
 
+		/*
+		 * Failing now: retrying, or an error since this call began.  An
+		 * older error (a shipper that started before its database existed)
+		 * gets the shipper's next start to clear it.
+		 */
 		replkafka_worker_get_status(REPLKAFKA_SHIPPER_SLOT, &shipper);
-		if (shipper.failing)
+		if (shipper.failing &&
+			(shipper.state == REPLKAFKA_WORKER_RETRYING || shipper.error_time >= began))
 			ereport(ERROR,
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("could not promote node \"%s\" for partition %d: its shipper is failing",
