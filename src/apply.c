@@ -294,6 +294,16 @@ replkafka_apply_register(void)
 }
 
 /*
+ * The apply worker that applies partition: partitions are dealt to the
+ * workers in turn.
+ */
+int
+replkafka_apply_worker_of(int partition)
+{
+	return partition % replkafka_apply_workers;
+}
+
+/*
  * Entry point of apply worker main_arg.
  */
 void
@@ -506,7 +516,7 @@ apply_refresh_assignment(bool force)
 				(role == REPLKAFKA_ROLE_OFFLINE &&
 				 promoting[p] != REPLKAFKA_PROMOTE_NONE)) &&
 			promoting[p] != REPLKAFKA_PROMOTE_WON &&
-			p % replkafka_apply_workers == worker_index;
+			replkafka_apply_worker_of(p) == worker_index;
 
 		if (role != roles_seen[p])
 			changed = true;

@@ -14,5 +14,6 @@
 #define REPLKAFKA_APPLY_H
 
 extern void replkafka_apply_register(void);
+extern int	replkafka_apply_worker_of(int partition);
 
 #endif							/* REPLKAFKA_APPLY_H */

@@ -41,6 +41,7 @@
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
+#include "apply.h"
 #include "catalog.h"
 #include "kafka.h"
 #include "mastership.h"
@@ -470,7 +471,7 @@ replkafka_worker_status(PG_FUNCTION_ARGS)
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = CStringGetTextDatum(slot == REPLKAFKA_SHIPPER_SLOT ? "shipper" : "apply");
 		values[1] = Int32GetDatum(slot == REPLKAFKA_SHIPPER_SLOT ? 0 :
-								  slot - REPLKAFKA_APPLY_SLOT(0));
+								  REPLKAFKA_SLOT_APPLY_INDEX(slot));
 		values[2] = Int32GetDatum(w.pid);
 		nulls[2] = w.pid == 0;
 		values[3] = CStringGetTextDatum(replkafka_worker_state_name(w.state));
@@ -592,7 +593,7 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		{
 			int			slot = part->role == REPLKAFKA_ROLE_PRIMARY ?
 				REPLKAFKA_SHIPPER_SLOT :
-				REPLKAFKA_APPLY_SLOT(p % replkafka_apply_workers);
+				REPLKAFKA_APPLY_SLOT(replkafka_apply_worker_of(p));
 			ReplkafkaWorkerStatus w;
 
 			replkafka_worker_get_status(slot, &w);

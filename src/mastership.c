@@ -539,12 +539,12 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->promote_generation = generation + 1;
 	LWLockRelease(replkafka_shared->lock);
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_NEW_GEN, 0, 0);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_NEW_GEN);
 	newgen_lsn = GetXLogInsertRecPtr();
 	newgen_offset = write_control_record(RKM_NEW_GEN, partition, topic,
 										 RKM_SCN(generation + 1, 0),
 										 newgen_lsn, deadline);
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_NEW_GEN, 0, 0);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_NEW_GEN);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP)
 		part->promote_state = REPLKAFKA_PROMOTE_NEWGEN;
@@ -926,7 +926,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 			end->seq = scan.seq;
 			end->offset = scan.offset;
 			end->ended = false;
-			replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_END_GEN, 0, 0);
+			replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_END_GEN);
 			demote_end_generation(consumer, partition, topic, generation,
 								  lsn, high, end, deadline);
 		}
@@ -954,11 +954,11 @@ demote_steps(int partition, const char *topic, TimestampTz deadline)
 	demote_wait_for_writers(part, partition, deadline);
 	lsn = demote_wal_end();
 	XLogFlush(lsn);
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_WAITING_FOR_KAFKA, 0, 0);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_WAITING_FOR_KAFKA);
 	demote_wait_for_kafka(part, partition, lsn, deadline);
 
 	/* End the generation. */
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_LOG, 0, 0);
+	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_LOG);
 	demote_in_kafka(partition, topic, generation, lsn, &end, deadline);
 
 	/* A replica from the END_GEN record on (or from our last record). */

@@ -332,7 +332,6 @@ replkafka_shipper_main(Datum main_arg)
 	replkafka_worker_connect("replkafka shipper", REPLKAFKA_SHIPPER_SLOT);
 	before_shmem_exit(shipper_exit, (Datum) 0);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_shared->shipper_pid = MyProcPid;
 	replkafka_shared->shipper_latch = MyLatch;
 	LWLockRelease(replkafka_shared->lock);
 
@@ -397,11 +396,8 @@ shipper_exit(int code, Datum arg)
 	}
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (replkafka_shared->shipper_pid == MyProcPid)
-	{
-		replkafka_shared->shipper_pid = 0;
+	if (replkafka_shared->shipper_latch == MyLatch)
 		replkafka_shared->shipper_latch = NULL;
-	}
 	LWLockRelease(replkafka_shared->lock);
 }
 

@@ -183,18 +183,18 @@ replkafka_phase_name(ReplkafkaPhase phase)
 }
 
 /*
- * The backend changing the role of partition moves to phase; from and to
- * are the offsets a catch-up reads from and up to (else 0).
+ * The backend changing the role of partition moves on to phase, one that
+ * reads no range of the log (promote() sets up its catch-up itself).
  */
 void
-replkafka_set_phase(int partition, ReplkafkaPhase phase, int64 from, int64 to)
+replkafka_set_phase(int partition, ReplkafkaPhase phase)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	part->phase = phase;
-	part->phase_from = from;
-	part->phase_to = to;
+	part->phase_from = 0;
+	part->phase_to = 0;
 	LWLockRelease(replkafka_shared->lock);
 }
 

@@ -199,7 +199,6 @@ typedef struct ReplkafkaShared
 	Latch	   *apply_latches[REPLKAFKA_MAX_APPLY_WORKERS];
 
 	/* The shipper, woken at commit of transactions it has to ship. */
-	pid_t		shipper_pid;
 	Latch	   *shipper_latch;
 
 	/*
@@ -233,8 +232,7 @@ extern void replkafka_shmem_reload_at_commit(void);
 extern ReplkafkaPartition *replkafka_partition_state(int partition);
 extern const char *replkafka_role_name(ReplkafkaRole role);
 extern const char *replkafka_phase_name(ReplkafkaPhase phase);
-extern void replkafka_set_phase(int partition, ReplkafkaPhase phase,
-								int64 from, int64 to);
+extern void replkafka_set_phase(int partition, ReplkafkaPhase phase);
 extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
 extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
 										 uint32 generation);

@@ -308,7 +308,7 @@ replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
 	if (slot == REPLKAFKA_SHIPPER_SLOT)
 		name = "shipper";
 	else
-		name = psprintf("apply worker %d", slot - REPLKAFKA_APPLY_SLOT(0));
+		name = psprintf("apply worker %d", REPLKAFKA_SLOT_APPLY_INDEX(slot));
 	return psprintf("%s %s at %s with SQLSTATE %s: %s", name,
 					w->state == REPLKAFKA_WORKER_RETRYING ? "retrying" : "failed",
 					timestamptz_to_str(w->error_time), w->error_sqlstate,

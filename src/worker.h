@@ -22,6 +22,7 @@ extern void replkafka_worker_register(const char *type, const char *function,
 /* The slots of the workers in replkafka_shared->workers. */
 #define REPLKAFKA_SHIPPER_SLOT			0
 #define REPLKAFKA_APPLY_SLOT(i)			(1 + (i))
+#define REPLKAFKA_SLOT_APPLY_INDEX(slot)	((slot) - 1)
 
 extern void replkafka_worker_connect(const char *appname, int slot);
 extern void replkafka_worker_wait_for_cluster(char **topic, int *npartitions);
