@@ -6,6 +6,7 @@ OBJS = \
 	src/apply.o \
 	src/catalog.o \
 	src/decoder.o \
+	src/demotion.o \
 	src/fence.o \
 	src/functions.o \
 	src/kafka.o \
@@ -15,8 +16,11 @@ OBJS = \
 	src/message_json.o \
 	src/options.o \
 	src/partition.o \
+	src/promotion.o \
 	src/replkafka.o \
+	src/roles.o \
 	src/rules.o \
+	src/settings.o \
 	src/shipper.o \
 	src/shmem.o \
 	src/table.o \

@@ -79,6 +79,7 @@ CREATE TABLE replkafka.partition_roles (
 	generation bigint NOT NULL DEFAULT 0
 		CHECK (generation BETWEEN 0 AND 4294967295),
 	last_error text,
+	error_sqlstate text CHECK (error_sqlstate ~ '^[0-9A-Z]{5}$'),
 	changed_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE replkafka.partition_roles IS
@@ -141,7 +142,9 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT phase text,
 	OUT transition_started timestamptz,
 	OUT records_done bigint,
-	OUT records_total bigint)
+	OUT records_total bigint,
+	OUT apply_retries bigint,
+	OUT error_sqlstate text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
 LANGUAGE C STRICT VOLATILE;
@@ -185,11 +188,14 @@ CREATE VIEW replkafka.partitions AS
 		   coalesce(s.zombies_skipped, 0) AS zombies_skipped,
 		   coalesce(s.orphaned_transactions, 0) AS orphaned_transactions,
 		   coalesce(s.last_error, r.last_error) AS last_error,
+		   CASE WHEN s.last_error IS NOT NULL THEN s.error_sqlstate
+				ELSE r.error_sqlstate END AS error_sqlstate,
 		   s.transition,
 		   s.phase,
 		   s.transition_started,
 		   s.records_done,
-		   s.records_total
+		   s.records_total,
+		   coalesce(s.apply_retries, 0) AS apply_retries
 	  FROM replkafka.partition_roles r
 	  LEFT JOIN replkafka.partition_status() s
 		ON s.partition OPERATOR(pg_catalog.=) r.partition

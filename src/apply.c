@@ -71,6 +71,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "replication/origin.h"
 #include "rewrite/rewriteHandler.h"
@@ -92,8 +93,9 @@
 #include "kafka.h"
 #include "message.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "promotion.h"
 #include "rules.h"
+#include "settings.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -105,6 +107,13 @@
 
 /* How often a worker busy applying publishes its lag (100 ms). */
 #define APPLY_LAG_PUBLISH_MS	100
+
+/*
+ * After an error that passes by itself, a partition is applied again after
+ * a pause that doubles from one failure to the next, within these bounds.
+ */
+#define APPLY_RETRY_MIN_MS		100
+#define APPLY_RETRY_MAX_MS		10000
 
 /* What a worker knows of one partition. */
 typedef struct ApplyPartition
@@ -240,16 +249,16 @@ static void apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot);
 static void apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc);
 static void apply_restore_user(const ApplyUserContext *uc);
 static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
-static void apply_partition_error(int p, const char *fmt,...) pg_attribute_printf(2, 3);
+static void apply_partition_error(int p, int sqlerrcode, const char *fmt,...) pg_attribute_printf(3, 4);
+static void apply_partition_failed(int p, ErrorData *edata, const char *what);
+static bool apply_error_is_transient(int sqlerrcode);
+static void apply_partition_retry(int p, int sqlerrcode, const char *msg);
+static bool apply_retry_due(int p, long *wait_ms);
+static long apply_naptime(void);
 static void apply_save_positions(void);
 static void apply_publish_lag(int p, int64 next, bool received);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
-static void apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
-									uint32 prev_generation,
-									const char *prev_origin);
-static void apply_promotion_progress(int p);
-static void apply_promotion_established(int p, const RkmHeader *hdr);
 static void apply_release_partition(int p);
 
 static int	worker_index;
@@ -329,9 +338,7 @@ replkafka_apply_main(Datum main_arg)
 										   ALLOCSET_DEFAULT_SIZES);
 
 	/* Role changes and the cluster's creation wake us. */
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_shared->apply_latches[worker_index] = MyLatch;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_shmem_set_apply_latch(worker_index, MyLatch);
 
 	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
 	apply_setup_origin();
@@ -360,6 +367,8 @@ replkafka_apply_main(Datum main_arg)
 			apply_consume(msg);
 			MemoryContextReset(ApplyMessageContext);
 			CHECK_FOR_INTERRUPTS();
+			/* a busy worker honours a new lock_timeout too */
+			replkafka_worker_reload_config(consumer);
 		}
 
 		apply_refresh_assignment(false);
@@ -369,8 +378,9 @@ replkafka_apply_main(Datum main_arg)
 		{
 			/* caught up */
 			apply_save_positions();
+			pgstat_report_stat(true);
 			replkafka_worker_reload_config(consumer);
-			replkafka_worker_wait(APPLY_NAPTIME_MS);
+			replkafka_worker_wait(apply_naptime());
 		}
 	}
 }
@@ -387,12 +397,7 @@ apply_exit(int code, Datum arg)
 	/* an error may have left it held: nothing aborted the transaction yet */
 	LWLockReleaseAll();
 	if (replkafka_shared && worker_index >= 0)
-	{
-		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-		if (replkafka_shared->apply_latches[worker_index] == MyLatch)
-			replkafka_shared->apply_latches[worker_index] = NULL;
-		LWLockRelease(replkafka_shared->lock);
-	}
+		replkafka_shmem_set_apply_latch(worker_index, NULL);
 	if (current_msg)
 		rd_kafka_message_destroy(current_msg);
 	current_msg = NULL;
@@ -459,18 +464,9 @@ apply_load_partition(int p)
 	CommitTransactionCommand();
 	ap->assigned = true;
 
-	/*
-	 * The generation a replica is in lives in its checkpoint (the catalog's
-	 * partition_roles row is the promoting backend's to lock).
-	 */
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (ap->rules.generation > 0)
-		replkafka_partition_state(p)->generation = ap->rules.generation;
-	replkafka_partition_state(p)->next_offset = ap->next_offset;
-	replkafka_partition_state(p)->catchup_to = 0;	/* until the log end is known */
-	replkafka_partition_state(p)->applied_scn = ap->rules.last_scn;
-	replkafka_partition_state(p)->applied_offset = ap->ckpt_offset;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_report_taken_up(p, ap->rules.generation,
+										ap->next_offset, ap->rules.last_scn,
+										ap->ckpt_offset);
 }
 
 /*
@@ -498,7 +494,7 @@ apply_refresh_assignment(bool force)
 	for (int p = 0; p < npartitions; p++)
 	{
 		roles[p] = replkafka_partition_state(p)->role;
-		promoting[p] = replkafka_partition_state(p)->promote_state;
+		promoting[p] = replkafka_partition_state(p)->promotion.state;
 	}
 	LWLockRelease(replkafka_shared->lock);
 
@@ -507,16 +503,9 @@ apply_refresh_assignment(bool force)
 		ReplkafkaRole role = roles[p];
 		bool		want;
 
-		/*
-		 * A replica, or an offline partition being promoted, until the
-		 * promotion is won: from then on the partition's records are this
-		 * node's own, and applying them would write its rows twice.
-		 */
-		want = (role == REPLKAFKA_ROLE_REPLICA ||
-				(role == REPLKAFKA_ROLE_OFFLINE &&
-				 promoting[p] != REPLKAFKA_PROMOTE_NONE)) &&
-			promoting[p] != REPLKAFKA_PROMOTE_WON &&
-			replkafka_apply_worker_of(p) == worker_index;
+		want = replkafka_promotion_applies(role, promoting[p]) &&
+			replkafka_apply_worker_of(p) == worker_index &&
+			(parts[p].assigned || apply_retry_due(p, NULL));
 
 		if (role != roles_seen[p])
 			changed = true;
@@ -593,7 +582,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 		if ((msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			 msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
 			p >= 0 && p < npartitions && parts[p].assigned)
-			apply_partition_error(p,
+			apply_partition_error(p, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 								  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt",
 								  (long long) parts[p].next_offset);
 		else
@@ -622,7 +611,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 		apply_publish_lag(p, msg->offset, true);
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
-	apply_promotion_progress(p);
+	replkafka_promotion_progress(p, ap->next_offset);
 }
 
 /*
@@ -640,7 +629,8 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 
 	if (!rkm_read_header(data, len, &hdr, &err))
 	{
-		apply_partition_error(p, "the record at Kafka offset %lld is malformed: %s",
+		apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION,
+							  "the record at Kafka offset %lld is malformed: %s",
 							  (long long) offset, err);
 		return;
 	}
@@ -688,7 +678,7 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 	/* a record of the log a promotion catches up to was read */
 	if (hdr->type != RKM_NEW_GEN && res->verdict != RULES_SKIP_CHUNK &&
 		res->verdict != RULES_COLLECT && res->verdict != RULES_ERROR)
-		apply_promotion_established(p, hdr);
+		replkafka_promotion_record_read(p, hdr);
 
 	switch (res->verdict)
 	{
@@ -699,7 +689,7 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 			break;
 
 		case RULES_ERROR:
-			apply_partition_error(p, "%s", res->error);
+			apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION, "%s", res->error);
 			return false;
 
 		case RULES_NEW_GENERATION:
@@ -716,8 +706,16 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 					ereport(DEBUG1,
 							errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
 											p, gen, hdr->origin, prev_generation));
-				apply_promotion_outcome(p, offset, hdr, prev_generation,
-										prev_origin);
+				/*
+				 * Won: the records after our NEW_GEN are ours, and those
+				 * fetched already must not be applied.  If the promotion
+				 * does not get to change the role after all, the partition
+				 * is loaded again from its checkpoint.
+				 */
+				if (replkafka_promotion_new_generation(p, offset, hdr,
+													   prev_generation,
+													   prev_origin))
+					apply_release_partition(p);
 			}
 			break;
 
@@ -786,12 +784,12 @@ apply_collect(int p, int64 offset, const RkmHeader *hdr, const char *body)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
 		ap->coll_file = NULL;	/* left to the worker's exit */
 		exiting = true;
-		apply_partition_error(p, "could not keep chunk %u of the transaction at Kafka offset %lld: %s",
-							  hdr->chunk, (long long) offset, edata->message);
+		edata = CopyErrorData();
+		apply_partition_failed(p, edata,
+							   psprintf("could not keep chunk %u of the transaction at Kafka offset %lld",
+										hdr->chunk, (long long) offset));
 		apply_exit_for_temp_files();
 	}
 	PG_END_TRY();
@@ -818,7 +816,7 @@ apply_discard_collected(ApplyPartition *ap)
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
+		replkafka_worker_emit_handled_error();
 		FlushErrorState();
 		apply_exit_for_temp_files();
 	}
@@ -833,10 +831,7 @@ static void
 apply_exit_for_temp_files(void)
 {
 	exiting = true;
-	ereport(LOG,
-			errmsg("replkafka apply worker %d restarts to remove its temporary files",
-				   worker_index));
-	proc_exit(1);
+	replkafka_worker_restart("to remove its temporary files");
 }
 
 /*
@@ -845,9 +840,7 @@ apply_exit_for_temp_files(void)
 static void
 apply_count_zombie(int p)
 {
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_partition_state(p)->zombies_skipped++;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_count_zombie(p);
 }
 
 /*
@@ -906,11 +899,7 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 
 	ap->ckpt_offset = offset;
 
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_partition_state(p)->generation = gen;
-	replkafka_partition_state(p)->applied_scn = RKM_SCN(gen, 0);
-	replkafka_partition_state(p)->applied_offset = offset;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_report_new_generation(p, gen, offset);
 	ereport(LOG,
 			errmsg("partition %d: generation %u started by node \"%s\" at Kafka offset %lld",
 				   p, gen, hdr->origin, (long long) offset));
@@ -969,26 +958,22 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 		error_context_stack = callback.previous;
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		/* the relations went with the transaction's memory */
+		/* the relations go with the transaction's memory */
 		relations = NULL;
 		nrelations = 0;
-		apply_partition_error(p, "could not apply the transaction at Kafka offset %lld: %s",
-							  (long long) offset, edata->message);
-		FreeErrorData(edata);
+		apply_partition_failed(p, edata,
+							   psprintf("could not apply the transaction at Kafka offset %lld",
+										(long long) offset));
 		return false;
 	}
 	PG_END_TRY();
 
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 	replorigin_session_origin_timestamp = 0;
+	/* so that autovacuum sees the tables written, and the checkpoints */
+	pgstat_report_stat(false);
 	ap->ckpt_offset = offset;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_partition_state(p)->applied_scn = hdr->scn;
-	replkafka_partition_state(p)->applied_offset = offset;
-	replkafka_partition_state(p)->applied_commit_time = commit_time;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_report_applied(p, hdr->scn, offset, commit_time);
 	return true;
 }
 
@@ -1708,15 +1693,15 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 }
 
 /*
- * Stop applying partition p: record why, in shared memory at once and in
- * the catalog; the other partitions go on.
+ * Stop applying partition p (sqlerrcode, and the message): record why, in
+ * shared memory at once and in the catalog; the other partitions go on.
  */
 static void
-apply_partition_error(int p, const char *fmt,...)
+apply_partition_error(int p, int sqlerrcode, const char *fmt,...)
 {
 	char		msg[REPLKAFKA_ERROR_LEN];
+	const char *sqlstate = unpack_sql_state(sqlerrcode);
 	va_list		ap;
-	ReplkafkaPartition *part = replkafka_partition_state(p);
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -1725,26 +1710,143 @@ apply_partition_error(int p, const char *fmt,...)
 	msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
 
 	parts[p].stopped = true;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->role = REPLKAFKA_ROLE_ERROR;
-	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_stop_applying(p, sqlstate, msg);
 	roles_seen[p] = REPLKAFKA_ROLE_ERROR;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	replkafka_catalog_set_role(p, REPLKAFKA_ROLE_ERROR, part->generation, msg);
+	replkafka_catalog_set_role(p, REPLKAFKA_ROLE_ERROR,
+							   replkafka_partition_state(p)->generation, msg,
+							   sqlstate);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
 	ereport(WARNING,
+			errcode(sqlerrcode),
 			errmsg("partition %d stops applying on node \"%s\": %s",
 				   p, replkafka_node_name, msg));
-	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
 	apply_discard_collected(&parts[p]);
 	parts[p].assigned = false;
 	if (!exiting)
 		apply_refresh_assignment(true);
+}
+
+/*
+ * Applying partition p failed with the error being handled, which edata
+ * copies; what says what was being done.  As PostgreSQL's apply worker
+ * does, the report goes to the log whole (detail, hint, context: the table
+ * and the transaction), the transaction rolls back, and the partition
+ * stops, keeping the error's SQLSTATE.  An error that passes by itself
+ * (apply_error_is_transient()) makes the worker try the partition again
+ * later instead.
+ */
+static void
+apply_partition_failed(int p, ErrorData *edata, const char *what)
+{
+	char		msg[REPLKAFKA_ERROR_LEN];
+
+	HOLD_INTERRUPTS();
+	replkafka_worker_emit_handled_error();
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	RESUME_INTERRUPTS();
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, edata->message);
+	msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
+	if (apply_error_is_transient(edata->sqlerrcode))
+		apply_partition_retry(p, edata->sqlerrcode, msg);
+	else
+		apply_partition_error(p, edata->sqlerrcode, "%s", msg);
+	FreeErrorData(edata);
+}
+
+/*
+ * Whether an error applying a transaction may pass by itself, so that the
+ * same transaction applies later: a serialization failure or a deadlock
+ * (class 40), a lock timeout, a cancel, a lack of resources (class 53: out
+ * of memory, a full disk, temp_file_limit), a connection lost (class 08,
+ * but for a protocol violation).  Any other error (the data, a missing
+ * table or column, a constraint, a trigger's, the log itself) would fail
+ * the same way each time.
+ */
+static bool
+apply_error_is_transient(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+			return true;
+		case ERRCODE_CONNECTION_EXCEPTION:
+			return sqlerrcode != ERRCODE_PROTOCOL_VIOLATION;
+		default:
+			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				sqlerrcode == ERRCODE_QUERY_CANCELED;
+	}
+}
+
+/*
+ * Applying partition p failed with an error that may pass (sqlerrcode,
+ * msg): drop it, and take it up again from its checkpoint after a pause,
+ * twice as long as the last one if the last attempt failed too.
+ */
+static void
+apply_partition_retry(int p, int sqlerrcode, const char *msg)
+{
+	ReplkafkaProgress progress;
+	int			delay = APPLY_RETRY_MIN_MS;
+
+	replkafka_partition_get_progress(p, &progress);
+	if (progress.apply_retrying)
+		delay = Min(Max(progress.retry_delay_ms * 2, APPLY_RETRY_MIN_MS),
+					APPLY_RETRY_MAX_MS);
+	replkafka_partition_report_retry(p, unpack_sql_state(sqlerrcode), msg,
+									 delay);
+	ereport(LOG,
+			errmsg("partition %d: applying again in %d ms", p, delay));
+	apply_discard_collected(&parts[p]);
+	parts[p].assigned = false;
+	if (!exiting)
+		apply_refresh_assignment(true);
+}
+
+/*
+ * Whether partition p may be taken up: it is not waiting to be tried
+ * again.  If it is, and wait_ms is not NULL, *wait_ms is lowered to the
+ * time left.
+ */
+static bool
+apply_retry_due(int p, long *wait_ms)
+{
+	ReplkafkaProgress progress;
+	long		left;
+
+	replkafka_partition_get_progress(p, &progress);
+	if (!progress.apply_retrying)
+		return true;
+	left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+										   TimestampTzPlusMilliseconds(progress.retry_time,
+																	   progress.retry_delay_ms));
+	if (left <= 0)
+		return true;
+	if (wait_ms)
+		*wait_ms = Min(*wait_ms, left);
+	return false;
+}
+
+/*
+ * How long a worker that caught up sleeps: until something comes, at most
+ * APPLY_NAPTIME_MS, and no longer than a partition waits to be tried again.
+ */
+static long
+apply_naptime(void)
+{
+	long		wait_ms = APPLY_NAPTIME_MS;
+
+	for (int p = 0; p < npartitions; p++)
+		if (!parts[p].assigned && replkafka_apply_worker_of(p) == worker_index)
+			(void) apply_retry_due(p, &wait_ms);
+	return wait_ms;
 }
 
 /*
@@ -1794,27 +1896,20 @@ apply_save_positions(void)
 static void
 apply_publish_lag(int p, int64 next, bool received)
 {
-	ReplkafkaPartition *part = replkafka_partition_state(p);
 	int64		low;
 	int64		high;
+	bool		first = !parts[p].catchup_noted;
 
 	parts[p].lag_published = GetCurrentTimestamp();
 	/* nothing is known before the first fetch answers */
 	if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
 		return;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->log_end = Max(high, received ? next + 1 : next);
-	part->next_offset = next;
 	/* the first log end known since the partition was taken up */
-	if (!parts[p].catchup_noted)
-	{
-		parts[p].catchup_noted = true;
-		part->catchup_started = parts[p].lag_published;
-		part->catchup_from = next;
-		part->catchup_to = part->log_end;
-	}
-	LWLockRelease(replkafka_shared->lock);
+	parts[p].catchup_noted = true;
+	replkafka_partition_report_position(p, next,
+										Max(high, received ? next + 1 : next),
+										first);
 }
 
 /*
@@ -1830,7 +1925,7 @@ apply_update_lag(void)
 	/* a promotion that just began may find it caught up already */
 	for (int p = 0; p < npartitions; p++)
 		if (parts[p].assigned)
-			apply_promotion_progress(p);
+			replkafka_promotion_progress(p, parts[p].next_offset);
 }
 
 /*
@@ -1851,92 +1946,6 @@ apply_error_callback(void *arg)
 }
 
 /*
- * A NEW_GEN record while this node promotes the partition: ours, of the
- * generation we asked for (the first copy, if a retry wrote it twice),
- * means we won; another node's of that generation or a newer one, before
- * ours, means we lost.  prev_generation and prev_origin are the
- * partition's generation before the record.  The promoting backend waits
- * on promote_cv.
- */
-static void
-apply_promotion_outcome(int p, int64 offset, const RkmHeader *hdr,
-						uint32 prev_generation, const char *prev_origin)
-{
-	ReplkafkaPartition *part = replkafka_partition_state(p);
-	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
-	bool		changed = false;
-	bool		won;
-
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
-		gen > part->promote_base && gen > prev_generation)
-	{
-		/*
-		 * A generation this node did not know when the promotion began.
-		 * Ours, if the backend already wrote its NEW_GEN but has not told
-		 * us where yet; otherwise another node became primary first.
-		 */
-		if (gen == part->promote_generation &&
-			strcmp(hdr->origin, replkafka_node_name) == 0)
-		{
-			part->promote_state = REPLKAFKA_PROMOTE_WON;
-			changed = true;
-		}
-		else if (offset < part->promote_offset)
-		{
-			/*
-			 * Before the log end the promotion catches up to: lost if it
-			 * is the last generation there and has no transaction yet (see
-			 * apply_promotion_established()).
-			 */
-			part->promote_pending = true;
-			part->promote_pending_generation = gen;
-			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
-		}
-		else
-		{
-			part->promote_state = REPLKAFKA_PROMOTE_LOST;
-			part->promote_generation = gen;
-			strlcpy(part->promote_winner, hdr->origin, sizeof(part->promote_winner));
-			changed = true;
-		}
-	}
-	else if (part->promote_state == REPLKAFKA_PROMOTE_NEWGEN &&
-			 gen >= part->promote_generation)
-	{
-		if (gen == part->promote_generation &&
-			strcmp(hdr->origin, replkafka_node_name) == 0 &&
-			gen > prev_generation)
-			part->promote_state = REPLKAFKA_PROMOTE_WON;
-		else
-		{
-			/* the generation we wanted, or a newer one, began elsewhere */
-			bool		newer = gen > prev_generation;
-
-			part->promote_state = REPLKAFKA_PROMOTE_LOST;
-			part->promote_generation = newer ? gen : prev_generation;
-			strlcpy(part->promote_winner,
-					newer ? hdr->origin : prev_origin,
-					sizeof(part->promote_winner));
-		}
-		changed = true;
-	}
-	won = part->promote_state == REPLKAFKA_PROMOTE_WON;
-	LWLockRelease(replkafka_shared->lock);
-
-	/*
-	 * Won: the records after our NEW_GEN are ours, and the records fetched
-	 * already must not be applied.  If the promotion does not get to
-	 * change the role after all, the partition is loaded again from its
-	 * checkpoint.
-	 */
-	if (won)
-		apply_release_partition(p);
-	if (changed)
-		ConditionVariableBroadcast(&replkafka_shared->promote_cv);
-}
-
-/*
  * Stop applying partition p now, records fetched already included.
  */
 static void
@@ -1951,40 +1960,3 @@ apply_release_partition(int p)
 	apply_discard_collected(&parts[p]);
 }
 
-/*
- * A record of the generation a promotion found pending while catching up:
- * that generation's primary wrote, so it is history, not a promotion of
- * the moment.
- */
-static void
-apply_promotion_established(int p, const RkmHeader *hdr)
-{
-	ReplkafkaPartition *part = replkafka_partition_state(p);
-
-	if (!part->promote_pending)
-		return;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->promote_pending &&
-		part->promote_state == REPLKAFKA_PROMOTE_CATCHUP &&
-		RKM_SCN_GENERATION(hdr->scn) == part->promote_pending_generation &&
-		strcmp(hdr->origin, part->promote_winner) == 0)
-		part->promote_pending = false;
-	LWLockRelease(replkafka_shared->lock);
-}
-
-/*
- * While this node catches a partition up for a promotion, tell the
- * promoting backend how far the worker read.
- */
-static void
-apply_promotion_progress(int p)
-{
-	ReplkafkaPartition *part = replkafka_partition_state(p);
-
-	if (part->promote_state != REPLKAFKA_PROMOTE_CATCHUP)
-		return;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->next_offset = parts[p].next_offset;
-	LWLockRelease(replkafka_shared->lock);
-	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
-}

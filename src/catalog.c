@@ -31,15 +31,23 @@
 #include "utils/pg_lsn.h"
 
 #include "catalog.h"
+#include "catalog_tables.h"
 #include "message.h"
 #include "partition.h"
-#include "replkafka.h"
-#include "shmem.h"
+#include "settings.h"
+
+static const char *const role_names[] = {
+	[REPLKAFKA_ROLE_OFFLINE] = "offline",
+	[REPLKAFKA_ROLE_REPLICA] = "replica",
+	[REPLKAFKA_ROLE_PRIMARY] = "primary",
+	[REPLKAFKA_ROLE_ERROR] = "error",
+};
 
 static List *catalog_scan_tables(Oid relid);
 static bool catalog_partition_row(const char *sql, int partition,
 								  bool read_only);
-static bool catalog_lock_partition(int partition, bool skip_locked, int *role,
+static bool catalog_lock_partition(int partition, bool skip_locked,
+								   ReplkafkaRole *role,
 								   uint32 *generation);
 static void catalog_spi_execute(const char *sql, int nargs, Oid *argtypes,
 								Datum *values, bool read_only, int expected);
@@ -75,6 +83,33 @@ catalog_partition_row(const char *sql, int partition, bool read_only)
 	values[0] = Int32GetDatum(partition);
 	catalog_spi_execute(sql, 1, types, values, read_only, SPI_OK_SELECT);
 	return SPI_processed > 0;
+}
+
+/*
+ * Name of a role, as stored in the catalog and shown in views.
+ */
+const char *
+replkafka_role_name(ReplkafkaRole role)
+{
+	Assert(role >= REPLKAFKA_ROLE_OFFLINE && role <= REPLKAFKA_ROLE_ERROR);
+	return role_names[role];
+}
+
+/*
+ * Parse a role name; false if it is not one.
+ */
+bool
+replkafka_role_from_name(const char *name, ReplkafkaRole *role)
+{
+	for (int i = 0; i < lengthof(role_names); i++)
+	{
+		if (strcmp(name, role_names[i]) == 0)
+		{
+			*role = (ReplkafkaRole) i;
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -117,7 +152,8 @@ replkafka_cluster_partitions(void)
 		bool		isnull;
 
 		/* column 3 of replkafka.cluster is partitions */
-		partitions = DatumGetInt32(heap_getattr(tup, 3, RelationGetDescr(rel),
+		partitions = DatumGetInt32(heap_getattr(tup, Anum_cluster_partitions,
+												RelationGetDescr(rel),
 												&isnull));
 	}
 	systable_endscan(scan);
@@ -149,7 +185,7 @@ replkafka_catalog_get_cluster(ReplkafkaCluster *cluster)
 	bool		found = false;
 
 	SPI_connect();
-	catalog_spi_execute("SELECT topic, partitions, replication_factor, node_name"
+	catalog_spi_execute("SELECT *"
 						" FROM replkafka.cluster",
 						0, NULL, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -159,10 +195,10 @@ replkafka_catalog_get_cluster(ReplkafkaCluster *cluster)
 		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
 		bool		isnull;
 
-		cluster->topic = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		cluster->partitions = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		cluster->replication_factor = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		cluster->node_name = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		cluster->topic = TextDatumGetCString(SPI_getbinval(tup, desc, Anum_cluster_topic, &isnull));
+		cluster->partitions = DatumGetInt32(SPI_getbinval(tup, desc, Anum_cluster_partitions, &isnull));
+		cluster->replication_factor = DatumGetInt32(SPI_getbinval(tup, desc, Anum_cluster_replication_factor, &isnull));
+		cluster->node_name = TextDatumGetCString(SPI_getbinval(tup, desc, Anum_cluster_node_name, &isnull));
 		MemoryContextSwitchTo(spicxt);
 		found = true;
 	}
@@ -233,15 +269,19 @@ replkafka_catalog_get_roles(List **roles)
 		Datum		err;
 		ReplkafkaRole r;
 
-		/* columns: partition, role, generation, last_error, changed_at */
-		row->partition = DatumGetInt32(heap_getattr(tup, 1, desc, &isnull));
-		role = TextDatumGetCString(heap_getattr(tup, 2, desc, &isnull));
+		row->partition = DatumGetInt32(heap_getattr(tup, Anum_partition_roles_partition,
+													desc, &isnull));
+		role = TextDatumGetCString(heap_getattr(tup, Anum_partition_roles_role,
+												desc, &isnull));
 		if (!replkafka_role_from_name(role, &r))
 			elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", role);
 		row->role = r;
-		row->generation = (uint32) DatumGetInt64(heap_getattr(tup, 3, desc, &isnull));
-		err = heap_getattr(tup, 4, desc, &isnull);
+		row->generation = (uint32) DatumGetInt64(heap_getattr(tup, Anum_partition_roles_generation,
+															  desc, &isnull));
+		err = heap_getattr(tup, Anum_partition_roles_last_error, desc, &isnull);
 		row->last_error = isnull ? NULL : TextDatumGetCString(err);
+		err = heap_getattr(tup, Anum_partition_roles_error_sqlstate, desc, &isnull);
+		row->error_sqlstate = isnull ? NULL : TextDatumGetCString(err);
 		if (row->partition < 0 || row->partition >= partitions)
 			elog(ERROR, "partition %d in replkafka.partition_roles is out of range",
 				 row->partition);
@@ -253,30 +293,35 @@ replkafka_catalog_get_roles(List **roles)
 }
 
 /*
- * Record this node's role and generation for a partition.
+ * Record this node's role and generation for a partition, with the error
+ * that put it in error and its SQLSTATE (NULL if none).
  */
 void
-replkafka_catalog_set_role(int partition, int role, uint32 generation,
-						   const char *last_error)
+replkafka_catalog_set_role(int partition, ReplkafkaRole role, uint32 generation,
+						   const char *last_error, const char *error_sqlstate)
 {
-	Oid			types[4] = {INT4OID, TEXTOID, INT8OID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int32GetDatum(partition);
-	values[1] = CStringGetTextDatum(replkafka_role_name((ReplkafkaRole) role));
+	values[1] = CStringGetTextDatum(replkafka_role_name(role));
 	values[2] = Int64GetDatum((int64) generation);
 	if (last_error)
 		values[3] = CStringGetTextDatum(last_error);
 	else
 		nulls[3] = 'n';
+	if (error_sqlstate)
+		values[4] = CStringGetTextDatum(error_sqlstate);
+	else
+		nulls[4] = 'n';
 
 	SPI_connect();
 	if (SPI_execute_with_args("UPDATE replkafka.partition_roles"
 							  " SET role = $2, generation = $3, last_error = $4,"
-							  " changed_at = pg_catalog.now()"
+							  " error_sqlstate = $5, changed_at = pg_catalog.now()"
 							  " WHERE partition OPERATOR(pg_catalog.=) $1",
-							  4, types, values, nulls, false, 0) != SPI_OK_UPDATE ||
+							  5, types, values, nulls, false, 0) != SPI_OK_UPDATE ||
 		SPI_processed != 1)
 		elog(ERROR, "could not update the role of partition %d", partition);
 	SPI_finish();
@@ -295,7 +340,7 @@ replkafka_catalog_set_primary_error(int partition, uint32 generation,
 {
 	Oid			types[3] = {INT4OID, INT8OID, TEXTOID};
 	Datum		values[3];
-	int			role;
+	ReplkafkaRole role;
 	uint32		current;
 
 	if (!replkafka_catalog_try_lock_partition(partition, &role, &current))
@@ -307,7 +352,7 @@ replkafka_catalog_set_primary_error(int partition, uint32 generation,
 	SPI_connect();
 	catalog_spi_execute("UPDATE replkafka.partition_roles"
 						" SET role = 'error', last_error = $3,"
-						" changed_at = pg_catalog.now()"
+						" error_sqlstate = NULL, changed_at = pg_catalog.now()"
 						" WHERE partition OPERATOR(pg_catalog.=) $1"
 						" AND role OPERATOR(pg_catalog.=) 'primary'"
 						" AND generation OPERATOR(pg_catalog.=) $2",
@@ -442,19 +487,21 @@ catalog_scan_tables(Oid relid)
 		return NIL;
 
 	rel = table_open(tables_relid, AccessShareLock);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+	ScanKeyInit(&key, Anum_tables_relid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
 	scan = systable_beginscan(rel, index_relid, OidIsValid(relid), NULL,
 							  OidIsValid(relid) ? 1 : 0, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-		Datum		d = heap_getattr(tup, 2, RelationGetDescr(rel), &isnull);
+		Datum		d = heap_getattr(tup, Anum_tables_key_attnums,
+									RelationGetDescr(rel), &isnull);
 		ArrayType  *arr = DatumGetArrayTypeP(d);
 		int16	   *values = (int16 *) ARR_DATA_PTR(arr);
 		ReplkafkaTableRow *row = palloc(sizeof(ReplkafkaTableRow));
 
-		row->relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel),
+		row->relid = DatumGetObjectId(heap_getattr(tup, Anum_tables_relid,
+												   RelationGetDescr(rel),
 												   &isnull));
 		if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) ||
 			ARR_ELEMTYPE(arr) != INT2OID)
@@ -481,7 +528,7 @@ replkafka_catalog_get_producer_checkpoint(int partition,
 	bool		found = false;
 
 	SPI_connect();
-	if (catalog_partition_row("SELECT scn, commit_lsn, kafka_offset"
+	if (catalog_partition_row("SELECT *"
 							  " FROM replkafka.producer_checkpoints"
 							  " WHERE partition OPERATOR(pg_catalog.=) $1",
 							  partition, true))
@@ -491,9 +538,9 @@ replkafka_catalog_get_producer_checkpoint(int partition,
 		bool		isnull;
 
 		ckpt->partition = partition;
-		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		ckpt->commit_lsn = DatumGetLSN(SPI_getbinval(tup, desc, 2, &isnull));
-		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, Anum_producer_checkpoints_scn, &isnull));
+		ckpt->commit_lsn = DatumGetLSN(SPI_getbinval(tup, desc, Anum_producer_checkpoints_commit_lsn, &isnull));
+		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, Anum_producer_checkpoints_kafka_offset, &isnull));
 		found = true;
 	}
 	SPI_finish();
@@ -531,7 +578,8 @@ replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ck
  * return its role and generation.
  */
 void
-replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
+replkafka_catalog_lock_partition(int partition, ReplkafkaRole *role,
+								 uint32 *generation)
 {
 	(void) catalog_lock_partition(partition, false, role, generation);
 }
@@ -541,7 +589,7 @@ replkafka_catalog_lock_partition(int partition, int *role, uint32 *generation)
  * transaction holds the row.
  */
 bool
-replkafka_catalog_try_lock_partition(int partition, int *role,
+replkafka_catalog_try_lock_partition(int partition, ReplkafkaRole *role,
 									 uint32 *generation)
 {
 	return catalog_lock_partition(partition, true, role, generation);
@@ -551,18 +599,17 @@ replkafka_catalog_try_lock_partition(int partition, int *role,
  * The two above.
  */
 static bool
-catalog_lock_partition(int partition, bool skip_locked, int *role,
+catalog_lock_partition(int partition, bool skip_locked, ReplkafkaRole *role,
 					   uint32 *generation)
 {
 	bool		isnull;
 	char	   *name;
-	ReplkafkaRole r;
 
 	SPI_connect();
 	if (!catalog_partition_row(skip_locked ?
-							   "SELECT role, generation FROM replkafka.partition_roles"
+							   "SELECT * FROM replkafka.partition_roles"
 							   " WHERE partition OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED" :
-							   "SELECT role, generation FROM replkafka.partition_roles"
+							   "SELECT * FROM replkafka.partition_roles"
 							   " WHERE partition OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							   partition, false))
 	{
@@ -572,19 +619,14 @@ catalog_lock_partition(int partition, bool skip_locked, int *role,
 		elog(ERROR, "partition %d is missing from replkafka.partition_roles",
 			 partition);
 	}
-	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (!replkafka_role_from_name(name, &r))
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						Anum_partition_roles_role);
+	if (!replkafka_role_from_name(name, role))
 		elog(ERROR, "invalid role \"%s\" in replkafka.partition_roles", name);
-
-	/* the shipper found the partition stale, and writes so to the catalog soon */
-	if (r == REPLKAFKA_ROLE_PRIMARY && replkafka_shared->loaded &&
-		partition < replkafka_shared->npartitions &&
-		replkafka_partition_state(partition)->role == REPLKAFKA_ROLE_ERROR)
-		r = REPLKAFKA_ROLE_ERROR;
-	*role = r;
 	*generation = (uint32) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc,
-													   2, &isnull));
+													   Anum_partition_roles_generation,
+													   &isnull));
 	SPI_finish();
 	return true;
 }
@@ -599,7 +641,7 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 	bool		found = false;
 
 	SPI_connect();
-	if (catalog_partition_row("SELECT generation, scn, kafka_offset, ended"
+	if (catalog_partition_row("SELECT *"
 							  " FROM replkafka.consumer_checkpoints"
 							  " WHERE partition OPERATOR(pg_catalog.=) $1",
 							  partition, true))
@@ -609,10 +651,10 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 		bool		isnull;
 
 		ckpt->partition = partition;
-		ckpt->generation = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		ckpt->ended = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		ckpt->generation = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, Anum_consumer_checkpoints_generation, &isnull));
+		ckpt->scn = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, Anum_consumer_checkpoints_scn, &isnull));
+		ckpt->kafka_offset = DatumGetInt64(SPI_getbinval(tup, desc, Anum_consumer_checkpoints_kafka_offset, &isnull));
+		ckpt->ended = DatumGetBool(SPI_getbinval(tup, desc, Anum_consumer_checkpoints_ended, &isnull));
 		found = true;
 	}
 	SPI_finish();

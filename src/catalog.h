@@ -19,6 +19,15 @@
 #include "utils/timestamp.h"
 
 /* The row of replkafka.cluster. */
+/* This node's role in a partition (catalog: replkafka.partition_roles). */
+typedef enum ReplkafkaRole
+{
+	REPLKAFKA_ROLE_OFFLINE = 0,
+	REPLKAFKA_ROLE_REPLICA,
+	REPLKAFKA_ROLE_PRIMARY,
+	REPLKAFKA_ROLE_ERROR,
+} ReplkafkaRole;
+
 typedef struct ReplkafkaCluster
 {
 	char	   *topic;
@@ -31,9 +40,10 @@ typedef struct ReplkafkaCluster
 typedef struct ReplkafkaRoleRow
 {
 	int			partition;
-	int			role;			/* ReplkafkaRole */
+	ReplkafkaRole role;
 	uint32		generation;
 	char	   *last_error;		/* NULL if none */
+	char	   *error_sqlstate; /* of the error, NULL if none */
 } ReplkafkaRoleRow;
 
 /* A row of replkafka.tables: a replicated table and its partition key. */
@@ -63,15 +73,18 @@ typedef struct ReplkafkaConsumerCheckpoint
 	bool		ended;			/* the generation's END_GEN was read */
 } ReplkafkaConsumerCheckpoint;
 
+extern const char *replkafka_role_name(ReplkafkaRole role);
+extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
 extern Oid	replkafka_catalog_relid(const char *relname);
 extern int	replkafka_cluster_partitions(void);
 extern void replkafka_catalog_lock_cluster(void);
 extern bool replkafka_catalog_get_cluster(ReplkafkaCluster *cluster);
 extern void replkafka_catalog_insert_cluster(const ReplkafkaCluster *cluster);
 extern int	replkafka_catalog_get_roles(List **roles);
-extern void replkafka_catalog_set_role(int partition, int role,
+extern void replkafka_catalog_set_role(int partition, ReplkafkaRole role,
 									   uint32 generation,
-									   const char *last_error);
+									   const char *last_error,
+									   const char *error_sqlstate);
 extern bool replkafka_catalog_set_primary_error(int partition,
 												uint32 generation,
 												const char *last_error);
@@ -87,9 +100,10 @@ extern List *replkafka_catalog_tables(void);
 extern bool replkafka_catalog_get_producer_checkpoint(int partition,
 													  ReplkafkaProducerCheckpoint *ckpt);
 extern void replkafka_catalog_save_producer_checkpoint(const ReplkafkaProducerCheckpoint *ckpt);
-extern void replkafka_catalog_lock_partition(int partition, int *role,
+extern void replkafka_catalog_lock_partition(int partition, ReplkafkaRole *role,
 											 uint32 *generation);
-extern bool replkafka_catalog_try_lock_partition(int partition, int *role,
+extern bool replkafka_catalog_try_lock_partition(int partition,
+												 ReplkafkaRole *role,
 												 uint32 *generation);
 extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
 													  ReplkafkaConsumerCheckpoint *ckpt);

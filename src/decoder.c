@@ -47,7 +47,7 @@
 #include "decoder.h"
 #include "message.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "settings.h"
 #include "table.h"
 
 /* How a relation is encoded; cached per relation for the session. */

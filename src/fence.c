@@ -47,7 +47,8 @@
 
 #include "fence.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "roles.h"
+#include "settings.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(replkafka_fence);
@@ -170,7 +171,7 @@ fence_check_partition(Relation rel, int partition)
 	ReplkafkaPartition *part;
 	ReplkafkaRole role;
 
-	replkafka_shmem_ensure_loaded();
+	replkafka_roles_ensure_loaded();
 	if (partition >= replkafka_shared->npartitions)
 		elog(ERROR, "partition %d of relation \"%s\" is out of range",
 			 partition, RelationGetRelationName(rel));
@@ -197,7 +198,7 @@ fence_check_partition(Relation rel, int partition)
 	{
 		bool		closed;
 
-		pg_atomic_fetch_add_u32(&part->writers, 1);
+		replkafka_partition_writer_enter(partition);
 		xact_partition = partition;
 
 		/* the role and the generation it is of, read together */
@@ -254,7 +255,7 @@ fence_end_write(void)
 {
 	if (xact_partition < 0)
 		return;
-	pg_atomic_fetch_sub_u32(&replkafka_shared->partitions[xact_partition].writers, 1);
+	replkafka_partition_writer_leave(xact_partition);
 	xact_partition = -1;
 }
 

@@ -44,9 +44,12 @@
 #include "apply.h"
 #include "catalog.h"
 #include "kafka.h"
+#include "demotion.h"
 #include "mastership.h"
+#include "promotion.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "roles.h"
+#include "settings.h"
 #include "shmem.h"
 #include "table.h"
 #include "worker.h"
@@ -71,8 +74,12 @@ static void run_sql(const char *sql);
 static Datum coerce_key_value(Datum value, Oid fromtype, Oid totype,
 							  int32 totypmod);
 static void check_partition_number(int partition, int partitions);
-static void partition_progress(const ReplkafkaPartition *part, Datum *value,
+static void partition_progress(const ReplkafkaPartition *part,
+							   const ReplkafkaProgress *pr, Datum *value,
 							   bool *null, Datum *values2, bool *nulls2);
+static char *partition_error(int p, const ReplkafkaPartition *part,
+							 const ReplkafkaProgress *pr,
+							 const char **sqlstate);
 static int	interval_to_ms(Interval *interval);
 static void set_replica_role(int32 partition, ReplkafkaRole to);
 
@@ -167,7 +174,7 @@ replkafka_create_cluster(PG_FUNCTION_ARGS)
 		cluster.replication_factor = replication_factor;
 		cluster.node_name = replkafka_node_name;
 		replkafka_catalog_insert_cluster(&cluster);
-		replkafka_shmem_reload_at_commit();
+		replkafka_roles_reload_at_commit();
 	}
 
 	PG_RETURN_VOID();
@@ -467,7 +474,7 @@ replkafka_worker_status(PG_FUNCTION_ARGS)
 		Datum		values[10];
 		bool		nulls[10];
 
-		replkafka_worker_get_status(slot, &w);
+		replkafka_worker_status_get(slot, &w);
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = CStringGetTextDatum(slot == REPLKAFKA_SHIPPER_SLOT ? "shipper" : "apply");
 		values[1] = Int32GetDatum(slot == REPLKAFKA_SHIPPER_SLOT ? 0 :
@@ -498,8 +505,8 @@ replkafka_worker_status(PG_FUNCTION_ARGS)
  * replkafka_shared->lock held.
  */
 static void
-partition_progress(const ReplkafkaPartition *part, Datum *value, bool *null,
-				   Datum *values2, bool *nulls2)
+partition_progress(const ReplkafkaPartition *part, const ReplkafkaProgress *pr,
+				   Datum *value, bool *null, Datum *values2, bool *nulls2)
 {
 	const char *transition = NULL;
 	ReplkafkaPhase phase = REPLKAFKA_PHASE_NONE;
@@ -507,22 +514,22 @@ partition_progress(const ReplkafkaPartition *part, Datum *value, bool *null,
 	int64		from = 0;
 	int64		to = 0;
 
-	if (part->promote_state != REPLKAFKA_PROMOTE_NONE || part->handover)
+	if (part->promotion.state != REPLKAFKA_PROMOTE_NONE || part->handover)
 	{
 		transition = part->handover ? "demoting" : "promoting";
-		phase = part->phase;
-		started = part->phase_started;
-		from = part->phase_from;
-		to = part->phase_to;
+		phase = pr->phase;
+		started = pr->phase_started;
+		from = pr->phase_from;
+		to = pr->phase_to;
 	}
 	else if (part->role == REPLKAFKA_ROLE_REPLICA &&
-			 part->catchup_to > part->next_offset)
+			 pr->catchup_to > pr->next_offset)
 	{
 		transition = "following";
 		phase = REPLKAFKA_PHASE_CATCHING_UP;
-		started = part->catchup_started;
-		from = part->catchup_from;
-		to = part->catchup_to;
+		started = pr->catchup_started;
+		from = pr->catchup_from;
+		to = pr->catchup_to;
 	}
 
 	*null = transition == NULL;
@@ -537,9 +544,45 @@ partition_progress(const ReplkafkaPartition *part, Datum *value, bool *null,
 	nulls2[2] = nulls2[3] = !(phase == REPLKAFKA_PHASE_CATCHING_UP && to > from);
 	if (!nulls2[2])
 	{
-		values2[2] = Int64GetDatum(Min(Max(part->next_offset - from, 0), to - from));
+		values2[2] = Int64GetDatum(Min(Max(pr->next_offset - from, 0), to - from));
 		values2[3] = Int64GetDatum(to - from);
 	}
+}
+
+/*
+ * The error shown for partition p: its own (the role's, or an apply retry's),
+ * or why the worker serving it cannot work.  NULL if none.
+ */
+static char *
+partition_error(int p, const ReplkafkaPartition *part,
+				const ReplkafkaProgress *pr, const char **sqlstate)
+{
+	int			slot;
+	ReplkafkaWorkerStatus w;
+
+	*sqlstate = NULL;
+	if (part->last_error[0] != '\0')
+	{
+		if (part->error_sqlstate[0] != '\0')
+			*sqlstate = pstrdup(part->error_sqlstate);
+		return pstrdup(part->last_error);
+	}
+	if (part->role != REPLKAFKA_ROLE_PRIMARY &&
+		part->role != REPLKAFKA_ROLE_REPLICA)
+		return NULL;
+	if (pr->apply_retrying)
+	{
+		*sqlstate = pstrdup(pr->retry_sqlstate);
+		return psprintf("%s; retrying since %s", pr->retry_error,
+						timestamptz_to_str(pr->retry_time));
+	}
+	slot = part->role == REPLKAFKA_ROLE_PRIMARY ? REPLKAFKA_SHIPPER_SLOT :
+		REPLKAFKA_APPLY_SLOT(replkafka_apply_worker_of(p));
+	replkafka_worker_status_get(slot, &w);
+	if (!w.failing)
+		return NULL;
+	*sqlstate = pstrdup(w.error_sqlstate);
+	return replkafka_worker_describe(slot, &w);
 }
 
 /*
@@ -553,59 +596,57 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 
 	replkafka_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	replkafka_shmem_ensure_loaded();
+	replkafka_roles_ensure_loaded();
 
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 	for (int p = 0; p < replkafka_shared->npartitions; p++)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
-		Datum		values[18];
-		bool		nulls[18];
+		ReplkafkaProgress pr;
+		Datum		values[20];
+		bool		nulls[20];
 		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
-		int64		lag = Max(part->log_end - part->next_offset, 0);
+		int64		lag;
+		char	   *error;
+		const char *sqlstate;
 
+		replkafka_partition_get_progress(p, &pr);
+		lag = Max(pr.log_end - pr.next_offset, 0);
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(p);
 		values[1] = CStringGetTextDatum(replkafka_role_name(part->role));
 		values[2] = Int64GetDatum((int64) part->generation);
-		values[3] = Int64GetDatum((int64) part->shipped_scn);
-		nulls[3] = part->shipped_scn == 0;
-		values[4] = Int64GetDatum(part->shipped_offset);
-		nulls[4] = part->shipped_scn == 0;
-		values[5] = Int64GetDatum((int64) part->applied_scn);
-		nulls[5] = part->applied_scn == 0;
-		values[6] = Int64GetDatum(part->applied_offset);
-		nulls[6] = part->applied_scn == 0;
+		values[3] = Int64GetDatum((int64) pr.shipped_scn);
+		nulls[3] = pr.shipped_scn == 0;
+		values[4] = Int64GetDatum(pr.shipped_offset);
+		nulls[4] = pr.shipped_scn == 0;
+		values[5] = Int64GetDatum((int64) pr.applied_scn);
+		nulls[5] = pr.applied_scn == 0;
+		values[6] = Int64GetDatum(pr.applied_offset);
+		nulls[6] = pr.applied_scn == 0;
 		values[7] = Int64GetDatum(lag);
-		nulls[7] = !replica || part->log_end == 0;
-		values[8] = Float8GetDatum(lag > 0 && part->applied_commit_time != 0 ?
-								   (double) (GetCurrentTimestamp() - part->applied_commit_time) / USECS_PER_SEC :
+		nulls[7] = !replica || pr.log_end == 0;
+		values[8] = Float8GetDatum(lag > 0 && pr.applied_commit_time != 0 ?
+								   (double) (GetCurrentTimestamp() - pr.applied_commit_time) / USECS_PER_SEC :
 								   0.0);
 		nulls[8] = nulls[7];
-		values[9] = Int64GetDatum(part->zombies_skipped);
+		values[9] = Int64GetDatum(pr.zombies_skipped);
 
-		/* its own error, or why the worker serving it cannot */
-		values[10] = (Datum) 0;
-		if (part->last_error[0] != '\0')
-			values[10] = CStringGetTextDatum(part->last_error);
-		else if (part->role == REPLKAFKA_ROLE_PRIMARY ||
-				 part->role == REPLKAFKA_ROLE_REPLICA)
-		{
-			int			slot = part->role == REPLKAFKA_ROLE_PRIMARY ?
-				REPLKAFKA_SHIPPER_SLOT :
-				REPLKAFKA_APPLY_SLOT(replkafka_apply_worker_of(p));
-			ReplkafkaWorkerStatus w;
+		error = partition_error(p, part, &pr, &sqlstate);
+		nulls[10] = error == NULL;
+		if (error)
+			values[10] = CStringGetTextDatum(error);
 
-			replkafka_worker_get_status(slot, &w);
-			if (w.failing)
-				values[10] = CStringGetTextDatum(replkafka_worker_describe(slot, &w));
-		}
-		nulls[10] = values[10] == (Datum) 0;
-
-		values[12] = Int64GetDatum(part->orphaned);
+		values[12] = Int64GetDatum(pr.orphaned);
 
 		/* a role change in progress, or a replica catching up */
-		partition_progress(part, &values[11], &nulls[11], &values[13], &nulls[13]);
+		partition_progress(part, &pr, &values[11], &nulls[11], &values[13],
+						   &nulls[13]);
+
+		values[17] = Int64GetDatum(pr.apply_retries);
+		nulls[18] = sqlstate == NULL;
+		if (sqlstate)
+			values[18] = CStringGetTextDatum(sqlstate);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);
@@ -702,13 +743,13 @@ replkafka_demote_partition(PG_FUNCTION_ARGS)
 static void
 set_replica_role(int32 partition, ReplkafkaRole to)
 {
-	int			role;
+	ReplkafkaRole role;
 	uint32		generation;
 
 	check_node_configured();
 	check_partition_number(partition, check_cluster_exists());
-	replkafka_shmem_ensure_loaded();
-	replkafka_catalog_lock_partition(partition, &role, &generation);
+	replkafka_roles_ensure_loaded();
+	replkafka_roles_lock(partition, &role, &generation);
 	if (role == to)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -724,8 +765,8 @@ set_replica_role(int32 partition, ReplkafkaRole to)
 					   replkafka_node_name, partition));
 	if (to == REPLKAFKA_ROLE_REPLICA)
 		replkafka_check_not_stale(partition);
-	replkafka_catalog_set_role(partition, to, generation, NULL);
-	replkafka_set_role_at_commit(partition, to, generation);
+	replkafka_catalog_set_role(partition, to, generation, NULL, NULL);
+	replkafka_roles_set_at_commit(partition, to, generation);
 }
 
 /*

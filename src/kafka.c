@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "storage/latch.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -40,7 +41,7 @@
 #include "kafka.h"
 #include "message.h"
 #include "options.h"
-#include "replkafka.h"
+#include "settings.h"
 
 /* Longest single wait inside librdkafka before we look at interrupts. */
 #define KAFKA_POLL_SLICE_MS		200
@@ -48,6 +49,7 @@
 /* Pause between two attempts to reach an unavailable cluster. */
 #define KAFKA_RETRY_PAUSE_MS	100
 
+static bool check_kafka_options(char **newval, void **extra, GucSource source);
 static bool kafka_apply_options(rd_kafka_conf_t *conf,
 								const ReplkafkaOptions *options, char **detail);
 static void kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
@@ -76,6 +78,11 @@ static void kafka_read_loop(rd_kafka_t *consumer, const char *topic,
 							TimestampTz deadline, int stall_ms,
 							ReplkafkaRecordCallback cb, void *arg);
 
+/* GUC variables of the Kafka clients */
+char	   *replkafka_brokers = NULL;
+char	   *replkafka_kafka_options = NULL;
+int			replkafka_request_timeout = 10000;
+
 /* Last error reported by librdkafka's error callback, for error details. */
 static char kafka_last_error[512];
 
@@ -89,6 +96,61 @@ static rd_kafka_resp_err_t kafka_last_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
 /* kafka_errors when a request for offsets was last answered. */
 static uint64 kafka_errors_answered = 0;
 
+
+/*
+ * Define the parameters of the Kafka clients; called from _PG_init while
+ * preloading.
+ */
+void
+replkafka_kafka_define_settings(void)
+{
+	DefineCustomStringVariable("replkafka.brokers",
+							   gettext_noop("Sets the Kafka bootstrap servers, as host:port pairs separated by commas."),
+							   NULL,
+							   &replkafka_brokers,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replkafka.kafka_options",
+							   gettext_noop("Sets extra librdkafka properties, as key=value pairs separated by commas."),
+							   gettext_noop("Use \"\\,\" for a comma inside a value.  Used for TLS, SASL and tuning."),
+							   &replkafka_kafka_options,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   check_kafka_options, NULL, NULL);
+
+	DefineCustomIntVariable("replkafka.request_timeout",
+							gettext_noop("Sets how long SQL functions wait for Kafka before failing."),
+							NULL,
+							&replkafka_request_timeout,
+							10000,
+							100, INT_MAX / 2,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/*
+ * GUC check hook for replkafka.kafka_options: the list must parse, name no
+ * property replkafka sets itself, and be accepted by librdkafka.
+ */
+static bool
+check_kafka_options(char **newval, void **extra, GucSource source)
+{
+	char	   *detail;
+
+	if (!replkafka_kafka_validate_options(*newval, &detail))
+	{
+		/* the value may hold a password: the message does not quote it */
+		GUC_check_errmsg("invalid value for parameter \"replkafka.kafka_options\"");
+		GUC_check_errdetail("%s", detail);
+		return false;
+	}
+	return true;
+}
 
 /*
  * Apply parsed options to a librdkafka configuration.  Returns false with a

@@ -44,6 +44,12 @@ typedef void (*ReplkafkaDeliveryCallback) (rd_kafka_t *rk,
 typedef bool (*ReplkafkaRecordCallback) (void *arg, int64 offset,
 										 const void *data, size_t len);
 
+/* Configuration parameters of the Kafka clients. */
+extern char *replkafka_brokers;
+extern char *replkafka_kafka_options;
+extern int	replkafka_request_timeout;
+
+extern void replkafka_kafka_define_settings(void);
 extern bool replkafka_kafka_validate_options(const char *options,
 											 char **detail);
 extern rd_kafka_t *replkafka_kafka_new(ReplkafkaClientKind kind,

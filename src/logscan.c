@@ -43,7 +43,7 @@
 #include "postgres.h"
 
 #include "logscan.h"
-#include "replkafka.h"
+#include "settings.h"
 
 static void logscan_history_ends(LogScan *scan);
 static bool logscan_callback(void *arg, int64 offset, const void *data,

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * mastership.h
- *		Changing this node's role in a partition.
+ *		What promote() and demote() share.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -13,8 +13,20 @@
 #ifndef REPLKAFKA_MASTERSHIP_H
 #define REPLKAFKA_MASTERSHIP_H
 
-extern uint32 replkafka_promote(int partition, int timeout_ms);
-extern void replkafka_demote(int partition, int timeout_ms);
+#include "access/xlogdefs.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "message.h"
+
+extern ReplkafkaRole replkafka_mastership_lock(int partition,
+											   ReplkafkaCluster *cluster);
+extern void replkafka_mastership_notice_progress(int partition,
+												 const char *change);
+extern int64 replkafka_mastership_write_control(RkmType type, int partition,
+												const char *topic, uint64 scn,
+												XLogRecPtr lsn,
+												TimestampTz deadline);
 extern void replkafka_check_not_stale(int partition);
 
 #endif							/* REPLKAFKA_MASTERSHIP_H */

@@ -42,7 +42,7 @@
 
 #include "catalog.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "settings.h"
 
 static void partition_invalidate(Datum arg, Oid relid);
 static void partition_build_key(ReplkafkaTableKey *entry, Relation rel);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * replkafka.c
- *		Module entry point: configuration parameters and start-up checks.
+ *		Module entry point.
  *
  * replkafka replicates a partitioned data set between PostgreSQL nodes
  * through Apache Kafka.  Its workers and shared state need the library to
@@ -19,17 +19,14 @@
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "apply.h"
-#include "message.h"
 #include "fence.h"
 #include "kafka.h"
-#include "replkafka.h"
+#include "settings.h"
 #include "shipper.h"
 #include "shmem.h"
 #include "utility.h"
@@ -37,24 +34,6 @@
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
-
-static bool check_node_name(char **newval, void **extra, GucSource source);
-static bool check_topic(char **newval, void **extra, GucSource source);
-static bool check_kafka_options(char **newval, void **extra, GucSource source);
-
-/* GUC variables */
-char	   *replkafka_node_name = NULL;
-char	   *replkafka_brokers = NULL;
-char	   *replkafka_topic = NULL;
-char	   *replkafka_database = NULL;
-char	   *replkafka_kafka_options = NULL;
-bool		replkafka_synchronous_commit = false;
-int			replkafka_apply_workers = 2;
-int			replkafka_max_partitions = 1024;
-int			replkafka_request_timeout = 10000;
-int			replkafka_chunk_size = 512 * 1024;
-
-bool		replkafka_preloaded = false;
 
 /*
  * Module load callback.
@@ -70,102 +49,8 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	replkafka_preloaded = true;
-
-	DefineCustomStringVariable("replkafka.node_name",
-							   gettext_noop("Sets this node's name, unique within the replkafka cluster."),
-							   gettext_noop("Letters, digits, \"_\", \".\" and \"-\", at most 63 characters."),
-							   &replkafka_node_name,
-							   "",
-							   PGC_POSTMASTER,
-							   0,
-							   check_node_name, NULL, NULL);
-
-	DefineCustomStringVariable("replkafka.brokers",
-							   gettext_noop("Sets the Kafka bootstrap servers, as host:port pairs separated by commas."),
-							   NULL,
-							   &replkafka_brokers,
-							   "",
-							   PGC_SIGHUP,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("replkafka.topic",
-							   gettext_noop("Sets the Kafka topic that carries the cluster's replication log."),
-							   NULL,
-							   &replkafka_topic,
-							   "replkafka",
-							   PGC_POSTMASTER,
-							   0,
-							   check_topic, NULL, NULL);
-
-	DefineCustomStringVariable("replkafka.database",
-							   gettext_noop("Sets the database replkafka's workers connect to."),
-							   NULL,
-							   &replkafka_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("replkafka.kafka_options",
-							   gettext_noop("Sets extra librdkafka properties, as key=value pairs separated by commas."),
-							   gettext_noop("Use \"\\,\" for a comma inside a value.  Used for TLS, SASL and tuning."),
-							   &replkafka_kafka_options,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   check_kafka_options, NULL, NULL);
-
-	DefineCustomBoolVariable("replkafka.synchronous_commit",
-							 gettext_noop("Makes COMMIT wait until Kafka holds the transaction."),
-							 NULL,
-							 &replkafka_synchronous_commit,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("replkafka.apply_workers",
-							gettext_noop("Sets the number of apply workers on this node."),
-							NULL,
-							&replkafka_apply_workers,
-							2,
-							1, REPLKAFKA_MAX_APPLY_WORKERS,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("replkafka.max_partitions",
-							gettext_noop("Sets the largest number of partitions a cluster can have."),
-							gettext_noop("Sizes shared memory; create_cluster rejects a larger partition count."),
-							&replkafka_max_partitions,
-							1024,
-							1, 65536,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("replkafka.request_timeout",
-							gettext_noop("Sets how long SQL functions wait for Kafka before failing."),
-							NULL,
-							&replkafka_request_timeout,
-							10000,
-							100, INT_MAX / 2,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("replkafka.chunk_size",
-							gettext_noop("Sets the largest body of a Kafka record; larger transactions are cut into chunks."),
-							gettext_noop("Must stay below the topic's \"max.message.bytes\"."),
-							&replkafka_chunk_size,
-							512 * 1024,
-							REPLKAFKA_MIN_CHUNK_SIZE, REPLKAFKA_MAX_CHUNK_SIZE,
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
+	replkafka_settings_define();
+	replkafka_kafka_define_settings();
 	MarkGUCPrefixReserved(REPLKAFKA_EXTENSION_NAME);
 
 	replkafka_shmem_init();
@@ -173,94 +58,4 @@ _PG_init(void)
 	replkafka_utility_init();
 	replkafka_shipper_register();
 	replkafka_apply_register();
-}
-
-/*
- * Fail unless the library was loaded through shared_preload_libraries.
- */
-void
-replkafka_check_preloaded(void)
-{
-	if (!replkafka_preloaded)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("replkafka must be loaded via \"shared_preload_libraries\""),
-				errhint("Add replkafka to \"shared_preload_libraries\" and restart the server."));
-}
-
-/*
- * Check that s consists of name characters only (rkm_is_name_char():
- * Kafka's topic alphabet, which also keeps node names safe in record
- * headers, client ids and log lines); report the first bad one.
- */
-static bool
-check_name_chars(const char *s)
-{
-	const char *p;
-
-	for (p = s; *p; p++)
-	{
-		if (!rkm_is_name_char(*p))
-		{
-			GUC_check_errdetail("Character \"%c\" is not allowed; use letters, digits, \"_\", \".\" and \"-\".",
-								*p);
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * GUC check hook for replkafka.node_name.  Empty means "not configured".
- */
-static bool
-check_node_name(char **newval, void **extra, GucSource source)
-{
-	if (strlen(*newval) > REPLKAFKA_MAX_NODE_NAME)
-	{
-		GUC_check_errdetail("A node name can have at most %d characters.",
-							REPLKAFKA_MAX_NODE_NAME);
-		return false;
-	}
-	return check_name_chars(*newval);
-}
-
-/*
- * GUC check hook for replkafka.topic: Kafka's own rules for topic names.
- */
-static bool
-check_topic(char **newval, void **extra, GucSource source)
-{
-	if ((*newval)[0] == '\0' || strcmp(*newval, ".") == 0 ||
-		strcmp(*newval, "..") == 0)
-	{
-		GUC_check_errdetail("A Kafka topic name cannot be empty, \".\" or \"..\".");
-		return false;
-	}
-	if (strlen(*newval) > REPLKAFKA_MAX_TOPIC_NAME)
-	{
-		GUC_check_errdetail("A Kafka topic name can have at most %d characters.",
-							REPLKAFKA_MAX_TOPIC_NAME);
-		return false;
-	}
-	return check_name_chars(*newval);
-}
-
-/*
- * GUC check hook for replkafka.kafka_options: the list must parse, name no
- * property replkafka sets itself, and be accepted by librdkafka.
- */
-static bool
-check_kafka_options(char **newval, void **extra, GucSource source)
-{
-	char	   *detail;
-
-	if (!replkafka_kafka_validate_options(*newval, &detail))
-	{
-		/* the value may hold a password: the message does not quote it */
-		GUC_check_errmsg("invalid value for parameter \"replkafka.kafka_options\"");
-		GUC_check_errdetail("%s", detail);
-		return false;
-	}
-	return true;
 }

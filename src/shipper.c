@@ -117,7 +117,8 @@
 #include "logscan.h"
 #include "message.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "roles.h"
+#include "settings.h"
 #include "shipper.h"
 #include "shmem.h"
 #include "worker.h"
@@ -331,9 +332,7 @@ replkafka_shipper_main(Datum main_arg)
 
 	replkafka_worker_connect("replkafka shipper", REPLKAFKA_SHIPPER_SLOT);
 	before_shmem_exit(shipper_exit, (Datum) 0);
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	replkafka_shared->shipper_latch = MyLatch;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_shmem_set_shipper_latch(MyLatch);
 
 	/*
 	 * Values are shipped in their text form, with fixed settings
@@ -395,10 +394,7 @@ shipper_exit(int code, Datum arg)
 		consumer = NULL;
 	}
 
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (replkafka_shared->shipper_latch == MyLatch)
-		replkafka_shared->shipper_latch = NULL;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_shmem_set_shipper_latch(NULL);
 }
 
 /*
@@ -427,7 +423,7 @@ shipper_stop_for_lost_slot(void)
 	foreach(lc, roles)
 	{
 		ReplkafkaRoleRow *row = lfirst(lc);
-		int			role;
+		ReplkafkaRole role;
 		uint32		generation;
 
 		if (row->role != REPLKAFKA_ROLE_PRIMARY)
@@ -437,12 +433,12 @@ shipper_stop_for_lost_slot(void)
 		 * Under the row's lock, as a role change does: a demote() holding
 		 * it gives up at its timeout, since nothing ships its writes.
 		 */
-		replkafka_catalog_lock_partition(row->partition, &role, &generation);
+		replkafka_roles_lock(row->partition, &role, &generation);
 		if (role != REPLKAFKA_ROLE_PRIMARY)
 			continue;
 		replkafka_catalog_set_role(row->partition, REPLKAFKA_ROLE_ERROR,
-								   generation, msg);
-		replkafka_set_role_at_commit(row->partition, REPLKAFKA_ROLE_ERROR,
+								   generation, msg, NULL);
+		replkafka_roles_set_at_commit(row->partition, REPLKAFKA_ROLE_ERROR,
 									 generation);
 		stopped = lappend_int(stopped, row->partition);
 	}
@@ -453,13 +449,8 @@ shipper_stop_for_lost_slot(void)
 
 	/* the reason, for the write fence's hint and the view */
 	initStringInfo(&names);
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	foreach(lc, stopped)
-	{
-		strlcpy(replkafka_partition_state(lfirst_int(lc))->last_error, msg,
-				REPLKAFKA_ERROR_LEN);
-	}
-	LWLockRelease(replkafka_shared->lock);
+		replkafka_partition_set_shipper_error(lfirst_int(lc), msg);
 	foreach(lc, stopped)
 		appendStringInfo(&names, "%s%d", names.len > 0 ? ", " : "", lfirst_int(lc));
 	ereport(WARNING,
@@ -571,8 +562,7 @@ shipper_decode(void)
 										 shipper_update_progress);
 	replkafka_txn_end_hook = shipper_txn_end;
 	confirmed_lsn = MyReplicationSlot->data.confirmed_flush;
-	pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirmed_lsn);
-	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+	replkafka_shmem_report_acked(confirmed_lsn);
 
 	XLogBeginRead(decoding_ctx->reader, MyReplicationSlot->data.restart_lsn);
 	InvalidateSystemCaches();
@@ -698,11 +688,7 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		{
 			/* a stale primary's, not a rebuild's once the role moved on */
 			if (sp->stale && part->role == REPLKAFKA_ROLE_ERROR)
-			{
-				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-				part->orphaned++;
-				LWLockRelease(replkafka_shared->lock);
-			}
+				replkafka_partition_count_orphans(hdr.partition, 1);
 			ereport(WARNING,
 					errmsg("transaction %u wrote partition %u, of which node \"%s\" is %s; it is not shipped",
 						   hdr.xid, hdr.partition, replkafka_node_name,
@@ -767,11 +753,7 @@ shipper_txn_end(LogicalDecodingContext *ctx, XLogRecPtr end_lsn)
 		if (sp->cur_history)
 		{
 			/* in Kafka before the foreign record: its commit may say so */
-			ReplkafkaPartition *part = replkafka_partition_state(p);
-
-			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-			part->history_end = Max(part->history_end, end_lsn);
-			LWLockRelease(replkafka_shared->lock);
+			replkafka_partition_extend_history(p, end_lsn);
 		}
 		sp->cur = NULL;
 		sp->cur_skip = false;
@@ -868,20 +850,18 @@ shipper_service(bool idle)
 	{
 		Shipment   *s = dlist_head_element(Shipment, node, &shipments);
 		ShipperPartition *sp = &partitions[s->partition];
-		ReplkafkaPartition *part = replkafka_partition_state(s->partition);
 		Shipment   *next;
 
 		if (!s->complete || s->pending > 0)
 			break;
 		dlist_pop_head_node(&shipments);
 
-		LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 		if (RKM_SCN_GENERATION(s->scn) != sp->generation)
 		{
 			/* of a generation the shipper left: judged when it left it */
 		}
 		else if (sp->stale && s->last_offset >= sp->orphans_from)
-			part->orphaned++;
+			replkafka_partition_count_orphans(s->partition, 1);
 		else
 		{
 			sp->acked_scn = s->scn;
@@ -889,14 +869,10 @@ shipper_service(bool idle)
 			sp->acked_offset = s->last_offset;
 			sp->dirty = true;
 			if (sp->stale)
-				part->history_end = Max(part->history_end, s->end_lsn);
-			if (part->generation == RKM_SCN_GENERATION(s->scn))
-			{
-				part->shipped_scn = s->scn;
-				part->shipped_offset = s->last_offset;
-			}
+				replkafka_partition_extend_history(s->partition, s->end_lsn);
+			replkafka_partition_report_shipped(s->partition, s->scn,
+											   s->last_offset);
 		}
-		LWLockRelease(replkafka_shared->lock);
 
 		/* the commit is confirmed once all its partitions are */
 		next = dlist_is_empty(&shipments) ? NULL :
@@ -915,8 +891,7 @@ shipper_service(bool idle)
 	{
 		confirmed_lsn = confirm;
 		LogicalConfirmReceivedLocation(confirm);
-		pg_atomic_write_u64(&replkafka_shared->acked_lsn, confirm);
-		ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+		replkafka_shmem_report_acked(confirm);
 	}
 
 	/* Kafka trouble, or no acknowledgement for a while: show why. */
@@ -974,10 +949,10 @@ shipper_finish_handover(int partition)
 	ShipperPartition *sp = &partitions[partition];
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	ReplkafkaConsumerCheckpoint ckpt;
-	int			role;
+	ReplkafkaRole role;
 	uint32		generation;
 
-	if (!replkafka_catalog_try_lock_partition(partition, &role, &generation) ||
+	if (!replkafka_roles_try_lock(partition, &role, &generation) ||
 		role != REPLKAFKA_ROLE_PRIMARY || generation != part->generation)
 		return;
 	if (RKM_SCN_GENERATION(sp->acked_scn) != generation)
@@ -987,14 +962,14 @@ shipper_finish_handover(int partition)
 								generation);
 		return;
 	}
-	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation, NULL);
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation, NULL, NULL);
 	ckpt.partition = partition;
 	ckpt.generation = generation;
 	ckpt.scn = sp->acked_scn;
 	ckpt.kafka_offset = sp->acked_offset;
 	ckpt.ended = false;
 	replkafka_catalog_save_consumer_checkpoint(&ckpt);
-	replkafka_set_role_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+	replkafka_roles_set_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
 	ereport(LOG,
 			errmsg("node \"%s\" finishes the handover of partition %d that a demotion left after ending generation %u",
 				   replkafka_node_name, partition, generation),
@@ -1078,7 +1053,6 @@ shipper_partition_error(int partition, int64 history_before,
 						const char *fmt,...)
 {
 	ShipperPartition *sp = &partitions[partition];
-	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	char		msg[REPLKAFKA_ERROR_LEN];
 	va_list		ap;
 	MemoryContext oldcxt;
@@ -1101,15 +1075,7 @@ shipper_partition_error(int partition, int64 history_before,
 
 	sp->stale = true;
 	sp->orphans_from = history_before;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->stale_generation != sp->generation)
-		part->history_end = history_end;
-	else
-		part->history_end = Max(part->history_end, history_end);
-	part->stale_generation = sp->generation;
-	part->role = REPLKAFKA_ROLE_ERROR;
-	strlcpy(part->last_error, msg, REPLKAFKA_ERROR_LEN);
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_set_stale(partition, sp->generation, history_end, msg);
 
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	pending_errors = lappend_int(pending_errors, partition);
@@ -1118,8 +1084,6 @@ shipper_partition_error(int partition, int64 history_before,
 	ereport(WARNING,
 			errmsg("partition %d stops accepting writes on node \"%s\": %s",
 				   partition, replkafka_node_name, msg));
-	/* synchronous commits waiting for this partition learn their fate */
-	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
 }
 
 /*
@@ -1147,15 +1111,12 @@ shipper_read_deadline(void)
 static bool
 shipper_report_scan(int partition, const LogScan *scan)
 {
-	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	if (!scan->foreign && !scan->hole && !scan->ended)
 		return false;
 
 	partitions[partition].history_lsn = scan->history_lsn;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->orphaned += scan->orphans;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_count_orphans(partition, scan->orphans);
 	if (scan->foreign)
 		shipper_partition_error(partition, scan->foreign_offset,
 								"another node wrote to the partition: %s; this node's transactions after it are not part of the cluster's history (see orphaned_transactions)",
@@ -1185,9 +1146,7 @@ shipper_check_sequence(int partition)
 
 	if (part->sequence_exhausted == exhausted)
 		return;
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->sequence_exhausted = exhausted;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_set_sequence_exhausted(partition, exhausted);
 	if (exhausted)
 		ereport(WARNING,
 				errmsg("partition %d takes no more writes on node \"%s\": generation %u has used up its transaction sequence numbers",
@@ -1331,10 +1290,8 @@ shipper_recover(int partition)
 		sp->acked_offset = scan.offset;
 		sp->dirty = true;
 	}
-	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->shipped_scn = RKM_SCN(generation, scan.seq);
-	part->shipped_offset = scan.offset;
-	LWLockRelease(replkafka_shared->lock);
+	replkafka_partition_report_shipped(partition, RKM_SCN(generation, scan.seq),
+									   scan.offset);
 	ereport(LOG,
 			errmsg("replkafka shipper resumes partition %d of generation %u at sequence %u",
 				   partition, generation, sp->next_seq),

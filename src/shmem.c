@@ -1,15 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *		replkafka's shared memory: this node's role in every partition,
- *		the shipper's progress, and what synchronous commits wait for.
+ *		replkafka's shared memory, and every change made to it.
  *
  * The catalog table replkafka.partition_roles is the durable truth about
  * this node's roles; shared memory mirrors it so that the write fence can
- * check a role without a catalog lookup per row.  The mirror is loaded from
- * the catalog by the first process that needs it after the server starts,
- * and afterwards changed only by the transactions that change the catalog,
- * when they commit.
+ * check a role without a catalog lookup per row (roles.c loads it, and
+ * publishes the changes transactions commit).  Beside the roles it holds
+ * what the workers and role changes report as they go, what synchronous
+ * commits and role changes wait for, and the transactions prepared for
+ * two-phase commit.  shmem.h says which lock protects what.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -21,15 +21,13 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
-#include "utils/memutils.h"
 
-#include "catalog.h"
-#include "replkafka.h"
+#include "message.h"
+#include "settings.h"
 #include "shmem.h"
 
 /*
@@ -46,23 +44,9 @@ typedef struct ReplkafkaPrepared
 	char		gid[GIDSIZE];
 } ReplkafkaPrepared;
 
-/* A role change to publish in shared memory when its transaction commits. */
-typedef struct PendingRole
-{
-	int			partition;
-	ReplkafkaRole role;
-	uint32		generation;
-	SubTransactionId subid;		/* the subtransaction that made it */
-} PendingRole;
-
 static void shmem_request(void);
 static void shmem_startup(void);
 static Size shmem_size(void);
-static void shmem_xact_callback(XactEvent event, void *arg);
-static void shmem_subxact_callback(SubXactEvent event,
-								   SubTransactionId mySubid,
-								   SubTransactionId parentSubid, void *arg);
-static void shmem_register_callbacks(void);
 static int	prepared_slot(const char *gid);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -73,20 +57,6 @@ ReplkafkaShared *replkafka_shared = NULL;
 
 /* max_prepared_xacts slots, under replkafka_shared->lock. */
 static ReplkafkaPrepared *prepared = NULL;
-
-/* Role changes of the current transaction, in TopTransactionContext. */
-static List *pending_roles = NIL;
-
-/* The current transaction created the cluster: reload the roles. */
-static bool pending_reload = false;
-static bool xact_callback_registered = false;
-
-static const char *const role_names[] = {
-	[REPLKAFKA_ROLE_OFFLINE] = "offline",
-	[REPLKAFKA_ROLE_REPLICA] = "replica",
-	[REPLKAFKA_ROLE_PRIMARY] = "primary",
-	[REPLKAFKA_ROLE_ERROR] = "error",
-};
 
 /*
  * Install the shared memory hooks; called from _PG_init while preloading.
@@ -143,7 +113,10 @@ shmem_startup(void)
 		ConditionVariableInit(&replkafka_shared->ack_cv);
 		ConditionVariableInit(&replkafka_shared->promote_cv);
 		for (int p = 0; p < replkafka_max_partitions; p++)
+		{
 			pg_atomic_init_u32(&replkafka_shared->partitions[p].writers, 0);
+			SpinLockInit(&replkafka_shared->partitions[p].mutex);
+		}
 		for (int i = 0; i < REPLKAFKA_WORKER_SLOTS; i++)
 			SpinLockInit(&replkafka_shared->workers[i].mutex);
 	}
@@ -156,13 +129,175 @@ shmem_startup(void)
 }
 
 /*
- * Name of a role, as stored in the catalog and shown in views.
+ * Shared state of a partition.  The roles must be loaded.
  */
-const char *
-replkafka_role_name(ReplkafkaRole role)
+ReplkafkaPartition *
+replkafka_partition_state(int partition)
 {
-	Assert(role >= REPLKAFKA_ROLE_OFFLINE && role <= REPLKAFKA_ROLE_ERROR);
-	return role_names[role];
+	Assert(replkafka_shared->loaded);
+	if (partition < 0 || partition >= replkafka_shared->npartitions)
+		elog(ERROR, "partition %d is out of range (the cluster has %d)",
+			 partition, replkafka_shared->npartitions);
+	return &replkafka_shared->partitions[partition];
+}
+
+/*
+ * The roles of a cluster of npartitions partitions, read from the catalog
+ * (a list of ReplkafkaRoleRow): the first process to load them since the
+ * server started publishes them.
+ */
+void
+replkafka_shmem_load_roles(int npartitions, List *rows)
+{
+	ListCell   *lc;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (!replkafka_shared->loaded)
+	{
+		replkafka_shared->npartitions = npartitions;
+		foreach(lc, rows)
+		{
+			ReplkafkaRoleRow *row = lfirst(lc);
+			ReplkafkaPartition *part = &replkafka_shared->partitions[row->partition];
+
+			part->role = row->role;
+			part->generation = row->generation;
+			strlcpy(part->last_error, row->last_error ? row->last_error : "",
+					REPLKAFKA_ERROR_LEN);
+			strlcpy(part->error_sqlstate,
+					row->error_sqlstate ? row->error_sqlstate : "",
+					sizeof(part->error_sqlstate));
+		}
+		replkafka_shared->loaded = true;
+		pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
+	}
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Whether the roles were loaded since the server started (or the cluster
+ * was created).
+ */
+bool
+replkafka_shmem_roles_loaded(void)
+{
+	return replkafka_shared->loaded;
+}
+
+/*
+ * The cluster was created: the roles are to be loaded again.
+ */
+void
+replkafka_shmem_forget_roles(void)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	replkafka_shared->loaded = false;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Publish the role changes a transaction committed, all at once.  A new
+ * generation resets the shipped position; a new role the positions and
+ * counters, until a worker publishes its own.  A won promotion ends with
+ * its role change, and a demotion's handover too.
+ */
+void
+replkafka_shmem_publish_roles(const ReplkafkaRoleChange *changes, int n)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[changes[i].partition];
+
+		SpinLockAcquire(&part->mutex);
+		if (part->generation != changes[i].generation)
+		{
+			part->progress.shipped_scn = 0;
+			part->progress.shipped_offset = -1;
+		}
+		if (part->role != changes[i].role)
+		{
+			part->progress.zombies_skipped = 0;
+			part->progress.orphaned = 0;
+			part->progress.applied_scn = 0;
+			part->progress.applied_offset = -1;
+			part->progress.apply_retrying = false;
+		}
+		part->progress.phase = REPLKAFKA_PHASE_NONE;
+		SpinLockRelease(&part->mutex);
+		if (part->generation != changes[i].generation)
+			part->sequence_exhausted = false;
+		part->role = changes[i].role;
+		part->generation = changes[i].generation;
+		part->handover = false;
+		part->handover_pid = 0;
+		part->ended_generation = 0;
+		part->promotion.state = REPLKAFKA_PROMOTE_NONE;
+		if (changes[i].role != REPLKAFKA_ROLE_ERROR)
+		{
+			part->last_error[0] = '\0';
+			part->error_sqlstate[0] = '\0';
+		}
+	}
+	pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * A role change of partition did not commit: a demotion's partition takes
+ * writes again, unless its END_GEN may be in Kafka (ended_generation stays
+ * set); a promotion's is applied again.
+ */
+void
+replkafka_shmem_role_change_undone(int partition)
+{
+	ReplkafkaPartition *part = &replkafka_shared->partitions[partition];
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->handover = false;
+	part->promotion.state = REPLKAFKA_PROMOTE_NONE;
+	LWLockRelease(replkafka_shared->lock);
+	SpinLockAcquire(&part->mutex);
+	part->progress.phase = REPLKAFKA_PHASE_NONE;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * The shipper's latch (NULL: the shipper whose latch it was exits).
+ */
+void
+replkafka_shmem_set_shipper_latch(Latch *latch)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (latch != NULL || replkafka_shared->shipper_latch == MyLatch)
+		replkafka_shared->shipper_latch = latch;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * The latch of apply worker index (NULL: the worker whose latch it was
+ * exits).
+ */
+void
+replkafka_shmem_set_apply_latch(int index, Latch *latch)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (latch != NULL || replkafka_shared->apply_latches[index] == MyLatch)
+		replkafka_shared->apply_latches[index] = latch;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * A copy of the progress of partition.
+ */
+void
+replkafka_partition_get_progress(int partition, ReplkafkaProgress *progress)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	*progress = part->progress;
+	SpinLockRelease(&part->mutex);
 }
 
 /*
@@ -184,262 +319,468 @@ replkafka_phase_name(ReplkafkaPhase phase)
 
 /*
  * The backend changing the role of partition moves on to phase, one that
- * reads no range of the log (promote() sets up its catch-up itself).
+ * reads no range of the log.
  */
 void
 replkafka_set_phase(int partition, ReplkafkaPhase phase)
 {
+	replkafka_set_phase_range(partition, phase, 0, 0);
+}
+
+/*
+ * The backend changing the role of partition starts with phase: the
+ * change's clock starts.
+ */
+void
+replkafka_begin_phases(int partition, ReplkafkaPhase phase)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.phase_started = now;
+	part->progress.phase = phase;
+	part->progress.phase_from = 0;
+	part->progress.phase_to = 0;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * The backend changing the role of partition moves on to phase, reading
+ * the log from offset from up to offset to (0, 0: none).
+ */
+void
+replkafka_set_phase_range(int partition, ReplkafkaPhase phase,
+						  int64 from, int64 to)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.phase = phase;
+	part->progress.phase_from = from;
+	part->progress.phase_to = to;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * Kafka acknowledged every transaction committed before lsn that had to go
+ * there: wake the synchronous commits waiting for it.
+ */
+void
+replkafka_shmem_report_acked(XLogRecPtr lsn)
+{
+	pg_atomic_write_u64(&replkafka_shared->acked_lsn, lsn);
+	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+}
+
+/*
+ * Kafka holds transaction scn of partition, at offset.  Shown while the
+ * generation it belongs to is the partition's.
+ */
+void
+replkafka_partition_report_shipped(int partition, uint64 scn, int64 offset)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	if (part->generation == RKM_SCN_GENERATION(scn))
+	{
+		SpinLockAcquire(&part->mutex);
+		part->progress.shipped_scn = scn;
+		part->progress.shipped_offset = offset;
+		SpinLockRelease(&part->mutex);
+	}
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Why the shipper cannot ship partition (whose role it changes in the
+ * catalog), for the write fence's hint and the view.
+ */
+void
+replkafka_partition_set_shipper_error(int partition, const char *message)
+{
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->phase = phase;
-	part->phase_from = 0;
-	part->phase_to = 0;
+	strlcpy(part->last_error, message, REPLKAFKA_ERROR_LEN);
+	part->error_sqlstate[0] = '\0';
 	LWLockRelease(replkafka_shared->lock);
 }
 
 /*
- * Parse a role name; false if it is not one.
- */
-bool
-replkafka_role_from_name(const char *name, ReplkafkaRole *role)
-{
-	for (int i = 0; i < lengthof(role_names); i++)
-	{
-		if (strcmp(name, role_names[i]) == 0)
-		{
-			*role = (ReplkafkaRole) i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * Load the roles from the catalog into shared memory, once per server
- * start.  Must be called inside a transaction in replkafka's database;
- * reads the catalog with a fresh snapshot.
+ * The shipper found this node a stale primary of partition in generation:
+ * the partition is in error at once (the catalog follows), and its
+ * history ends at history_end, or later if the generation was found stale
+ * before.  The synchronous commits waiting for it learn so.
  */
 void
-replkafka_shmem_ensure_loaded(void)
+replkafka_partition_set_stale(int partition, uint32 generation,
+							  XLogRecPtr history_end, const char *message)
 {
-	List	   *roles;
-	ListCell   *lc;
-	int			partitions;
-
-	replkafka_check_preloaded();
-	if (replkafka_shared->loaded)
-		return;
-
-	/* Read first, so that no catalog access happens under the LWLock. */
-	partitions = replkafka_catalog_get_roles(&roles);
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (!replkafka_shared->loaded && partitions > 0 &&
-		partitions <= replkafka_max_partitions)
-	{
-		replkafka_shared->npartitions = partitions;
-		foreach(lc, roles)
-		{
-			ReplkafkaRoleRow *row = lfirst(lc);
-			ReplkafkaPartition *part = &replkafka_shared->partitions[row->partition];
+	if (part->stale_generation != generation)
+		part->history_end = history_end;
+	else
+		part->history_end = Max(part->history_end, history_end);
+	part->stale_generation = generation;
+	part->role = REPLKAFKA_ROLE_ERROR;
+	strlcpy(part->last_error, message, REPLKAFKA_ERROR_LEN);
+	part->error_sqlstate[0] = '\0';
+	LWLockRelease(replkafka_shared->lock);
+	/* synchronous commits waiting for this partition learn their fate */
+	ConditionVariableBroadcast(&replkafka_shared->ack_cv);
+}
 
-			part->role = row->role;
-			part->generation = row->generation;
-			strlcpy(part->last_error, row->last_error ? row->last_error : "",
-					REPLKAFKA_ERROR_LEN);
+/*
+ * A transaction of a stale primary's partition whose commit record ends at
+ * end_lsn is part of the history.
+ */
+void
+replkafka_partition_extend_history(int partition, XLogRecPtr end_lsn)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->history_end = Max(part->history_end, end_lsn);
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * n more transactions of a stale primary's partition are not part of the
+ * history.
+ */
+void
+replkafka_partition_count_orphans(int partition, int64 n)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.orphaned += n;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * The generation of partition has used up its sequence numbers, or not.
+ */
+void
+replkafka_partition_set_sequence_exhausted(int partition, bool exhausted)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->sequence_exhausted = exhausted;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * An apply worker takes partition up, from its consumer checkpoint: in
+ * generation (0: none yet), with applied_scn at applied_offset applied,
+ * next_offset the next record to read.  The log end is not known yet.
+ */
+void
+replkafka_partition_report_taken_up(int partition, uint32 generation,
+									int64 next_offset, uint64 applied_scn,
+									int64 applied_offset)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	/*
+	 * The generation a replica is in lives in its checkpoint (the catalog's
+	 * partition_roles row is the promoting backend's to lock).
+	 */
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (generation > 0)
+		part->generation = generation;
+	SpinLockAcquire(&part->mutex);
+	part->progress.next_offset = next_offset;
+	part->progress.catchup_to = 0;
+	part->progress.applied_scn = applied_scn;
+	part->progress.applied_offset = applied_offset;
+	SpinLockRelease(&part->mutex);
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * How far an apply worker read partition: next_offset is the next record
+ * to apply, log_end the log's end as last heard of (-1: unknown).  The
+ * first log end known since the partition was taken up is where its
+ * catch-up goes.
+ */
+void
+replkafka_partition_report_position(int partition, int64 next_offset,
+									int64 log_end, bool first)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz now = first ? GetCurrentTimestamp() : 0;
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.next_offset = next_offset;
+	if (log_end >= 0)
+		part->progress.log_end = log_end;
+	if (first)
+	{
+		part->progress.catchup_started = now;
+		part->progress.catchup_from = next_offset;
+		part->progress.catchup_to = log_end;
+	}
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * Transaction scn of partition, at offset, committed at commit_time on its
+ * primary, is applied.  A retry in progress succeeded.
+ */
+void
+replkafka_partition_report_applied(int partition, uint64 scn, int64 offset,
+								   TimestampTz commit_time)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.applied_scn = scn;
+	part->progress.applied_offset = offset;
+	part->progress.applied_commit_time = commit_time;
+	part->progress.apply_retrying = false;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * An apply worker read the NEW_GEN that started generation of partition,
+ * at offset.
+ */
+void
+replkafka_partition_report_new_generation(int partition, uint32 generation,
+										  int64 offset)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->generation = generation;
+	SpinLockAcquire(&part->mutex);
+	part->progress.applied_scn = RKM_SCN(generation, 0);
+	part->progress.applied_offset = offset;
+	SpinLockRelease(&part->mutex);
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * An apply worker skipped a zombie record of partition.
+ */
+void
+replkafka_partition_count_zombie(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.zombies_skipped++;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * Applying partition failed for a reason that may pass (sqlstate,
+ * message): the worker tries again after delay_ms.
+ */
+void
+replkafka_partition_report_retry(int partition, const char *sqlstate,
+								 const char *message, int delay_ms)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.apply_retries++;
+	part->progress.apply_retrying = true;
+	part->progress.retry_time = now;
+	part->progress.retry_delay_ms = delay_ms;
+	strlcpy(part->progress.retry_sqlstate, sqlstate,
+			sizeof(part->progress.retry_sqlstate));
+	strlcpy(part->progress.retry_error, message, REPLKAFKA_ERROR_LEN);
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * Applying partition failed for good (sqlstate, message): it is in error
+ * at once (the apply worker writes the catalog next), which a promotion
+ * waiting for the worker learns.
+ */
+void
+replkafka_partition_stop_applying(int partition, const char *sqlstate,
+								  const char *message)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->role = REPLKAFKA_ROLE_ERROR;
+	strlcpy(part->last_error, message, REPLKAFKA_ERROR_LEN);
+	strlcpy(part->error_sqlstate, sqlstate, sizeof(part->error_sqlstate));
+	LWLockRelease(replkafka_shared->lock);
+	SpinLockAcquire(&part->mutex);
+	part->progress.apply_retrying = false;
+	SpinLockRelease(&part->mutex);
+	ConditionVariableBroadcast(&replkafka_shared->promote_cv);
+}
+
+/*
+ * A transaction starts writing partition (the write fence counts it, with a
+ * full barrier, before it looks at the handover flag).
+ */
+void
+replkafka_partition_writer_enter(int partition)
+{
+	pg_atomic_fetch_add_u32(&replkafka_shared->partitions[partition].writers, 1);
+}
+
+/*
+ * A transaction no longer writes partition.
+ */
+void
+replkafka_partition_writer_leave(int partition)
+{
+	pg_atomic_fetch_sub_u32(&replkafka_shared->partitions[partition].writers, 1);
+}
+
+/*
+ * demote() hands partition over: the write fence lets no new transaction
+ * in, until the role change is published or undone.
+ */
+void
+replkafka_partition_begin_handover(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->handover = true;
+	part->handover_pid = MyProcPid;
+	LWLockRelease(replkafka_shared->lock);
+	replkafka_begin_phases(partition, REPLKAFKA_PHASE_WAITING_FOR_WRITERS);
+}
+
+/*
+ * demote() gives partition back before writing END_GEN.
+ */
+void
+replkafka_partition_end_handover(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->handover = false;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * demote() is about to write END_GEN of generation of partition.
+ */
+void
+replkafka_partition_set_ended_generation(int partition, uint32 generation)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	part->ended_generation = generation;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * The backend pid ends: the partitions it was handing over take writes
+ * again (but those whose END_GEN may be in Kafka).  Returns whether there
+ * were any.
+ */
+bool
+replkafka_shmem_forget_handovers(int pid)
+{
+	bool		found = false;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int p = 0; p < replkafka_shared->npartitions; p++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
+
+		if (part->handover && part->handover_pid == pid)
+		{
+			part->handover = false;
+			found = true;
 		}
-		replkafka_shared->loaded = true;
-		pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
 	}
 	LWLockRelease(replkafka_shared->lock);
-
-	if (partitions > replkafka_max_partitions)
-		ereport(ERROR,
-				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				errmsg("cluster has %d partitions, more than \"replkafka.max_partitions\" (%d)",
-					   partitions, replkafka_max_partitions),
-				errhint("Raise \"replkafka.max_partitions\" and restart the server."));
+	return found;
 }
 
 /*
- * Make the next replkafka_shmem_ensure_loaded() read the catalog again
- * once the current transaction commits (it created the cluster).
+ * The worker in slot is in state; new_incarnation: it starts (again).
+ * Running, or waiting for a cluster, puts earlier errors behind it.
  */
 void
-replkafka_shmem_reload_at_commit(void)
+replkafka_worker_status_update(int slot, ReplkafkaWorkerState state,
+							   bool new_incarnation)
 {
-	shmem_register_callbacks();
-	pending_reload = true;
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&w->mutex);
+	if (new_incarnation)
+	{
+		w->pid = MyProcPid;
+		w->started = now;
+		w->starts++;
+	}
+	if (state == REPLKAFKA_WORKER_RUNNING || state == REPLKAFKA_WORKER_WAITING)
+		w->failing = false;
+	w->state = state;
+	SpinLockRelease(&w->mutex);
 }
 
 /*
- * Shared state of a partition.  The roles must be loaded.
- */
-ReplkafkaPartition *
-replkafka_partition_state(int partition)
-{
-	Assert(replkafka_shared->loaded);
-	if (partition < 0 || partition >= replkafka_shared->npartitions)
-		elog(ERROR, "partition %d is out of range (the cluster has %d)",
-			 partition, replkafka_shared->npartitions);
-	return &replkafka_shared->partitions[partition];
-}
-
-/*
- * Publish a role change in shared memory when the current transaction
- * commits; the caller changes the catalog in the same transaction.  A new
- * generation resets the shipped position.
+ * The worker in slot reports an error: failing from now on, in state (or
+ * in the state it is in, if state is REPLKAFKA_WORKER_NOT_STARTED).
  */
 void
-replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
-							 uint32 generation)
+replkafka_worker_status_error(int slot, ReplkafkaWorkerState state,
+							  const char *sqlstate, const char *message)
 {
-	MemoryContext oldcxt;
-	PendingRole *pending;
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
+	TimestampTz now = GetCurrentTimestamp();
 
-	shmem_register_callbacks();
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	pending = palloc(sizeof(PendingRole));
-	pending->partition = partition;
-	pending->role = role;
-	pending->generation = generation;
-	pending->subid = GetCurrentSubTransactionId();
-	pending_roles = lappend(pending_roles, pending);
-	MemoryContextSwitchTo(oldcxt);
+	SpinLockAcquire(&w->mutex);
+	if (state != REPLKAFKA_WORKER_NOT_STARTED)
+		w->state = state;
+	w->failing = true;
+	w->error_time = now;
+	strlcpy(w->error_sqlstate, sqlstate, sizeof(w->error_sqlstate));
+	strlcpy(w->last_error, message, sizeof(w->last_error));
+	SpinLockRelease(&w->mutex);
 }
 
 /*
- * Register the transaction callbacks of role changes, once per process.
+ * The worker in slot exits, failed or not.
  */
-static void
-shmem_register_callbacks(void)
+void
+replkafka_worker_status_exit(int slot, bool failed)
 {
-	if (xact_callback_registered)
-		return;
-	RegisterXactCallback(shmem_xact_callback, NULL);
-	RegisterSubXactCallback(shmem_subxact_callback, NULL);
-	xact_callback_registered = true;
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
+
+	SpinLockAcquire(&w->mutex);
+	w->pid = 0;
+	w->state = failed ? REPLKAFKA_WORKER_FAILED : REPLKAFKA_WORKER_NOT_STARTED;
+	if (!failed)
+		w->failing = false;
+	SpinLockRelease(&w->mutex);
 }
 
 /*
- * A subtransaction that rolls back takes its role changes with it (its
- * catalog changes are gone); one that commits hands them to its parent.
+ * A copy of the status of the worker in slot.
  */
-static void
-shmem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg)
+void
+replkafka_worker_status_get(int slot, ReplkafkaWorkerStatus *status)
 {
-	ListCell   *lc;
+	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
 
-	foreach(lc, pending_roles)
-	{
-		PendingRole *pending = lfirst(lc);
-
-		if (pending->subid != mySubid)
-			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			pending->subid = parentSubid;
-		else if (event == SUBXACT_EVENT_ABORT_SUB)
-		{
-			ReplkafkaPartition *part = &replkafka_shared->partitions[pending->partition];
-
-			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-			part->handover = false;
-			part->promote_state = REPLKAFKA_PROMOTE_NONE;
-			LWLockRelease(replkafka_shared->lock);
-			pending_roles = foreach_delete_current(pending_roles, lc);
-		}
-	}
-}
-
-/*
- * Apply the pending role changes at commit, forget them at abort.
- */
-static void
-shmem_xact_callback(XactEvent event, void *arg)
-{
-	ListCell   *lc;
-
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (pending_reload)
-			{
-				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-				replkafka_shared->loaded = false;
-				LWLockRelease(replkafka_shared->lock);
-				pending_reload = false;
-				replkafka_wake_shipper();
-				replkafka_wake_apply_workers();
-			}
-			if (pending_roles == NIL)
-				break;
-			LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-			foreach(lc, pending_roles)
-			{
-				PendingRole *pending = lfirst(lc);
-				ReplkafkaPartition *part = &replkafka_shared->partitions[pending->partition];
-
-				if (part->generation != pending->generation)
-				{
-					part->shipped_scn = 0;
-					part->shipped_offset = -1;
-					part->sequence_exhausted = false;
-				}
-				if (pending->role != part->role)
-				{
-					/* until a worker publishes its own, the catalog's */
-					part->zombies_skipped = 0;
-					part->orphaned = 0;
-					part->applied_scn = 0;
-					part->applied_offset = -1;
-				}
-				part->role = pending->role;
-				part->generation = pending->generation;
-				part->handover = false;
-				part->handover_pid = 0;
-				part->ended_generation = 0;
-				/* a won promotion ends with its role change */
-				part->promote_state = REPLKAFKA_PROMOTE_NONE;
-				if (pending->role != REPLKAFKA_ROLE_ERROR)
-					part->last_error[0] = '\0';
-			}
-			pg_atomic_fetch_add_u64(&replkafka_shared->roles_version, 1);
-			LWLockRelease(replkafka_shared->lock);
-			pending_roles = NIL;
-			replkafka_wake_shipper();
-			replkafka_wake_apply_workers();
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			/*
-			 * A demotion that did not commit: the partition takes writes
-			 * again, unless its END_GEN may be in Kafka (ended_generation).
-			 * A promotion that did not commit: the worker applies again.
-			 */
-			if (pending_roles != NIL)
-			{
-				LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-				foreach(lc, pending_roles)
-				{
-					ReplkafkaPartition *part = &replkafka_shared->partitions[((PendingRole *) lfirst(lc))->partition];
-
-					/* the fence stays closed if END_GEN may be in Kafka */
-					part->handover = false;
-					part->promote_state = REPLKAFKA_PROMOTE_NONE;
-				}
-				LWLockRelease(replkafka_shared->lock);
-				replkafka_wake_shipper();
-				replkafka_wake_apply_workers();
-			}
-			pending_roles = NIL;
-			pending_reload = false;
-			break;
-		default:
-			break;
-	}
+	SpinLockAcquire(&w->mutex);
+	*status = *w;
+	SpinLockRelease(&w->mutex);
 }
 
 /*

@@ -2,7 +2,41 @@
  *
  * shmem.h
  *		replkafka's shared memory: this node's role in every partition,
- *		the shipper's progress, and what synchronous commits wait for.
+ *		the progress of its workers, and what synchronous commits and
+ *		role changes wait for.
+ *
+ * shmem.c owns the shared state: every write goes through one of its
+ * functions, named for what the caller means ("the shipper found the
+ * partition stale", "a transaction was applied"), except a partition's
+ * promotion, whose state promotion.c alone changes (under the lock, as
+ * below).  Other modules read.
+ *
+ * LOCKING
+ * -------
+ * replkafka_shared->lock (an LWLock) protects the roles and what goes with
+ * them: role, generation, handover, ended_generation, sequence_exhausted,
+ * the stale primary's history, last_error, and the promotion.  A reader of
+ * several of those takes it shared, so that it sees them as one change
+ * left them.  A reader of one of them may go without it, and read a value
+ * that is about to change (an aligned 4-byte field is read whole): the
+ * write fence, for each row after a transaction's first (the role changes
+ * that matter to it wait for its transaction to end: demote() waits for
+ * writers, and what the shipper finds after the fact it reports at
+ * commit), and the apply worker, checking that a partition just became
+ * primary or that a promotion catches up (a promotion waits for the
+ * worker's answer under the lock).
+ *
+ * The progress of a partition (ReplkafkaProgress: positions, lag, counters,
+ * the step of a role change) is written often and read only for the views
+ * and progress notices: it has a spinlock of its own, mutex, as
+ * LogicalRepWorker's relmutex in PostgreSQL, and is copied out whole
+ * under it.  A spinlock is taken with the LWLock held or not, never the
+ * other way round.
+ *
+ * The write fence counts the transactions writing a partition in an
+ * atomic (writers); synchronous commits wait for acked_lsn, an atomic too.
+ * Each background worker's status has a spinlock of its own, since an
+ * error can be recorded anywhere, even with the LWLock held.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -22,28 +56,39 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#include "replkafka.h"
-
-/* This node's role in a partition (catalog: replkafka.partition_roles). */
-typedef enum ReplkafkaRole
-{
-	REPLKAFKA_ROLE_OFFLINE = 0,
-	REPLKAFKA_ROLE_REPLICA,
-	REPLKAFKA_ROLE_PRIMARY,
-	REPLKAFKA_ROLE_ERROR,
-} ReplkafkaRole;
+#include "catalog.h"
+#include "settings.h"
 
 #define REPLKAFKA_ERROR_LEN		512
 
-/* Where a promotion of a replica partition stands (see mastership.c). */
+/* Where a promotion of a partition stands (promotion.c has the diagram). */
 typedef enum ReplkafkaPromoteState
 {
 	REPLKAFKA_PROMOTE_NONE = 0,
-	REPLKAFKA_PROMOTE_CATCHUP,	/* apply up to promote_offset */
+	REPLKAFKA_PROMOTE_CATCHUP,	/* apply up to offset */
 	REPLKAFKA_PROMOTE_NEWGEN,	/* apply up to our NEW_GEN */
 	REPLKAFKA_PROMOTE_WON,		/* our NEW_GEN came first */
 	REPLKAFKA_PROMOTE_LOST,		/* another node's NEW_GEN came first */
 } ReplkafkaPromoteState;
+
+/*
+ * A promotion in progress, between the promoting backend and the apply
+ * worker; written by promotion.c only, under the lock.
+ */
+typedef struct ReplkafkaPromotion
+{
+	ReplkafkaPromoteState state;
+	int			pid;			/* the backend running promote() */
+	uint32		base;			/* the generation when the promotion began */
+	uint32		generation;		/* the generation our NEW_GEN starts */
+	bool		pending;		/* CATCHUP: a generation unknown at the start
+								 * began before the log end we catch up to,
+								 * and has no transaction yet: another
+								 * promotion of the moment */
+	uint32		pending_generation;
+	int64		offset;			/* CATCHUP: the log end to read up to */
+	char		winner[64];		/* LOST (or pending): the node that won */
+} ReplkafkaPromotion;
 
 /* The step a role change or a catch-up is at, for replkafka.partitions. */
 typedef enum ReplkafkaPhase
@@ -58,13 +103,9 @@ typedef enum ReplkafkaPhase
 	REPLKAFKA_PHASE_WRITING_END_GEN,
 } ReplkafkaPhase;
 
-/* Shared state of one partition. */
-typedef struct ReplkafkaPartition
+/* The progress of one partition, under its mutex. */
+typedef struct ReplkafkaProgress
 {
-	/* Role and generation, mirrored from replkafka.partition_roles. */
-	ReplkafkaRole role;
-	uint32		generation;
-
 	/* Primary: last transaction Kafka acknowledged, and its offset. */
 	uint64		shipped_scn;
 	int64		shipped_offset;
@@ -78,11 +119,54 @@ typedef struct ReplkafkaPartition
 	int64		zombies_skipped;
 
 	/*
-	 * Transactions writing the partition now (counted by the write fence
-	 * from their first row to their end), and whether demote() is handing
-	 * the partition over: then the fence lets no new transaction in.
+	 * Applying failed for a reason that passes (a deadlock, a lock
+	 * timeout...): how often since the server started, and, while the
+	 * worker retries, the last error.
 	 */
-	pg_atomic_uint32 writers;
+	int64		apply_retries;
+	bool		apply_retrying;
+	TimestampTz retry_time;
+	int			retry_delay_ms; /* tried again this long after retry_time */
+	char		retry_sqlstate[6];
+	char		retry_error[REPLKAFKA_ERROR_LEN];
+
+	/*
+	 * Primary found stale: its local transactions that are not part of the
+	 * cluster's history, counted since the server started.
+	 */
+	int64		orphaned;
+
+	/*
+	 * The step promote() or demote() is at, written by its backend, shown
+	 * while the change runs: when it began, and while it catches up, the
+	 * offsets it reads from and up to.
+	 */
+	ReplkafkaPhase phase;
+	TimestampTz phase_started;
+	int64		phase_from;
+	int64		phase_to;
+
+	/*
+	 * A replica catching up, written by its apply worker when it takes the
+	 * partition up (after follow(), or when the worker starts): from where,
+	 * up to the log end it then knew, since when.
+	 */
+	TimestampTz catchup_started;
+	int64		catchup_from;
+	int64		catchup_to;
+} ReplkafkaProgress;
+
+/* Shared state of one partition. */
+typedef struct ReplkafkaPartition
+{
+	/* Under the LWLock: role and generation, as in partition_roles. */
+	ReplkafkaRole role;
+	uint32		generation;
+
+	/*
+	 * demote() is handing the partition over: the fence lets no new
+	 * transaction in.
+	 */
 	bool		handover;
 	int			handover_pid;	/* the backend running demote() */
 
@@ -102,55 +186,29 @@ typedef struct ReplkafkaPartition
 	bool		sequence_exhausted;
 
 	/*
-	 * Primary found stale: its local transactions that are not part of the
-	 * cluster's history (in Kafka after another node's record, or never
-	 * shipped), counted since the server started.  Those of its
-	 * transactions whose commit record ends at or before history_end are
-	 * part of the history (Kafka holds them before the first foreign
-	 * record); a synchronous commit of the partition after it is told that
-	 * it is not.  Written by the shipper before it sets the role to error.
+	 * Primary found stale by the shipper: those of its transactions whose
+	 * commit record ends at or before history_end are part of the history
+	 * (Kafka holds them before the first foreign record); a synchronous
+	 * commit of the partition after it is told that it is not.
 	 */
-	int64		orphaned;
 	uint32		stale_generation;	/* the generation found stale, or 0 */
 	XLogRecPtr	history_end;
 
-	/* A promotion in progress, between the promoting backend and the worker. */
-	ReplkafkaPromoteState promote_state;
-	int			promote_pid;	/* the backend running promote() */
-	uint32		promote_base;	/* the generation when the promotion began */
-	uint32		promote_generation; /* the generation our NEW_GEN starts */
-	bool		promote_pending;	/* CATCHUP: a generation unknown at the
-									 * start began before the log end we
-									 * catch up to, and has no transaction
-									 * yet: another promotion of the moment */
-	uint32		promote_pending_generation;
-	int64		promote_offset; /* CATCHUP: the log end to read up to */
-	char		promote_winner[64]; /* LOST (or pending): the node that won */
+	/* Under the LWLock, promotion.c's. */
+	ReplkafkaPromotion promotion;
 
-	/*
-	 * The step promote() or demote() is at, written by its backend, shown
-	 * while the change runs (promote_state, handover): when it began, and
-	 * while it catches up, the offsets it reads from and up to.
-	 */
-	ReplkafkaPhase phase;
-	TimestampTz phase_started;
-	int64		phase_from;
-	int64		phase_to;
-
-	/*
-	 * A replica catching up, written by its apply worker when it takes the
-	 * partition up (after follow(), or when the worker starts): from where,
-	 * up to the log end it then knew, since when.
-	 */
-	TimestampTz catchup_started;
-	int64		catchup_from;
-	int64		catchup_to;
-
-	/* Why the partition is in error, or why shipping it failed last. */
+	/* Why the partition is in error (or why shipping it failed last). */
 	char		last_error[REPLKAFKA_ERROR_LEN];
+	char		error_sqlstate[6];
+
+	/* Transactions writing the partition now (the write fence's count). */
+	pg_atomic_uint32 writers;
+
+	/* Progress, under mutex. */
+	slock_t		mutex;
+	ReplkafkaProgress progress;
 } ReplkafkaPartition;
 
-/* The whole shared state. */
 /* What a worker is doing, for replkafka.workers. */
 typedef enum ReplkafkaWorkerState
 {
@@ -164,8 +222,7 @@ typedef enum ReplkafkaWorkerState
 
 /*
  * One background worker: slot 0 the shipper, slot 1 + i apply worker i.
- * Written by the worker only (its error hook included), under mutex, a
- * spinlock so that an error raised anywhere can be recorded.
+ * Written for the worker only (its error hook included), under mutex.
  */
 typedef struct ReplkafkaWorkerStatus
 {
@@ -185,11 +242,24 @@ typedef struct ReplkafkaWorkerStatus
 	char		last_error[REPLKAFKA_ERROR_LEN];
 } ReplkafkaWorkerStatus;
 
+/* The slots of the workers in replkafka_shared->workers. */
+#define REPLKAFKA_SHIPPER_SLOT			0
+#define REPLKAFKA_APPLY_SLOT(i)			(1 + (i))
+#define REPLKAFKA_SLOT_APPLY_INDEX(slot)	((slot) - 1)
 #define REPLKAFKA_WORKER_SLOTS		(1 + REPLKAFKA_MAX_APPLY_WORKERS)
 
+/* A role change published at commit (roles.c). */
+typedef struct ReplkafkaRoleChange
+{
+	int			partition;
+	ReplkafkaRole role;
+	uint32		generation;
+} ReplkafkaRoleChange;
+
+/* The whole shared state. */
 typedef struct ReplkafkaShared
 {
-	LWLock	   *lock;			/* protects everything below but acked_lsn */
+	LWLock	   *lock;			/* see LOCKING above */
 
 	/* Roles were loaded from the catalog since the server started. */
 	bool		loaded;
@@ -212,7 +282,7 @@ typedef struct ReplkafkaShared
 	/* Raised each time role changes are published: the shipper looks. */
 	pg_atomic_uint64 roles_version;
 
-	/* Prepared transactions remembered so far (shmem.c). */
+	/* Prepared transactions remembered so far. */
 	uint64		prepared_counter;
 
 	/* Broadcast when an apply worker moves a promotion on. */
@@ -226,18 +296,90 @@ typedef struct ReplkafkaShared
 
 extern ReplkafkaShared *replkafka_shared;
 
+/* Set-up, and the roles as loaded from the catalog and changed at commit. */
 extern void replkafka_shmem_init(void);
-extern void replkafka_shmem_ensure_loaded(void);
-extern void replkafka_shmem_reload_at_commit(void);
 extern ReplkafkaPartition *replkafka_partition_state(int partition);
-extern const char *replkafka_role_name(ReplkafkaRole role);
-extern const char *replkafka_phase_name(ReplkafkaPhase phase);
-extern void replkafka_set_phase(int partition, ReplkafkaPhase phase);
-extern bool replkafka_role_from_name(const char *name, ReplkafkaRole *role);
-extern void replkafka_set_role_at_commit(int partition, ReplkafkaRole role,
-										 uint32 generation);
+extern void replkafka_shmem_load_roles(int npartitions, List *rows);
+extern bool replkafka_shmem_roles_loaded(void);
+extern void replkafka_shmem_forget_roles(void);
+extern void replkafka_shmem_publish_roles(const ReplkafkaRoleChange *changes,
+										  int n);
+extern void replkafka_shmem_role_change_undone(int partition);
+
+/* Waking the workers. */
+extern void replkafka_shmem_set_shipper_latch(Latch *latch);
+extern void replkafka_shmem_set_apply_latch(int index, Latch *latch);
 extern void replkafka_wake_shipper(void);
 extern void replkafka_wake_apply_workers(void);
+
+/* The progress of a partition. */
+extern void replkafka_partition_get_progress(int partition,
+											 ReplkafkaProgress *progress);
+extern const char *replkafka_phase_name(ReplkafkaPhase phase);
+extern void replkafka_begin_phases(int partition, ReplkafkaPhase phase);
+extern void replkafka_set_phase(int partition, ReplkafkaPhase phase);
+extern void replkafka_set_phase_range(int partition, ReplkafkaPhase phase,
+									  int64 from, int64 to);
+
+/* The shipper. */
+extern void replkafka_shmem_report_acked(XLogRecPtr lsn);
+extern void replkafka_partition_report_shipped(int partition, uint64 scn,
+											   int64 offset);
+extern void replkafka_partition_set_shipper_error(int partition,
+												  const char *message);
+extern void replkafka_partition_set_stale(int partition, uint32 generation,
+										  XLogRecPtr history_end,
+										  const char *message);
+extern void replkafka_partition_extend_history(int partition,
+											   XLogRecPtr end_lsn);
+extern void replkafka_partition_count_orphans(int partition, int64 n);
+extern void replkafka_partition_set_sequence_exhausted(int partition,
+													   bool exhausted);
+
+/* The apply workers. */
+extern void replkafka_partition_report_taken_up(int partition,
+												uint32 generation,
+												int64 next_offset,
+												uint64 applied_scn,
+												int64 applied_offset);
+extern void replkafka_partition_report_position(int partition,
+												int64 next_offset,
+												int64 log_end,
+												bool first);
+extern void replkafka_partition_report_applied(int partition, uint64 scn,
+											   int64 offset,
+											   TimestampTz commit_time);
+extern void replkafka_partition_report_new_generation(int partition,
+													  uint32 generation,
+													  int64 offset);
+extern void replkafka_partition_count_zombie(int partition);
+extern void replkafka_partition_report_retry(int partition,
+											 const char *sqlstate,
+											 const char *message,
+											 int delay_ms);
+extern void replkafka_partition_stop_applying(int partition,
+											  const char *sqlstate,
+											  const char *message);
+
+/* The write fence, and demote() */
+extern void replkafka_partition_writer_enter(int partition);
+extern void replkafka_partition_writer_leave(int partition);
+extern void replkafka_partition_begin_handover(int partition);
+extern void replkafka_partition_end_handover(int partition);
+extern void replkafka_partition_set_ended_generation(int partition,
+													 uint32 generation);
+extern bool replkafka_shmem_forget_handovers(int pid);
+
+/* The background workers' status. */
+extern void replkafka_worker_status_update(int slot, ReplkafkaWorkerState state,
+										   bool new_incarnation);
+extern void replkafka_worker_status_error(int slot, ReplkafkaWorkerState state,
+										  const char *sqlstate,
+										  const char *message);
+extern void replkafka_worker_status_exit(int slot, bool failed);
+extern void replkafka_worker_status_get(int slot, ReplkafkaWorkerStatus *status);
+
+/* Transactions prepared for two-phase commit. */
 extern void replkafka_prepared_remember(const char *gid, int partition,
 										uint32 generation);
 extern bool replkafka_prepared_forget(const char *gid, int *partition,

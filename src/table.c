@@ -47,7 +47,7 @@
 
 #include "catalog.h"
 #include "partition.h"
-#include "replkafka.h"
+#include "settings.h"
 #include "table.h"
 
 /* What a utility statement is checked against: the tables before it. */

@@ -40,7 +40,8 @@
 
 #include "catalog.h"
 #include "kafka.h"
-#include "replkafka.h"
+#include "roles.h"
+#include "settings.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -71,6 +72,12 @@ static bool worker_retrying = false;
 /* This incarnation reported an error; it was told to terminate. */
 static bool worker_errored = false;
 static bool worker_terminated = false;
+
+/* This incarnation published its start. */
+static bool worker_started = false;
+
+/* The error being emitted is one the worker handles and goes on after. */
+static bool worker_error_handled = false;
 
 static void worker_set_state(ReplkafkaWorkerState state);
 static void worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
@@ -138,23 +145,13 @@ replkafka_worker_connect(const char *appname, int slot)
 static void
 worker_set_state(ReplkafkaWorkerState state)
 {
-	ReplkafkaWorkerStatus *w;
-	TimestampTz now = GetCurrentTimestamp();
-
 	if (worker_slot < 0 || replkafka_shared == NULL)
 		return;
-	w = &replkafka_shared->workers[worker_slot];
-	SpinLockAcquire(&w->mutex);
-	if (state == REPLKAFKA_WORKER_STARTING && w->pid != MyProcPid)
-	{
-		w->pid = MyProcPid;
-		w->started = now;
-		w->starts++;
-	}
-	if (state == REPLKAFKA_WORKER_RUNNING || state == REPLKAFKA_WORKER_WAITING)
-		w->failing = false;
-	w->state = state;
-	SpinLockRelease(&w->mutex);
+	replkafka_worker_status_update(worker_slot, state,
+								   state == REPLKAFKA_WORKER_STARTING &&
+								   !worker_started);
+	if (state == REPLKAFKA_WORKER_STARTING)
+		worker_started = true;
 }
 
 /*
@@ -165,26 +162,15 @@ static void
 worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
 				 const char *message, const char *detail)
 {
-	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[worker_slot];
-	TimestampTz now = GetCurrentTimestamp();
 	char		text[REPLKAFKA_ERROR_LEN];
-	char		sqlstate[6];
 
 	/* the detail of an error often says why: keep it */
 	if (detail)
 		snprintf(text, sizeof(text), "%s. %s", message, detail);
 	else
 		strlcpy(text, message, sizeof(text));
-	strlcpy(sqlstate, unpack_sql_state(sqlerrcode), sizeof(sqlstate));
-
-	SpinLockAcquire(&w->mutex);
-	if (state != REPLKAFKA_WORKER_NOT_STARTED)
-		w->state = state;
-	w->failing = true;
-	w->error_time = now;
-	memcpy(w->error_sqlstate, sqlstate, sizeof(sqlstate));
-	memcpy(w->last_error, text, sizeof(text));
-	SpinLockRelease(&w->mutex);
+	replkafka_worker_status_error(worker_slot, state,
+								  unpack_sql_state(sqlerrcode), text);
 }
 
 /*
@@ -268,19 +254,6 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 }
 
 /*
- * A copy of the status of the worker in slot.
- */
-void
-replkafka_worker_get_status(int slot, ReplkafkaWorkerStatus *status)
-{
-	ReplkafkaWorkerStatus *w = &replkafka_shared->workers[slot];
-
-	SpinLockAcquire(&w->mutex);
-	*status = *w;
-	SpinLockRelease(&w->mutex);
-}
-
-/*
  * The name of a worker state, as replkafka.workers shows it.
  */
 const char *
@@ -328,7 +301,8 @@ worker_emit_log(ErrorData *edata)
 	if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
 		worker_terminated = true;
 	else if (edata->elevel >= ERROR && edata->elevel < PANIC &&
-			 worker_slot >= 0 && replkafka_shared != NULL)
+			 !worker_error_handled && worker_slot >= 0 &&
+			 replkafka_shared != NULL)
 	{
 		worker_set_error(REPLKAFKA_WORKER_NOT_STARTED, edata->sqlerrcode,
 						 edata->message ? edata->message : "", edata->detail);
@@ -346,7 +320,6 @@ worker_emit_log(ErrorData *edata)
 static void
 worker_exit(int code, Datum arg)
 {
-	ReplkafkaWorkerStatus *w;
 	bool		failed = code != 0 && !worker_restarting && !worker_terminated;
 
 	if (worker_slot < 0 || replkafka_shared == NULL)
@@ -359,13 +332,7 @@ worker_exit(int code, Datum arg)
 		worker_set_error(REPLKAFKA_WORKER_NOT_STARTED, ERRCODE_INTERNAL_ERROR,
 						 message, NULL);
 	}
-	w = &replkafka_shared->workers[worker_slot];
-	SpinLockAcquire(&w->mutex);
-	w->pid = 0;
-	w->state = failed ? REPLKAFKA_WORKER_FAILED : REPLKAFKA_WORKER_NOT_STARTED;
-	if (!failed)
-		w->failing = false;
-	SpinLockRelease(&w->mutex);
+	replkafka_worker_status_exit(worker_slot, failed);
 }
 
 /*
@@ -388,7 +355,7 @@ replkafka_worker_wait_for_cluster(char **topic, int *npartitions)
 			if (OidIsValid(get_extension_oid(REPLKAFKA_EXTENSION_NAME, true)) &&
 				replkafka_catalog_get_cluster(&cluster))
 			{
-				replkafka_shmem_ensure_loaded();
+				replkafka_roles_ensure_loaded();
 				*topic = MemoryContextStrdup(TopMemoryContext, cluster.topic);
 				*npartitions = cluster.partitions;
 				ready = true;
@@ -471,13 +438,33 @@ replkafka_worker_reload_config(rd_kafka_t *rk)
 	if (rk &&
 		(strcmp(brokers, replkafka_brokers) != 0 ||
 		 strcmp(options, replkafka_kafka_options) != 0))
-	{
-		ereport(LOG,
-				errmsg("%s restarting because the Kafka configuration changed",
-					   MyBgworkerEntry->bgw_name));
-		worker_restarting = true;
-		proc_exit(1);
-	}
+		replkafka_worker_restart("because the Kafka configuration changed");
 	pfree(brokers);
 	pfree(options);
+}
+
+/*
+ * Exit, to be started again at once, for a reason (why, for the log) that
+ * is no failure of the worker.
+ */
+void
+replkafka_worker_restart(const char *why)
+{
+	ereport(LOG,
+			errmsg("%s restarting %s", MyBgworkerEntry->bgw_name, why));
+	worker_restarting = true;
+	proc_exit(1);
+}
+
+/*
+ * Emit the error being handled, which the worker catches to go on: in
+ * full, as any error, but it does not make the worker failing (what it
+ * concerns shows elsewhere: a partition in error, or retrying).
+ */
+void
+replkafka_worker_emit_handled_error(void)
+{
+	worker_error_handled = true;
+	EmitErrorReport();
+	worker_error_handled = false;
 }

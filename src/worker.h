@@ -19,15 +19,9 @@
 
 extern void replkafka_worker_register(const char *type, const char *function,
 									  int index);
-/* The slots of the workers in replkafka_shared->workers. */
-#define REPLKAFKA_SHIPPER_SLOT			0
-#define REPLKAFKA_APPLY_SLOT(i)			(1 + (i))
-#define REPLKAFKA_SLOT_APPLY_INDEX(slot)	((slot) - 1)
-
 extern void replkafka_worker_connect(const char *appname, int slot);
 extern void replkafka_worker_wait_for_cluster(char **topic, int *npartitions);
 extern void replkafka_worker_running(void);
-extern void replkafka_worker_get_status(int slot, ReplkafkaWorkerStatus *status);
 extern const char *replkafka_worker_state_name(ReplkafkaWorkerState state);
 extern char *replkafka_worker_describe(int slot,
 									   const ReplkafkaWorkerStatus *w);
@@ -36,5 +30,7 @@ extern void replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 extern void replkafka_worker_wakeup_init(rd_kafka_t *rk, rd_kafka_queue_t *queue);
 extern void replkafka_worker_wait(long timeout_ms);
 extern void replkafka_worker_reload_config(rd_kafka_t *rk);
+extern void replkafka_worker_restart(const char *why) pg_attribute_noreturn();
+extern void replkafka_worker_emit_handled_error(void);
 
 #endif							/* REPLKAFKA_WORKER_H */

@@ -15,9 +15,10 @@
 #   column's type, while the worker waits for the table's lock with a
 #   column map of the table cached: the worker applies each change to the
 #   table as the lock leaves it.
-# item 6 (partitions 5 and 7): chunks that the temporary file cannot take
-#   (temp_file_limit) stop their partition with the reason; the worker
-#   starts again without the file, and its other partitions go on.
+# item 6 (partitions 5, 6 and 7): chunks that the temporary file cannot
+#   take (temp_file_limit) make the worker try their partition again, with
+#   the reason shown; the worker starts again without the file, its other
+#   partitions go on, and a higher temp_file_limit lets the chunks in.
 # item 9 (partition 3): a transaction that defines a table twice, under
 #   two relation numbers, stops the partition: the worker opens one
 #   executor state per table, so at most as many as tables replicated.
@@ -195,16 +196,20 @@ sub chunked_transaction
 	$node->safe_psql('postgres', "SELECT replkafka.follow($partition)");
 }
 chunked_transaction(5, 600 * 1024, 600 * 1024, 10);
-ok($node->poll_query_until('postgres',
-		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 5"),
-	'item 6: chunks the temporary file cannot take stop the partition');
+ok($node->poll_query_until('postgres', q{
+SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '53400'
+  FROM replkafka.partitions WHERE partition = 5}),
+	'item 6: chunks the temporary file cannot take make the worker try again');
 like($node->safe_psql('postgres', 'SELECT last_error FROM replkafka.partitions WHERE partition = 5'),
 	qr/could not keep chunk 1 of the transaction at Kafka offset 2: temporary file size exceeds "temp_file_limit"|could not keep chunk 1 of the transaction at Kafka offset 2: temporary file size exceeds temp_file_limit/,
 	'item 6: the error says why');
 ok($node->poll_query_until('postgres', qq{
 SELECT ($workers_query) LIKE '2:%' AND ($workers_query) <> '$workers'}),
 	'item 6: the worker started again');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_ls_tmpdir()'), '0',
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM replkafka.workers WHERE kind = 'apply' AND failing"),
+	'0', 'item 6: which is no failure of the worker');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_ls_tmpdir()'),
 	'item 6: its temporary file is gone');
 my ($other) = ReplkafkaTest::keys_of_partition($node, 'items', 7, 1);
 $kafka->produce('replkafka', 7,
@@ -221,9 +226,10 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v =
 # (which the file buffers until it is flushed).
 $workers = $node->safe_psql('postgres', $workers_query);
 chunked_transaction(6, 512 * 1024, 512 * 1024, 100);
-ok($node->poll_query_until('postgres',
-		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 6"),
-	'item 6: a limit crossed by the last bytes stops the partition too');
+ok($node->poll_query_until('postgres', q{
+SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '53400'
+  FROM replkafka.partitions WHERE partition = 6}),
+	'item 6: a limit crossed by the last bytes makes the worker try again too');
 like($node->safe_psql('postgres', 'SELECT last_error FROM replkafka.partitions WHERE partition = 6'),
 	qr/could not keep chunk 2 of the transaction at Kafka offset 3: temporary file size exceeds/,
 	'item 6: the error says why');
@@ -233,7 +239,16 @@ SELECT ($workers_query) LIKE '2:%' AND ($workers_query) <> '$workers'}),
 $kafka->produce('replkafka', 4, $record4->(4, $racing[3], '44'));
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 4 FROM racing'),
 	'item 6: another partition of the worker goes on');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_ls_tmpdir()'), '0',
+
+# A higher limit lets the chunks in: the transactions (whose bodies are no
+# records) are then read whole, and stop their partitions as malformed.
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET temp_file_limit = '8MB'; SELECT pg_reload_conf()");
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 2 FROM replkafka.partitions
+ WHERE partition IN (5, 6) AND role = 'error' AND error_sqlstate = '08P01'}),
+	'item 6: with a higher temp_file_limit the chunks are kept');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_ls_tmpdir()'),
 	'item 6: no temporary file is left');
 
 done_testing();

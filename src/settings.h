@@ -1,18 +1,22 @@
 /*-------------------------------------------------------------------------
  *
- * replkafka.h
- *		Declarations shared by all of replkafka's modules: configuration
- *		parameters and common limits.
+ * settings.h
+ *		replkafka's configuration parameters and the limits every module
+ *		shares.
+ *
+ * The parameters of the Kafka clients (replkafka.brokers,
+ * replkafka.kafka_options, replkafka.request_timeout) are kafka.c's, which
+ * checks them; the others are defined here.
  *
  * Copyright (c) 2026, replkafka authors
  *
  * IDENTIFICATION
- *		src/replkafka.h
+ *		src/settings.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef REPLKAFKA_H
-#define REPLKAFKA_H
+#ifndef REPLKAFKA_SETTINGS_H
+#define REPLKAFKA_SETTINGS_H
 
 /* Name of the extension, its schema and its LWLock tranche. */
 #define REPLKAFKA_EXTENSION_NAME	"replkafka"
@@ -26,21 +30,19 @@
 /* Kafka allows at most this many characters in a topic name. */
 #define REPLKAFKA_MAX_TOPIC_NAME	249
 
-/* Configuration parameters (replkafka.c). */
+/* Configuration parameters. */
 extern char *replkafka_node_name;
-extern char *replkafka_brokers;
 extern char *replkafka_topic;
 extern char *replkafka_database;
-extern char *replkafka_kafka_options;
 extern bool replkafka_synchronous_commit;
 extern int	replkafka_apply_workers;
 extern int	replkafka_max_partitions;
-extern int	replkafka_request_timeout;
 extern int	replkafka_chunk_size;
 
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool replkafka_preloaded;
 
+extern void replkafka_settings_define(void);
 extern void replkafka_check_preloaded(void);
 
-#endif							/* REPLKAFKA_H */
+#endif							/* REPLKAFKA_SETTINGS_H */
