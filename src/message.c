@@ -90,23 +90,25 @@ rkm_write_header(StringInfo out, const RkmHeader *hdr)
 	char		fixed[RKM_HEADER_SIZE];
 	size_t		origin_len = strlen(hdr->origin);
 
+	StaticAssertStmt(RKM_OFF_BODY_LEN + 4 == RKM_HEADER_SIZE,
+					 "the body length is the header's last field");
 	Assert(origin_len >= 1 && origin_len <= RKM_MAX_ORIGIN);
 
-	fixed[0] = RKM_MAGIC_0;
-	fixed[1] = RKM_MAGIC_1;
-	fixed[2] = RKM_VERSION;
-	fixed[3] = (char) hdr->type;
-	fixed[4] = hdr->last ? RKM_FLAG_LAST : 0;
-	fixed[5] = (char) origin_len;
-	fixed[6] = 0;
-	fixed[7] = 0;
-	put_u32(fixed + 8, hdr->partition);
-	put_u32(fixed + 12, hdr->chunk);
-	put_u64(fixed + 16, hdr->scn);
-	put_u64(fixed + 24, hdr->commit_lsn);
-	put_u64(fixed + 32, (uint64) hdr->commit_time);
-	put_u32(fixed + 40, hdr->xid);
-	put_u32(fixed + 44, hdr->body_len);
+	fixed[RKM_OFF_MAGIC] = RKM_MAGIC_0;
+	fixed[RKM_OFF_MAGIC + 1] = RKM_MAGIC_1;
+	fixed[RKM_OFF_VERSION] = RKM_VERSION;
+	fixed[RKM_OFF_TYPE] = (char) hdr->type;
+	fixed[RKM_OFF_FLAGS] = hdr->last ? RKM_FLAG_LAST : 0;
+	fixed[RKM_OFF_ORIGIN_LEN] = (char) origin_len;
+	fixed[RKM_OFF_RESERVED] = 0;
+	fixed[RKM_OFF_RESERVED + 1] = 0;
+	put_u32(fixed + RKM_OFF_PARTITION, hdr->partition);
+	put_u32(fixed + RKM_OFF_CHUNK, hdr->chunk);
+	put_u64(fixed + RKM_OFF_SCN, hdr->scn);
+	put_u64(fixed + RKM_OFF_COMMIT_LSN, hdr->commit_lsn);
+	put_u64(fixed + RKM_OFF_COMMIT_TIME, (uint64) hdr->commit_time);
+	put_u32(fixed + RKM_OFF_XID, hdr->xid);
+	put_u32(fixed + RKM_OFF_BODY_LEN, hdr->body_len);
 	appendBinaryStringInfo(out, fixed, RKM_HEADER_SIZE);
 	appendBinaryStringInfo(out, hdr->origin, (int) origin_len);
 }
@@ -117,7 +119,7 @@ rkm_write_header(StringInfo out, const RkmHeader *hdr)
 void
 rkm_set_scn(char *record, uint64 scn)
 {
-	put_u64(record + RKM_SCN_OFFSET, scn);
+	put_u64(record + RKM_OFF_SCN, scn);
 }
 
 /*
@@ -126,7 +128,7 @@ rkm_set_scn(char *record, uint64 scn)
 void
 rkm_set_body_length(char *record, uint32 body_len)
 {
-	put_u32(record + 44, body_len);
+	put_u32(record + RKM_OFF_BODY_LEN, body_len);
 }
 
 void
@@ -200,7 +202,7 @@ rkm_begin_record(StringInfo body, char kind)
 void
 rkm_end_record(StringInfo body, int start)
 {
-	put_u32(body->data + start + 1,
+	put_u32(body->data + start + RKM_REC_OFF_LENGTH,
 			(uint32) (body->len - start - RKM_REC_HEADER_SIZE));
 }
 
@@ -288,42 +290,43 @@ rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 		*error = "record is shorter than the header";
 		return false;
 	}
-	if (p[0] != RKM_MAGIC_0 || p[1] != RKM_MAGIC_1)
+	if (p[RKM_OFF_MAGIC] != RKM_MAGIC_0 || p[RKM_OFF_MAGIC + 1] != RKM_MAGIC_1)
 	{
 		*error = "record does not start with the replkafka magic bytes";
 		return false;
 	}
-	hdr->version = p[2];
+	hdr->version = p[RKM_OFF_VERSION];
 	if (hdr->version != RKM_VERSION)
 	{
 		*error = "unsupported format version";
 		return false;
 	}
-	hdr->type = p[3];
+	hdr->type = p[RKM_OFF_TYPE];
 	if (rkm_type_name(hdr->type) == NULL)
 	{
 		*error = "invalid record type";
 		return false;
 	}
-	if ((p[4] & ~RKM_FLAG_LAST) != 0 || p[6] != 0 || p[7] != 0)
+	if ((p[RKM_OFF_FLAGS] & ~RKM_FLAG_LAST) != 0 ||
+		p[RKM_OFF_RESERVED] != 0 || p[RKM_OFF_RESERVED + 1] != 0)
 	{
 		*error = "invalid flags or reserved bytes";
 		return false;
 	}
-	hdr->last = (p[4] & RKM_FLAG_LAST) != 0;
-	origin_len = p[5];
+	hdr->last = (p[RKM_OFF_FLAGS] & RKM_FLAG_LAST) != 0;
+	origin_len = p[RKM_OFF_ORIGIN_LEN];
 	if (origin_len < 1 || origin_len > RKM_MAX_ORIGIN)
 	{
 		*error = "invalid origin name length";
 		return false;
 	}
-	hdr->partition = get_u32(p + 8);
-	hdr->chunk = get_u32(p + 12);
-	hdr->scn = get_u64(p + 16);
-	hdr->commit_lsn = get_u64(p + 24);
-	hdr->commit_time = (int64) get_u64(p + 32);
-	hdr->xid = get_u32(p + 40);
-	hdr->body_len = get_u32(p + 44);
+	hdr->partition = get_u32(p + RKM_OFF_PARTITION);
+	hdr->chunk = get_u32(p + RKM_OFF_CHUNK);
+	hdr->scn = get_u64(p + RKM_OFF_SCN);
+	hdr->commit_lsn = get_u64(p + RKM_OFF_COMMIT_LSN);
+	hdr->commit_time = (int64) get_u64(p + RKM_OFF_COMMIT_TIME);
+	hdr->xid = get_u32(p + RKM_OFF_XID);
+	hdr->body_len = get_u32(p + RKM_OFF_BODY_LEN);
 
 	if (len - RKM_HEADER_SIZE < origin_len)
 	{
@@ -457,7 +460,8 @@ rkm_reader_reset(RkmReader *reader, const char *data, size_t len)
 uint64
 rkm_record_size(const char *data)
 {
-	return RKM_REC_HEADER_SIZE + (uint64) get_u32((const unsigned char *) data + 1);
+	return RKM_REC_HEADER_SIZE +
+		(uint64) get_u32((const unsigned char *) data + RKM_REC_OFF_LENGTH);
 }
 
 /*
@@ -551,14 +555,14 @@ rkm_next_record(RkmReader *reader, RkmRecord *rec)
 		return RKM_READ_END;
 	if (avail < RKM_REC_HEADER_SIZE)
 		return RKM_READ_INCOMPLETE;
-	payload = get_u32(start + 1);
+	payload = get_u32(start + RKM_REC_OFF_LENGTH);
 	if (avail - RKM_REC_HEADER_SIZE < payload)
 		return RKM_READ_INCOMPLETE;
 
 	c.p = start + RKM_REC_HEADER_SIZE;
 	c.end = c.p + payload;
 	memset(rec, 0, sizeof(RkmRecord));
-	rec->kind = (char) start[0];
+	rec->kind = (char) start[RKM_REC_OFF_KIND];
 
 	if (rec->kind != RKM_REC_RELATION && rec->kind != RKM_REC_INSERT &&
 		rec->kind != RKM_REC_UPDATE && rec->kind != RKM_REC_DELETE)

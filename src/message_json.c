@@ -350,12 +350,14 @@ report_malformed(const char *decoder_message)
 static void
 check_version(const char *data, size_t len)
 {
-	if (len >= 3 && data[0] == RKM_MAGIC_0 && data[1] == RKM_MAGIC_1 &&
-		(uint8) data[2] != RKM_VERSION)
+	if (len > RKM_OFF_VERSION &&
+		data[RKM_OFF_MAGIC] == RKM_MAGIC_0 &&
+		data[RKM_OFF_MAGIC + 1] == RKM_MAGIC_1 &&
+		(uint8) data[RKM_OFF_VERSION] != RKM_VERSION)
 		ereport(ERROR,
 				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				errmsg("unsupported replkafka record format version %u",
-					   (unsigned int) (uint8) data[2]),
+					   (unsigned int) (uint8) data[RKM_OFF_VERSION]),
 				errdetail("This server supports format version %d only.",
 						  RKM_VERSION));
 }

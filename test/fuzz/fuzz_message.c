@@ -133,10 +133,11 @@ check_body(const char *body, size_t len)
 			check(avail > 0, "incomplete without bytes");
 			if (avail >= RKM_REC_HEADER_SIZE)
 			{
-				const unsigned char *p = (const unsigned char *) body + before;
-				uint32		payload = ((uint32) p[1] << 24) |
-				((uint32) p[2] << 16) | ((uint32) p[3] << 8) |
-				(uint32) p[4];
+				const unsigned char *p = (const unsigned char *) body +
+				before + RKM_REC_OFF_LENGTH;
+				uint32		payload = ((uint32) p[0] << 24) |
+				((uint32) p[1] << 16) | ((uint32) p[2] << 8) |
+				(uint32) p[3];
 
 				check(payload > avail - RKM_REC_HEADER_SIZE,
 					  "incomplete record that is whole");
