@@ -179,7 +179,7 @@ typedef struct RkmValue
 {
 	char		kind;
 	uint32		len;
-	const char *data;			/* points into the decoded buffer */
+	const char *data;			/* when decoded, points into the buffer */
 } RkmValue;
 
 /*
@@ -234,27 +234,39 @@ typedef struct RkmReader
 	int			new_cap;
 } RkmReader;
 
-/* Encoding. */
+/*
+ * Writers and readers.  Each kind of record has a writer, rkm_write_X,
+ * which appends it to a StringInfo; its reader mirrors it.  Body records
+ * are read one at a time by rkm_next_record().
+ */
 extern void rkm_write_header(StringInfo out, const RkmHeader *hdr);
-extern void rkm_set_scn(char *record, uint64 scn);
-extern void rkm_set_body_length(char *record, uint32 body_len);
-extern int	rkm_begin_record(StringInfo body, char kind);
-extern void rkm_end_record(StringInfo body, int start);
-extern void rkm_write_u8(StringInfo buf, uint8 v);
-extern void rkm_write_u16(StringInfo buf, uint16 v);
-extern void rkm_write_u32(StringInfo buf, uint32 v);
-extern void rkm_write_str(StringInfo buf, const char *s, int len);
-extern void rkm_write_value(StringInfo buf, char kind, const char *data,
-							uint32 len);
-
-/* Decoding. */
 extern bool rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 							const char **error);
+extern void rkm_write_control(StringInfo out, RkmType type, uint32 partition,
+							  uint64 scn, uint64 commit_lsn,
+							  int64 commit_time, const char *origin);
+extern void rkm_set_scn(char *record, uint64 scn);
+extern void rkm_set_body_length(char *record, uint32 body_len);
+
+extern void rkm_write_relation(StringInfo out, uint16 relation,
+							   const char *schema, int schema_len,
+							   const char *table, int table_len,
+							   uint16 natts, const RkmColumn *columns);
+extern void rkm_write_insert(StringInfo out, uint16 relation,
+							 uint16 new_natts, const RkmValue *new_values);
+extern void rkm_write_update(StringInfo out, uint16 relation, char old_kind,
+							 uint16 old_natts, const RkmValue *old_values,
+							 uint16 new_natts, const RkmValue *new_values);
+extern void rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
+							 uint16 old_natts, const RkmValue *old_values);
+
 extern void rkm_reader_init(RkmReader *reader, const char *data, size_t len);
 extern void rkm_reader_reset(RkmReader *reader, const char *data, size_t len);
 extern uint64 rkm_record_size(const char *data);
 extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
+
+/* Helpers. */
 extern const char *rkm_type_name(uint8 type);
 extern bool rkm_is_name_char(char c);
 extern bool rkm_foreign_record(const RkmHeader *hdr, uint32 generation,
