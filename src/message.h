@@ -236,8 +236,10 @@ typedef struct RkmReader
 
 /*
  * Writers and readers.  Each kind of record has a writer, rkm_write_X,
- * which appends it to a StringInfo; its reader mirrors it.  Body records
- * are read one at a time by rkm_next_record().
+ * which appends it to a StringInfo, and a reader in message.c that mirrors
+ * it: rkm_read_header() reads headers, and so control records, whole;
+ * rkm_next_record() reads body records one at a time with the reader of
+ * their kind.
  */
 extern void rkm_write_header(StringInfo out, const RkmHeader *hdr);
 extern bool rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
