@@ -208,19 +208,33 @@ SELECT jsonb_pretty(replkafka.decode(rkt.record(1,
 					   '0123', 'true', '"just a string"', 'null',
 					   '  42  ')))));
 
--- Numbers that jsonb cannot hold stay strings, at any depth.
+-- Numbers become numerics through numeric's input function, at any depth:
+-- the largest and the most precise it holds are numbers...
 WITH r AS (
 	SELECT replkafka.decode(rkt.record(1,
-		rkt.rel(1, 'public', 'big', 'a|numeric|k', 'b|numeric', 'c|numeric',
-				'd|json') ||
-		rkt.ins(1, rkt.tup('1e131071', '1e131072', '1e-16384',
-						   '[1e-16383, 1e-16384, 0e1073741823]'))))
+		rkt.rel(1, 'public', 'big', 'a|numeric|k', 'b|numeric', 'd|json') ||
+		rkt.ins(1, rkt.tup('1e131071', '1e-16383',
+						   '[1e-16383, 0.1e131072, {"x": -1e131071}]'))))
 		   #> '{changes,0,new}' AS new
 )
-SELECT jsonb_typeof(new -> 'a') AS a_type, new -> 'b' AS b, new -> 'c' AS c,
+SELECT jsonb_typeof(new -> 'a') AS a_type, jsonb_typeof(new -> 'b') AS b_type,
 	   jsonb_path_query_array(new -> 'd', '$[*].type()') AS d_types,
-	   new #> '{d,2}' AS d2
+	   jsonb_typeof(new #> '{d,2,x}') AS d2x_type
   FROM r;
+-- ...and a number beyond them fails with numeric's own error, in the
+-- context of its column.
+SELECT replkafka.decode(rkt.record(1,
+	rkt.rel(1, 'public', 'big', 'a|numeric|k', 'b|numeric') ||
+	rkt.ins(1, rkt.tup('1', '1e131072'))));
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.decode(rkt.record(1,
+	rkt.rel(1, 'public', 'big', 'a|numeric|k', 'b|double precision') ||
+	rkt.ins(1, rkt.tup('1', '1e-16384'))));
+\echo :LAST_ERROR_SQLSTATE
+SELECT replkafka.decode(rkt.record(1,
+	rkt.rel(1, 'public', 'big', 'a|numeric|k', 'd|json') ||
+	rkt.ins(1, rkt.tup('1', '{"x": [1, 0e1073741823]}'))));
+\echo :LAST_ERROR_SQLSTATE
 
 -- Duplicate keys of embedded JSON: the last one wins, as in jsonb.
 SELECT replkafka.decode(rkt.record(1,

@@ -60,9 +60,8 @@ typedef struct DecoderRelation
 	char	   *table;
 	int			natts;			/* columns sent */
 	AttrNumber *attnums;		/* their attribute numbers */
-	char	  **names;
-	char	  **types;			/* format_type_with_typemod */
-	uint8	   *flags;			/* RKM_COL_KEY */
+	RkmColumn  *columns;		/* their definitions, as sent; the types are
+								 * format_type_with_typemod's */
 	FmgrInfo   *outfuncs;
 } DecoderRelation;
 
@@ -106,15 +105,14 @@ static bool decoder_applied_origin(RepOriginId origin_id);
 static void decoder_invalidate(Datum arg, Oid relid);
 static void decoder_cache_reset(void *arg);
 static DecoderRelation *decoder_relation(DecoderData *data, Relation rel);
-static bool decoder_same_types(int natts, char **types,
+static bool decoder_same_types(int natts, const RkmColumn *columns,
 							   const DecoderRelation *drel);
 static PartitionStream *decoder_stream(DecoderData *data, int partition);
 static uint16 decoder_relation_number(DecoderData *data,
 									  PartitionStream *stream,
 									  DecoderRelation *drel);
-static void decoder_write_tuple(DecoderData *data, StringInfo body,
-								DecoderRelation *drel, TupleDesc desc,
-								HeapTuple tuple, bool key_only);
+static RkmValue *decoder_tuple_values(DecoderRelation *drel, TupleDesc desc,
+									  HeapTuple tuple, bool key_only);
 static void decoder_flush(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						  PartitionStream *stream, bool last);
 static void decoder_emit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
@@ -309,7 +307,7 @@ decoder_relation(DecoderData *data, Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	Bitmapset  *pkattrs;
 	int			old_natts;
-	char	  **old_types;
+	RkmColumn  *old_columns;
 	MemoryContext oldcxt;
 	int			n = 0;
 
@@ -334,7 +332,7 @@ decoder_relation(DecoderData *data, Relation rel)
 	 * tell whether the columns sent changed.
 	 */
 	old_natts = found ? drel->natts : -1;
-	old_types = found ? drel->types : NULL;
+	old_columns = found ? drel->columns : NULL;
 	drel->valid = false;
 	drel->natts = -1;			/* until the build completes */
 	pkattrs = replkafka_primary_key_attrs(rel);
@@ -342,23 +340,28 @@ decoder_relation(DecoderData *data, Relation rel)
 	drel->schema = get_namespace_name(RelationGetNamespace(rel));
 	drel->table = pstrdup(RelationGetRelationName(rel));
 	drel->attnums = palloc(desc->natts * sizeof(AttrNumber));
-	drel->names = palloc(desc->natts * sizeof(char *));
-	drel->types = palloc(desc->natts * sizeof(char *));
-	drel->flags = palloc(desc->natts * sizeof(uint8));
+	drel->columns = palloc(desc->natts * sizeof(RkmColumn));
 	drel->outfuncs = palloc(desc->natts * sizeof(FmgrInfo));
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		RkmColumn  *col = &drel->columns[n];
+		char	   *name;
+		char	   *type;
 		Oid			outfunc;
 		bool		isvarlena;
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
 		drel->attnums[n] = att->attnum;
-		drel->names[n] = pstrdup(NameStr(att->attname));
-		drel->types[n] = format_type_with_typemod(att->atttypid, att->atttypmod);
-		drel->flags[n] = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
-									   pkattrs) ? RKM_COL_KEY : 0;
+		name = pstrdup(NameStr(att->attname));
+		type = format_type_with_typemod(att->atttypid, att->atttypmod);
+		col->name = name;
+		col->name_len = strlen(name);
+		col->type = type;
+		col->type_len = strlen(type);
+		col->flags = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+								   pkattrs) ? RKM_COL_KEY : 0;
 		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &drel->outfuncs[n], data->cachecxt);
 		n++;
@@ -375,7 +378,7 @@ decoder_relation(DecoderData *data, Relation rel)
 	 */
 	if (!found)
 		drel->version = 0;
-	else if (!decoder_same_types(old_natts, old_types, drel))
+	else if (!decoder_same_types(old_natts, old_columns, drel))
 		drel->version++;
 	drel->valid = true;
 	return drel;
@@ -385,12 +388,13 @@ decoder_relation(DecoderData *data, Relation rel)
  * Does drel send as many columns as before, of the same types?
  */
 static bool
-decoder_same_types(int natts, char **types, const DecoderRelation *drel)
+decoder_same_types(int natts, const RkmColumn *columns,
+				   const DecoderRelation *drel)
 {
 	if (natts != drel->natts)
 		return false;
 	for (int i = 0; i < natts; i++)
-		if (strcmp(types[i], drel->types[i]) != 0)
+		if (strcmp(columns[i].type, drel->columns[i].type) != 0)
 			return false;
 	return true;
 }
@@ -434,7 +438,6 @@ decoder_relation_number(DecoderData *data, PartitionStream *stream,
 	ListCell   *lc;
 	ListCell   *lv;
 	uint16		number = 0;
-	int			start;
 	MemoryContext oldcxt;
 
 	forboth(lc, stream->relids, lv, stream->versions)
@@ -461,46 +464,43 @@ decoder_relation_number(DecoderData *data, PartitionStream *stream,
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	start = rkm_begin_record(&stream->body, RKM_REC_RELATION);
-	rkm_write_u16(&stream->body, number);
-	rkm_write_str(&stream->body, drel->schema, strlen(drel->schema));
-	rkm_write_str(&stream->body, drel->table, strlen(drel->table));
-	rkm_write_u16(&stream->body, (uint16) drel->natts);
-	for (int i = 0; i < drel->natts; i++)
-	{
-		rkm_write_str(&stream->body, drel->names[i], strlen(drel->names[i]));
-		rkm_write_str(&stream->body, drel->types[i], strlen(drel->types[i]));
-		rkm_write_u8(&stream->body, drel->flags[i]);
-	}
-	rkm_end_record(&stream->body, start);
+	rkm_write_relation(&stream->body, number,
+					   drel->schema, strlen(drel->schema),
+					   drel->table, strlen(drel->table),
+					   (uint16) drel->natts, drel->columns);
 	return number;
 }
 
 /*
- * Write a tuple of drel.  With key_only, columns outside the primary key
- * are written as absent (an old key tuple).
+ * The values of a tuple of drel, as sent.  With key_only, columns outside
+ * the primary key are absent (an old key tuple).  The array and the texts
+ * are allocated in the current memory context.
  */
-static void
-decoder_write_tuple(DecoderData *data, StringInfo body, DecoderRelation *drel,
-					TupleDesc desc, HeapTuple tuple, bool key_only)
+static RkmValue *
+decoder_tuple_values(DecoderRelation *drel, TupleDesc desc, HeapTuple tuple,
+					 bool key_only)
 {
-	rkm_write_u16(body, (uint16) drel->natts);
+	RkmValue   *values = palloc(drel->natts * sizeof(RkmValue));
+
 	for (int i = 0; i < drel->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, drel->attnums[i] - 1);
+		RkmValue   *v = &values[i];
 		bool		isnull;
 		Datum		value;
 		char	   *text;
 
-		if (key_only && !(drel->flags[i] & RKM_COL_KEY))
+		v->len = 0;
+		v->data = NULL;
+		if (key_only && !(drel->columns[i].flags & RKM_COL_KEY))
 		{
-			rkm_write_value(body, RKM_VAL_ABSENT, NULL, 0);
+			v->kind = RKM_VAL_ABSENT;
 			continue;
 		}
 		value = heap_getattr(tuple, drel->attnums[i], desc, &isnull);
 		if (isnull)
 		{
-			rkm_write_value(body, RKM_VAL_NULL, NULL, 0);
+			v->kind = RKM_VAL_NULL;
 			continue;
 		}
 		if (att->attlen == -1)
@@ -508,14 +508,17 @@ decoder_write_tuple(DecoderData *data, StringInfo body, DecoderRelation *drel,
 			/* an unchanged TOASTed value is not in the WAL: say so */
 			if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
 			{
-				rkm_write_value(body, RKM_VAL_UNCHANGED, NULL, 0);
+				v->kind = RKM_VAL_UNCHANGED;
 				continue;
 			}
 			value = PointerGetDatum(PG_DETOAST_DATUM(value));
 		}
 		text = OutputFunctionCall(&drel->outfuncs[i], value);
-		rkm_write_value(body, RKM_VAL_TEXT, text, strlen(text));
+		v->kind = RKM_VAL_TEXT;
+		v->data = text;
+		v->len = strlen(text);
 	}
+	return values;
 }
 
 /*
@@ -549,8 +552,10 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	HeapTuple	keytuple;
 	MemoryContext oldcxt;
 	uint16		relnum;
-	int			start;
 	char		kind;
+	char		old_kind;
+	RkmValue   *old_values = NULL;
+	RkmValue   *new_values = NULL;
 	bool		full = relation->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
 
 	if (data->skip)
@@ -604,21 +609,32 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	stream = decoder_stream(data, replkafka_partition_of_tuple(key, desc, keytuple));
 	relnum = decoder_relation_number(data, stream, drel);
 
-	start = rkm_begin_record(&stream->body, kind);
-	rkm_write_u16(&stream->body, relnum);
-	if (kind != RKM_REC_INSERT)
+	/* a delete has an old tuple: its key tuple, checked above */
+	old_kind = RKM_OLD_NONE;
+	if (kind != RKM_REC_INSERT && oldtuple != NULL)
 	{
-		if (oldtuple == NULL)
-			rkm_write_u8(&stream->body, RKM_OLD_NONE);
-		else
-		{
-			rkm_write_u8(&stream->body, full ? RKM_OLD_FULL : RKM_OLD_KEY);
-			decoder_write_tuple(data, &stream->body, drel, desc, oldtuple, !full);
-		}
+		old_kind = full ? RKM_OLD_FULL : RKM_OLD_KEY;
+		old_values = decoder_tuple_values(drel, desc, oldtuple, !full);
 	}
 	if (kind != RKM_REC_DELETE)
-		decoder_write_tuple(data, &stream->body, drel, desc, newtuple, false);
-	rkm_end_record(&stream->body, start);
+		new_values = decoder_tuple_values(drel, desc, newtuple, false);
+
+	switch (kind)
+	{
+		case RKM_REC_INSERT:
+			rkm_write_insert(&stream->body, relnum, (uint16) drel->natts,
+							 new_values);
+			break;
+		case RKM_REC_UPDATE:
+			rkm_write_update(&stream->body, relnum, old_kind,
+							 (uint16) drel->natts, old_values,
+							 (uint16) drel->natts, new_values);
+			break;
+		case RKM_REC_DELETE:
+			rkm_write_delete(&stream->body, relnum, old_kind,
+							 (uint16) drel->natts, old_values);
+			break;
+	}
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(data->changecxt);
 

@@ -105,19 +105,12 @@ replkafka_mastership_write_control(RkmType type, int partition,
 								   const char *topic, uint64 scn,
 								   XLogRecPtr lsn, TimestampTz deadline)
 {
-	RkmHeader	hdr;
 	StringInfoData record;
 
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.type = type;
-	hdr.last = true;
-	hdr.partition = partition;
-	hdr.scn = scn;
-	hdr.commit_lsn = lsn;
-	hdr.commit_time = GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET;
-	strlcpy(hdr.origin, replkafka_node_name, sizeof(hdr.origin));
 	initStringInfo(&record);
-	rkm_write_header(&record, &hdr);
+	rkm_write_control(&record, type, partition, scn, lsn,
+					  GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET,
+					  replkafka_node_name);
 	return replkafka_kafka_produce_sync(topic, partition, record.data,
 										record.len, deadline);
 }

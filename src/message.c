@@ -4,11 +4,14 @@
  *		replkafka's wire format: encoder and decoder.
  *
  * See message.h for the layout and doc/protocol.md for its description.
- * Writers append to a StringInfo in network byte order, readers mirror
- * them.  Readers trust nothing: every length is checked against the bytes
- * that are there, so a truncated or corrupted record yields an error
- * message, never a read past the buffer, and allocations never exceed a
- * bound derived from the input's own size.
+ * Each kind of record has a writer, rkm_write_X, and next to it a reader,
+ * rkm_read_X, that mirrors it: the record header (with the control
+ * records, which are a header alone), and the body records: relation
+ * definitions, inserts, updates and deletes.  Writers append to a
+ * StringInfo in network byte order.  Readers trust nothing: every length
+ * is checked against the bytes that are there, so a truncated or corrupted
+ * record yields an error message, never a read past the buffer, and
+ * allocations never exceed a bound derived from the input's own size.
  *
  * Copyright (c) 2026, replkafka authors
  *
@@ -42,21 +45,37 @@ typedef struct RkmCursor
 	const unsigned char *end;
 } RkmCursor;
 
+static void put_u32(char *dst, uint32 v);
+static void put_u64(char *dst, uint64 v);
+static uint32 get_u32(const unsigned char *src);
+static uint64 get_u64(const unsigned char *src);
+static void write_u8(StringInfo out, uint8 v);
+static void write_u16(StringInfo out, uint16 v);
+static void write_u32(StringInfo out, uint32 v);
+static void write_str(StringInfo out, const char *s, int len);
 static bool cursor_u8(RkmCursor *c, uint8 *v);
 static bool cursor_u16(RkmCursor *c, uint16 *v);
 static bool cursor_u32(RkmCursor *c, uint32 *v);
 static bool cursor_str(RkmCursor *c, const char **s, int *len);
 static void reserve(void **array, int *cap, int need, size_t elem);
+static int	begin_record(StringInfo out, char kind, uint16 relation);
+static void end_record(StringInfo out, int start);
+static void write_tuple(StringInfo out, uint16 natts, const RkmValue *values);
 static bool read_tuple(RkmCursor *c, RkmReader *reader, uint16 *natts,
 					   RkmValue **values, int *cap);
-static void put_u32(char *dst, uint32 v);
-static void put_u64(char *dst, uint64 v);
-static uint32 get_u32(const unsigned char *src);
-static uint64 get_u64(const unsigned char *src);
+static bool read_new_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static void write_old_tuple(StringInfo out, char old_kind, uint16 old_natts,
+							const RkmValue *old_values);
+static bool read_old_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool rkm_read_relation(RkmCursor *c, RkmReader *reader,
+							  RkmRecord *rec);
+static bool rkm_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool rkm_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool rkm_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
 
 
 /* ----------------------------------------------------------------
- * Encoding
+ * Integers and strings
  * ----------------------------------------------------------------
  */
 
@@ -80,136 +99,8 @@ put_u64(char *dst, uint64 v)
 }
 
 /*
- * Append the header of a record: the fixed part and the origin name.  The
- * body length is hdr->body_len; writers that do not know it yet patch it
- * with rkm_set_body_length() once the body is written.
+ * Load an integer stored in network byte order at src.
  */
-void
-rkm_write_header(StringInfo out, const RkmHeader *hdr)
-{
-	char		fixed[RKM_HEADER_SIZE];
-	size_t		origin_len = strlen(hdr->origin);
-
-	Assert(origin_len >= 1 && origin_len <= RKM_MAX_ORIGIN);
-
-	fixed[0] = RKM_MAGIC_0;
-	fixed[1] = RKM_MAGIC_1;
-	fixed[2] = RKM_VERSION;
-	fixed[3] = (char) hdr->type;
-	fixed[4] = hdr->last ? RKM_FLAG_LAST : 0;
-	fixed[5] = (char) origin_len;
-	fixed[6] = 0;
-	fixed[7] = 0;
-	put_u32(fixed + 8, hdr->partition);
-	put_u32(fixed + 12, hdr->chunk);
-	put_u64(fixed + 16, hdr->scn);
-	put_u64(fixed + 24, hdr->commit_lsn);
-	put_u64(fixed + 32, (uint64) hdr->commit_time);
-	put_u32(fixed + 40, hdr->xid);
-	put_u32(fixed + 44, hdr->body_len);
-	appendBinaryStringInfo(out, fixed, RKM_HEADER_SIZE);
-	appendBinaryStringInfo(out, hdr->origin, (int) origin_len);
-}
-
-/*
- * Overwrite the SCN of an encoded record (the shipper stamps it).
- */
-void
-rkm_set_scn(char *record, uint64 scn)
-{
-	put_u64(record + RKM_SCN_OFFSET, scn);
-}
-
-/*
- * Overwrite the body length of an encoded record.
- */
-void
-rkm_set_body_length(char *record, uint32 body_len)
-{
-	put_u32(record + 44, body_len);
-}
-
-void
-rkm_write_u8(StringInfo buf, uint8 v)
-{
-	appendStringInfoCharMacro(buf, (char) v);
-}
-
-void
-rkm_write_u16(StringInfo buf, uint16 v)
-{
-	char		b[2];
-
-	b[0] = (char) (v >> 8);
-	b[1] = (char) v;
-	appendBinaryStringInfo(buf, b, 2);
-}
-
-void
-rkm_write_u32(StringInfo buf, uint32 v)
-{
-	char		b[4];
-
-	put_u32(b, v);
-	appendBinaryStringInfo(buf, b, 4);
-}
-
-/*
- * Append a string: 2-byte length and the bytes.  Names are at most
- * NAMEDATALEN bytes and type names far below 64kB, so len always fits.
- */
-void
-rkm_write_str(StringInfo buf, const char *s, int len)
-{
-	Assert(len >= 0 && len <= PG_UINT16_MAX);
-	rkm_write_u16(buf, (uint16) len);
-	appendBinaryStringInfo(buf, s, len);
-}
-
-/*
- * Append one value of a tuple.
- */
-void
-rkm_write_value(StringInfo buf, char kind, const char *data, uint32 len)
-{
-	appendStringInfoCharMacro(buf, kind);
-	if (kind == RKM_VAL_TEXT)
-	{
-		rkm_write_u32(buf, len);
-		appendBinaryStringInfo(buf, data, (int) len);
-	}
-}
-
-/*
- * Start a body record of the given kind; returns its start offset, to be
- * passed to rkm_end_record() once the payload is written.
- */
-int
-rkm_begin_record(StringInfo body, char kind)
-{
-	int			start = body->len;
-
-	appendStringInfoCharMacro(body, kind);
-	rkm_write_u32(body, 0);		/* payload length, patched at the end */
-	return start;
-}
-
-/*
- * Finish the body record started at offset start: store its payload length.
- */
-void
-rkm_end_record(StringInfo body, int start)
-{
-	put_u32(body->data + start + 1,
-			(uint32) (body->len - start - RKM_REC_HEADER_SIZE));
-}
-
-
-/* ----------------------------------------------------------------
- * Decoding
- * ----------------------------------------------------------------
- */
-
 static uint32
 get_u32(const unsigned char *src)
 {
@@ -224,140 +115,49 @@ get_u64(const unsigned char *src)
 }
 
 /*
- * Name of a record type, or NULL if type is not one.
+ * Append an integer in network byte order.
  */
-const char *
-rkm_type_name(uint8 type)
+static void
+write_u8(StringInfo out, uint8 v)
 {
-	switch (type)
-	{
-		case RKM_TXN:
-			return "TXN";
-		case RKM_NEW_GEN:
-			return "NEW_GEN";
-		case RKM_END_GEN:
-			return "END_GEN";
-		case RKM_HEARTBEAT:
-			return "HEARTBEAT";
-	}
-	return NULL;
+	appendStringInfoCharMacro(out, (char) v);
+}
+
+static void
+write_u16(StringInfo out, uint16 v)
+{
+	char		b[2];
+
+	b[0] = (char) (v >> 8);
+	b[1] = (char) v;
+	appendBinaryStringInfo(out, b, 2);
+}
+
+static void
+write_u32(StringInfo out, uint32 v)
+{
+	char		b[4];
+
+	put_u32(b, v);
+	appendBinaryStringInfo(out, b, 4);
 }
 
 /*
- * Does the record show that a node other than node writes the partition
- * that node is primary of in generation?  A record of a newer generation
- * does, and so does one of that generation from another node, except
- * another node's NEW_GEN: it lost its election to node's.
+ * Append a string: 2-byte length and the bytes.  Names are at most
+ * NAMEDATALEN bytes and type names far below 64kB, so len always fits.
  */
-bool
-rkm_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
+static void
+write_str(StringInfo out, const char *s, int len)
 {
-	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
-
-	if (gen > generation)
-		return true;
-	return gen == generation && hdr->type != RKM_NEW_GEN &&
-		strcmp(hdr->origin, node) != 0;
+	Assert(len >= 0 && len <= PG_UINT16_MAX);
+	write_u16(out, (uint16) len);
+	appendBinaryStringInfo(out, s, len);
 }
 
 /*
- * Describe the record at offset in buf, for error messages.
+ * Read an integer in network byte order, or a string, at the cursor and
+ * move past it; false if the bytes end first.
  */
-void
-rkm_describe_record(char *buf, size_t size, int64 offset, const RkmHeader *hdr)
-{
-	snprintf(buf, size, "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
-			 (long long) offset, rkm_type_name(hdr->type),
-			 RKM_SCN_GENERATION(hdr->scn), hdr->origin);
-}
-
-/*
- * Decode and check the header of a record of len bytes.  On success, the
- * body starts at data + RKM_HEADER_SIZE + strlen(hdr->origin) and is
- * hdr->body_len bytes long, exactly up to the end of the record.
- */
-bool
-rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
-				const char **error)
-{
-	const unsigned char *p = (const unsigned char *) data;
-	uint8		origin_len;
-
-	if (len < RKM_HEADER_SIZE)
-	{
-		*error = "record is shorter than the header";
-		return false;
-	}
-	if (p[0] != RKM_MAGIC_0 || p[1] != RKM_MAGIC_1)
-	{
-		*error = "record does not start with the replkafka magic bytes";
-		return false;
-	}
-	hdr->version = p[2];
-	if (hdr->version != RKM_VERSION)
-	{
-		*error = "unsupported format version";
-		return false;
-	}
-	hdr->type = p[3];
-	if (rkm_type_name(hdr->type) == NULL)
-	{
-		*error = "invalid record type";
-		return false;
-	}
-	if ((p[4] & ~RKM_FLAG_LAST) != 0 || p[6] != 0 || p[7] != 0)
-	{
-		*error = "invalid flags or reserved bytes";
-		return false;
-	}
-	hdr->last = (p[4] & RKM_FLAG_LAST) != 0;
-	origin_len = p[5];
-	if (origin_len < 1 || origin_len > RKM_MAX_ORIGIN)
-	{
-		*error = "invalid origin name length";
-		return false;
-	}
-	hdr->partition = get_u32(p + 8);
-	hdr->chunk = get_u32(p + 12);
-	hdr->scn = get_u64(p + 16);
-	hdr->commit_lsn = get_u64(p + 24);
-	hdr->commit_time = (int64) get_u64(p + 32);
-	hdr->xid = get_u32(p + 40);
-	hdr->body_len = get_u32(p + 44);
-
-	if (len - RKM_HEADER_SIZE < origin_len)
-	{
-		*error = "record is shorter than its origin name";
-		return false;
-	}
-	memcpy(hdr->origin, p + RKM_HEADER_SIZE, origin_len);
-	hdr->origin[origin_len] = '\0';
-	for (int i = 0; i < origin_len; i++)
-	{
-		if (!rkm_is_name_char(hdr->origin[i]))
-		{
-			*error = "origin name has a character other than letters, digits, \"_\", \".\" and \"-\"";
-			return false;
-		}
-	}
-	if ((uint64) hdr->body_len != (uint64) (len - RKM_HEADER_SIZE - origin_len))
-	{
-		*error = "body length does not match the record's length";
-		return false;
-	}
-	if (hdr->type != RKM_TXN && hdr->body_len != 0)
-	{
-		*error = "control record has a body";
-		return false;
-	}
-	if (hdr->type != RKM_TXN && (hdr->chunk != 0 || !hdr->last))
-	{
-		*error = "control record is marked as a chunk";
-		return false;
-	}
-	return true;
-}
-
 static bool
 cursor_u8(RkmCursor *c, uint8 *v)
 {
@@ -415,6 +215,216 @@ reserve(void **array, int *cap, int need, size_t elem)
 	*cap = need;
 }
 
+
+/* ----------------------------------------------------------------
+ * The record header, and control records
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Append the header of a record: the fixed part and the origin name.  The
+ * body length is hdr->body_len; writers that do not know it yet patch it
+ * with rkm_set_body_length() once the body is written.
+ */
+void
+rkm_write_header(StringInfo out, const RkmHeader *hdr)
+{
+	char		fixed[RKM_HEADER_SIZE];
+	size_t		origin_len = strlen(hdr->origin);
+
+	StaticAssertStmt(RKM_OFF_BODY_LEN + 4 == RKM_HEADER_SIZE,
+					 "the body length is the header's last field");
+	Assert(origin_len >= 1 && origin_len <= RKM_MAX_ORIGIN);
+
+	fixed[RKM_OFF_MAGIC] = RKM_MAGIC_0;
+	fixed[RKM_OFF_MAGIC + 1] = RKM_MAGIC_1;
+	fixed[RKM_OFF_VERSION] = RKM_VERSION;
+	fixed[RKM_OFF_TYPE] = (char) hdr->type;
+	fixed[RKM_OFF_FLAGS] = hdr->last ? RKM_FLAG_LAST : 0;
+	fixed[RKM_OFF_ORIGIN_LEN] = (char) origin_len;
+	fixed[RKM_OFF_RESERVED] = 0;
+	fixed[RKM_OFF_RESERVED + 1] = 0;
+	put_u32(fixed + RKM_OFF_PARTITION, hdr->partition);
+	put_u32(fixed + RKM_OFF_CHUNK, hdr->chunk);
+	put_u64(fixed + RKM_OFF_SCN, hdr->scn);
+	put_u64(fixed + RKM_OFF_COMMIT_LSN, hdr->commit_lsn);
+	put_u64(fixed + RKM_OFF_COMMIT_TIME, (uint64) hdr->commit_time);
+	put_u32(fixed + RKM_OFF_XID, hdr->xid);
+	put_u32(fixed + RKM_OFF_BODY_LEN, hdr->body_len);
+	appendBinaryStringInfo(out, fixed, RKM_HEADER_SIZE);
+	appendBinaryStringInfo(out, hdr->origin, (int) origin_len);
+}
+
+/*
+ * Decode and check the header of a record of len bytes.  On success, the
+ * body starts at data + RKM_HEADER_SIZE + strlen(hdr->origin) and is
+ * hdr->body_len bytes long, exactly up to the end of the record.  This is
+ * also the reader of control records, which are a header alone.
+ */
+bool
+rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
+				const char **error)
+{
+	const unsigned char *p = (const unsigned char *) data;
+	uint8		origin_len;
+
+	if (len < RKM_HEADER_SIZE)
+	{
+		*error = "record is shorter than the header";
+		return false;
+	}
+	if (p[RKM_OFF_MAGIC] != RKM_MAGIC_0 || p[RKM_OFF_MAGIC + 1] != RKM_MAGIC_1)
+	{
+		*error = "record does not start with the replkafka magic bytes";
+		return false;
+	}
+	hdr->version = p[RKM_OFF_VERSION];
+	if (hdr->version != RKM_VERSION)
+	{
+		*error = "unsupported format version";
+		return false;
+	}
+	hdr->type = p[RKM_OFF_TYPE];
+	if (rkm_type_name(hdr->type) == NULL)
+	{
+		*error = "invalid record type";
+		return false;
+	}
+	if ((p[RKM_OFF_FLAGS] & ~RKM_FLAG_LAST) != 0 ||
+		p[RKM_OFF_RESERVED] != 0 || p[RKM_OFF_RESERVED + 1] != 0)
+	{
+		*error = "invalid flags or reserved bytes";
+		return false;
+	}
+	hdr->last = (p[RKM_OFF_FLAGS] & RKM_FLAG_LAST) != 0;
+	origin_len = p[RKM_OFF_ORIGIN_LEN];
+	if (origin_len < 1 || origin_len > RKM_MAX_ORIGIN)
+	{
+		*error = "invalid origin name length";
+		return false;
+	}
+	hdr->partition = get_u32(p + RKM_OFF_PARTITION);
+	hdr->chunk = get_u32(p + RKM_OFF_CHUNK);
+	hdr->scn = get_u64(p + RKM_OFF_SCN);
+	hdr->commit_lsn = get_u64(p + RKM_OFF_COMMIT_LSN);
+	hdr->commit_time = (int64) get_u64(p + RKM_OFF_COMMIT_TIME);
+	hdr->xid = get_u32(p + RKM_OFF_XID);
+	hdr->body_len = get_u32(p + RKM_OFF_BODY_LEN);
+
+	if (len - RKM_HEADER_SIZE < origin_len)
+	{
+		*error = "record is shorter than its origin name";
+		return false;
+	}
+	memcpy(hdr->origin, p + RKM_HEADER_SIZE, origin_len);
+	hdr->origin[origin_len] = '\0';
+	for (int i = 0; i < origin_len; i++)
+	{
+		if (!rkm_is_name_char(hdr->origin[i]))
+		{
+			*error = "origin name has a character other than letters, digits, \"_\", \".\" and \"-\"";
+			return false;
+		}
+	}
+	if ((uint64) hdr->body_len != (uint64) (len - RKM_HEADER_SIZE - origin_len))
+	{
+		*error = "body length does not match the record's length";
+		return false;
+	}
+	if (hdr->type != RKM_TXN && hdr->body_len != 0)
+	{
+		*error = "control record has a body";
+		return false;
+	}
+	if (hdr->type != RKM_TXN && (hdr->chunk != 0 || !hdr->last))
+	{
+		*error = "control record is marked as a chunk";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Append a control record (NEW_GEN, END_GEN or HEARTBEAT) of origin: a
+ * header alone, of a single last chunk with no body and no transaction id.
+ * rkm_read_header() reads it.
+ */
+void
+rkm_write_control(StringInfo out, RkmType type, uint32 partition,
+				  uint64 scn, uint64 commit_lsn, int64 commit_time,
+				  const char *origin)
+{
+	RkmHeader	hdr;
+
+	Assert(type == RKM_NEW_GEN || type == RKM_END_GEN ||
+		   type == RKM_HEARTBEAT);
+
+	/* chunk 0, transaction id 0, no body */
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.type = type;
+	hdr.last = true;
+	hdr.partition = partition;
+	hdr.scn = scn;
+	hdr.commit_lsn = commit_lsn;
+	hdr.commit_time = commit_time;
+	strlcpy(hdr.origin, origin, sizeof(hdr.origin));
+	rkm_write_header(out, &hdr);
+}
+
+/*
+ * Overwrite the SCN of an encoded record (the shipper stamps it).
+ */
+void
+rkm_set_scn(char *record, uint64 scn)
+{
+	put_u64(record + RKM_OFF_SCN, scn);
+}
+
+/*
+ * Overwrite the body length of an encoded record.
+ */
+void
+rkm_set_body_length(char *record, uint32 body_len)
+{
+	put_u32(record + RKM_OFF_BODY_LEN, body_len);
+}
+
+
+/* ----------------------------------------------------------------
+ * Body records
+ *
+ * Every body record is framed by its kind and payload length, and its
+ * payload starts with the relation number: begin_record() and
+ * end_record() write that part, rkm_next_record() reads it and hands the
+ * rest to the reader of the kind.
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Start a body record of the given kind about relation; returns its start
+ * offset, to be passed to end_record() once the payload is written.
+ */
+static int
+begin_record(StringInfo out, char kind, uint16 relation)
+{
+	int			start = out->len;
+
+	appendStringInfoCharMacro(out, kind);
+	write_u32(out, 0);			/* payload length, patched at the end */
+	write_u16(out, relation);
+	return start;
+}
+
+/*
+ * Finish the body record started at offset start: store its payload length.
+ */
+static void
+end_record(StringInfo out, int start)
+{
+	put_u32(out->data + start + RKM_REC_OFF_LENGTH,
+			(uint32) (out->len - start - RKM_REC_HEADER_SIZE));
+}
+
 /*
  * Start reading the body records in data[0..len).
  */
@@ -424,17 +434,6 @@ rkm_reader_init(RkmReader *reader, const char *data, size_t len)
 	memset(reader, 0, sizeof(RkmReader));
 	reader->data = data;
 	reader->len = len;
-}
-
-/*
- * Is c a character of node names (ASCII letters, digits, "_", "." and
- * "-")?  An origin name is a node name; Kafka's topic names use the same.
- */
-bool
-rkm_is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 /*
@@ -457,7 +456,8 @@ rkm_reader_reset(RkmReader *reader, const char *data, size_t len)
 uint64
 rkm_record_size(const char *data)
 {
-	return RKM_REC_HEADER_SIZE + (uint64) get_u32((const unsigned char *) data + 1);
+	return RKM_REC_HEADER_SIZE +
+		(uint64) get_u32((const unsigned char *) data + RKM_REC_OFF_LENGTH);
 }
 
 /*
@@ -476,6 +476,94 @@ rkm_reader_free(RkmReader *reader)
 	reader->old_values = NULL;
 	reader->new_values = NULL;
 	reader->columns_cap = reader->old_cap = reader->new_cap = 0;
+}
+
+/*
+ * Decode the next body record.  RKM_READ_INCOMPLETE means the bytes end
+ * inside a record (a chunked transaction whose next chunk has not been
+ * read); the position is left at that record's start.
+ */
+RkmReadResult
+rkm_next_record(RkmReader *reader, RkmRecord *rec)
+{
+	const unsigned char *start = (const unsigned char *) reader->data + reader->pos;
+	size_t		avail = reader->len - reader->pos;
+	uint32		payload;
+	RkmCursor	c;
+	bool		ok = false;
+
+	if (avail == 0)
+		return RKM_READ_END;
+	if (avail < RKM_REC_HEADER_SIZE)
+		return RKM_READ_INCOMPLETE;
+	payload = get_u32(start + RKM_REC_OFF_LENGTH);
+	if (avail - RKM_REC_HEADER_SIZE < payload)
+		return RKM_READ_INCOMPLETE;
+
+	c.p = start + RKM_REC_HEADER_SIZE;
+	c.end = c.p + payload;
+	memset(rec, 0, sizeof(RkmRecord));
+	rec->kind = (char) start[RKM_REC_OFF_KIND];
+
+	if (rec->kind != RKM_REC_RELATION && rec->kind != RKM_REC_INSERT &&
+		rec->kind != RKM_REC_UPDATE && rec->kind != RKM_REC_DELETE)
+	{
+		reader->error = "invalid body record kind";
+		return RKM_READ_ERROR;
+	}
+	if (!cursor_u16(&c, &rec->relation))
+	{
+		reader->error = "truncated body record";
+		return RKM_READ_ERROR;
+	}
+
+	switch (rec->kind)
+	{
+		case RKM_REC_RELATION:
+			ok = rkm_read_relation(&c, reader, rec);
+			break;
+		case RKM_REC_INSERT:
+			ok = rkm_read_insert(&c, reader, rec);
+			break;
+		case RKM_REC_UPDATE:
+			ok = rkm_read_update(&c, reader, rec);
+			break;
+		case RKM_REC_DELETE:
+			ok = rkm_read_delete(&c, reader, rec);
+			break;
+	}
+	if (!ok)
+		return RKM_READ_ERROR;
+
+	if (c.p != c.end)
+	{
+		reader->error = "body record has trailing bytes";
+		return RKM_READ_ERROR;
+	}
+	reader->pos += RKM_REC_HEADER_SIZE + payload;
+	return RKM_READ_OK;
+}
+
+/*
+ * Append a tuple: natts values, each a kind and, for RKM_VAL_TEXT, the
+ * length and bytes.
+ */
+static void
+write_tuple(StringInfo out, uint16 natts, const RkmValue *values)
+{
+	Assert(natts <= RKM_MAX_ATTS);
+	write_u16(out, natts);
+	for (int i = 0; i < natts; i++)
+	{
+		const RkmValue *v = &values[i];
+
+		appendStringInfoCharMacro(out, v->kind);
+		if (v->kind == RKM_VAL_TEXT)
+		{
+			write_u32(out, v->len);
+			appendBinaryStringInfo(out, v->data, (int) v->len);
+		}
+	}
 }
 
 /*
@@ -534,131 +622,275 @@ read_tuple(RkmCursor *c, RkmReader *reader, uint16 *natts, RkmValue **values,
 }
 
 /*
- * Decode the next body record.  RKM_READ_INCOMPLETE means the bytes end
- * inside a record (a chunked transaction whose next chunk has not been
- * read); the position is left at that record's start.
+ * Read the new tuple of an insert or update.
  */
-RkmReadResult
-rkm_next_record(RkmReader *reader, RkmRecord *rec)
+static bool
+read_new_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 {
-	const unsigned char *start = (const unsigned char *) reader->data + reader->pos;
-	size_t		avail = reader->len - reader->pos;
-	uint32		payload;
-	RkmCursor	c;
+	if (!read_tuple(c, reader, &rec->new_natts, &reader->new_values,
+					&reader->new_cap))
+		return false;
+	rec->new_values = reader->new_values;
+	return true;
+}
+
+/*
+ * Append the old kind of an update or delete, and the old tuple unless the
+ * kind is RKM_OLD_NONE.
+ */
+static void
+write_old_tuple(StringInfo out, char old_kind, uint16 old_natts,
+				const RkmValue *old_values)
+{
+	write_u8(out, (uint8) old_kind);
+	if (old_kind != RKM_OLD_NONE)
+		write_tuple(out, old_natts, old_values);
+}
+
+/*
+ * Read the old kind of an update or delete, and the old tuple unless the
+ * kind is RKM_OLD_NONE, which only an update may have.
+ */
+static bool
+read_old_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+{
 	uint8		old_kind;
 
-	if (avail == 0)
-		return RKM_READ_END;
-	if (avail < RKM_REC_HEADER_SIZE)
-		return RKM_READ_INCOMPLETE;
-	payload = get_u32(start + 1);
-	if (avail - RKM_REC_HEADER_SIZE < payload)
-		return RKM_READ_INCOMPLETE;
-
-	c.p = start + RKM_REC_HEADER_SIZE;
-	c.end = c.p + payload;
-	memset(rec, 0, sizeof(RkmRecord));
-	rec->kind = (char) start[0];
-
-	if (rec->kind != RKM_REC_RELATION && rec->kind != RKM_REC_INSERT &&
-		rec->kind != RKM_REC_UPDATE && rec->kind != RKM_REC_DELETE)
+	if (!cursor_u8(c, &old_kind))
 	{
-		reader->error = "invalid body record kind";
-		return RKM_READ_ERROR;
+		reader->error = "truncated change";
+		return false;
 	}
-	if (!cursor_u16(&c, &rec->relation))
+	rec->old_kind = (char) old_kind;
+	if (old_kind != RKM_OLD_KEY && old_kind != RKM_OLD_FULL &&
+		!(old_kind == RKM_OLD_NONE && rec->kind == RKM_REC_UPDATE))
 	{
-		reader->error = "truncated body record";
-		return RKM_READ_ERROR;
+		reader->error = "invalid old tuple kind";
+		return false;
 	}
+	if (old_kind == RKM_OLD_NONE)
+		return true;
+	if (!read_tuple(c, reader, &rec->old_natts, &reader->old_values,
+					&reader->old_cap))
+		return false;
+	rec->old_values = reader->old_values;
+	return true;
+}
 
-	switch (rec->kind)
+/*
+ * Append the definition of a relation: its number, schema, name and
+ * columns (name, type as format_type prints it, RKM_COL_* flags).
+ */
+void
+rkm_write_relation(StringInfo out, uint16 relation,
+				   const char *schema, int schema_len,
+				   const char *table, int table_len,
+				   uint16 natts, const RkmColumn *columns)
+{
+	int			start;
+
+	Assert(schema_len > 0 && table_len > 0 && natts <= RKM_MAX_ATTS);
+
+	start = begin_record(out, RKM_REC_RELATION, relation);
+	write_str(out, schema, schema_len);
+	write_str(out, table, table_len);
+	write_u16(out, natts);
+	for (int i = 0; i < natts; i++)
 	{
-		case RKM_REC_RELATION:
-			if (!cursor_str(&c, &rec->schema, &rec->schema_len) ||
-				!cursor_str(&c, &rec->table, &rec->table_len) ||
-				!cursor_u16(&c, &rec->natts))
-			{
-				reader->error = "truncated relation";
-				return RKM_READ_ERROR;
-			}
-			if (rec->schema_len == 0 || rec->table_len == 0)
-			{
-				reader->error = "relation has an empty name";
-				return RKM_READ_ERROR;
-			}
-			/* each column takes at least 5 bytes */
-			if (rec->natts > RKM_MAX_ATTS || rec->natts > (c.end - c.p) / 5)
-			{
-				reader->error = "relation has more columns than the record can hold";
-				return RKM_READ_ERROR;
-			}
-			reserve((void **) &reader->columns, &reader->columns_cap,
-					Max(rec->natts, 1), sizeof(RkmColumn));
-			rec->columns = reader->columns;
-			for (int i = 0; i < rec->natts; i++)
-			{
-				RkmColumn  *col = &rec->columns[i];
-
-				if (!cursor_str(&c, &col->name, &col->name_len) ||
-					!cursor_str(&c, &col->type, &col->type_len) ||
-					!cursor_u8(&c, &col->flags))
-				{
-					reader->error = "truncated column definition";
-					return RKM_READ_ERROR;
-				}
-				if (col->name_len == 0 || col->type_len == 0 ||
-					(col->flags & ~RKM_COL_KEY) != 0)
-				{
-					reader->error = "invalid column definition";
-					return RKM_READ_ERROR;
-				}
-			}
-			break;
-
-		case RKM_REC_INSERT:
-			if (!read_tuple(&c, reader, &rec->new_natts, &reader->new_values,
-							&reader->new_cap))
-				return RKM_READ_ERROR;
-			rec->new_values = reader->new_values;
-			break;
-
-		case RKM_REC_UPDATE:
-		case RKM_REC_DELETE:
-			if (!cursor_u8(&c, &old_kind))
-			{
-				reader->error = "truncated change";
-				return RKM_READ_ERROR;
-			}
-			rec->old_kind = (char) old_kind;
-			if (old_kind != RKM_OLD_KEY && old_kind != RKM_OLD_FULL &&
-				!(old_kind == RKM_OLD_NONE && rec->kind == RKM_REC_UPDATE))
-			{
-				reader->error = "invalid old tuple kind";
-				return RKM_READ_ERROR;
-			}
-			if (old_kind != RKM_OLD_NONE)
-			{
-				if (!read_tuple(&c, reader, &rec->old_natts,
-								&reader->old_values, &reader->old_cap))
-					return RKM_READ_ERROR;
-				rec->old_values = reader->old_values;
-			}
-			if (rec->kind == RKM_REC_UPDATE)
-			{
-				if (!read_tuple(&c, reader, &rec->new_natts,
-								&reader->new_values, &reader->new_cap))
-					return RKM_READ_ERROR;
-				rec->new_values = reader->new_values;
-			}
-			break;
+		write_str(out, columns[i].name, columns[i].name_len);
+		write_str(out, columns[i].type, columns[i].type_len);
+		write_u8(out, columns[i].flags);
 	}
+	end_record(out, start);
+}
 
-	if (c.p != c.end)
+/*
+ * Read the payload of a relation definition, after its number.
+ */
+static bool
+rkm_read_relation(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+{
+	if (!cursor_str(c, &rec->schema, &rec->schema_len) ||
+		!cursor_str(c, &rec->table, &rec->table_len) ||
+		!cursor_u16(c, &rec->natts))
 	{
-		reader->error = "body record has trailing bytes";
-		return RKM_READ_ERROR;
+		reader->error = "truncated relation";
+		return false;
 	}
-	reader->pos += RKM_REC_HEADER_SIZE + payload;
-	return RKM_READ_OK;
+	if (rec->schema_len == 0 || rec->table_len == 0)
+	{
+		reader->error = "relation has an empty name";
+		return false;
+	}
+	/* each column takes at least 5 bytes */
+	if (rec->natts > RKM_MAX_ATTS || rec->natts > (c->end - c->p) / 5)
+	{
+		reader->error = "relation has more columns than the record can hold";
+		return false;
+	}
+	reserve((void **) &reader->columns, &reader->columns_cap,
+			Max(rec->natts, 1), sizeof(RkmColumn));
+	rec->columns = reader->columns;
+	for (int i = 0; i < rec->natts; i++)
+	{
+		RkmColumn  *col = &rec->columns[i];
+
+		if (!cursor_str(c, &col->name, &col->name_len) ||
+			!cursor_str(c, &col->type, &col->type_len) ||
+			!cursor_u8(c, &col->flags))
+		{
+			reader->error = "truncated column definition";
+			return false;
+		}
+		if (col->name_len == 0 || col->type_len == 0 ||
+			(col->flags & ~RKM_COL_KEY) != 0)
+		{
+			reader->error = "invalid column definition";
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Append an insert into relation: the new tuple.
+ */
+void
+rkm_write_insert(StringInfo out, uint16 relation, uint16 new_natts,
+				 const RkmValue *new_values)
+{
+	int			start = begin_record(out, RKM_REC_INSERT, relation);
+
+	write_tuple(out, new_natts, new_values);
+	end_record(out, start);
+}
+
+/*
+ * Read the payload of an insert, after its relation number.
+ */
+static bool
+rkm_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+{
+	return read_new_tuple(c, reader, rec);
+}
+
+/*
+ * Append an update of relation: the old kind (RKM_OLD_*), the old tuple
+ * unless the kind is RKM_OLD_NONE, and the new tuple.
+ */
+void
+rkm_write_update(StringInfo out, uint16 relation, char old_kind,
+				 uint16 old_natts, const RkmValue *old_values,
+				 uint16 new_natts, const RkmValue *new_values)
+{
+	int			start;
+
+	Assert(old_kind == RKM_OLD_NONE || old_kind == RKM_OLD_KEY ||
+		   old_kind == RKM_OLD_FULL);
+
+	start = begin_record(out, RKM_REC_UPDATE, relation);
+	write_old_tuple(out, old_kind, old_natts, old_values);
+	write_tuple(out, new_natts, new_values);
+	end_record(out, start);
+}
+
+/*
+ * Read the payload of an update, after its relation number.
+ */
+static bool
+rkm_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+{
+	return read_old_tuple(c, reader, rec) &&
+		read_new_tuple(c, reader, rec);
+}
+
+/*
+ * Append a delete from relation: the old kind (RKM_OLD_KEY or
+ * RKM_OLD_FULL) and the old tuple.
+ */
+void
+rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
+				 uint16 old_natts, const RkmValue *old_values)
+{
+	int			start;
+
+	Assert(old_kind == RKM_OLD_KEY || old_kind == RKM_OLD_FULL);
+
+	start = begin_record(out, RKM_REC_DELETE, relation);
+	write_old_tuple(out, old_kind, old_natts, old_values);
+	end_record(out, start);
+}
+
+/*
+ * Read the payload of a delete, after its relation number.
+ */
+static bool
+rkm_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+{
+	return read_old_tuple(c, reader, rec);
+}
+
+
+/* ----------------------------------------------------------------
+ * Helpers
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Name of a record type, or NULL if type is not one.
+ */
+const char *
+rkm_type_name(uint8 type)
+{
+	switch (type)
+	{
+		case RKM_TXN:
+			return "TXN";
+		case RKM_NEW_GEN:
+			return "NEW_GEN";
+		case RKM_END_GEN:
+			return "END_GEN";
+		case RKM_HEARTBEAT:
+			return "HEARTBEAT";
+	}
+	return NULL;
+}
+
+/*
+ * Is c a character of node names (ASCII letters, digits, "_", "." and
+ * "-")?  An origin name is a node name; Kafka's topic names use the same.
+ */
+bool
+rkm_is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+/*
+ * Does the record show that a node other than node writes the partition
+ * that node is primary of in generation?  A record of a newer generation
+ * does, and so does one of that generation from another node, except
+ * another node's NEW_GEN: it lost its election to node's.
+ */
+bool
+rkm_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
+{
+	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
+
+	if (gen > generation)
+		return true;
+	return gen == generation && hdr->type != RKM_NEW_GEN &&
+		strcmp(hdr->origin, node) != 0;
+}
+
+/*
+ * Describe the record at offset in buf, for error messages.
+ */
+void
+rkm_describe_record(char *buf, size_t size, int64 offset, const RkmHeader *hdr)
+{
+	snprintf(buf, size, "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
+			 (long long) offset, rkm_type_name(hdr->type),
+			 RKM_SCN_GENERATION(hdr->scn), hdr->origin);
 }

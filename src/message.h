@@ -27,31 +27,30 @@
 
 /*
  * Every record starts with a fixed header of RKM_HEADER_SIZE bytes, then the
- * origin node's name, then the body.  Integers are big-endian.
- *
- *	offset	size	field
- *	 0		2		magic "RK"
- *	 2		1		format version (RKM_VERSION)
- *	 3		1		type (RkmType)
- *	 4		1		flags (RKM_FLAG_*)
- *	 5		1		length n of the origin node name, 1..63
- *	 6		2		reserved, zero
- *	 8		4		partition
- *	12		4		chunk index within the transaction, from 0
- *	16		8		SCN: generation << 32 | sequence
- *	24		8		source commit LSN
- *	32		8		source commit time, microseconds since 1970-01-01 UTC
- *	40		4		source transaction id
- *	44		4		body length in bytes
- *	48		n		origin node name (not NUL-terminated; ASCII letters,
- *					digits, "_", "." and "-")
- *	48+n	...		body
+ * origin node's name (as many bytes as the byte at RKM_OFF_ORIGIN_LEN says,
+ * 1 to RKM_MAX_ORIGIN, not NUL-terminated; ASCII letters, digits, "_", "."
+ * and "-"), then the body.  Integers are big-endian.  The header's fields,
+ * by offset, with their size in bytes:
  */
+#define RKM_OFF_MAGIC		0	/* 2: "RK" */
+#define RKM_OFF_VERSION		2	/* 1: format version (RKM_VERSION) */
+#define RKM_OFF_TYPE		3	/* 1: type (RkmType) */
+#define RKM_OFF_FLAGS		4	/* 1: flags (RKM_FLAG_*) */
+#define RKM_OFF_ORIGIN_LEN	5	/* 1: length of the origin name */
+#define RKM_OFF_RESERVED	6	/* 2: reserved, zero */
+#define RKM_OFF_PARTITION	8	/* 4: partition */
+#define RKM_OFF_CHUNK		12	/* 4: chunk index in the transaction, from 0 */
+#define RKM_OFF_SCN			16	/* 8: SCN: generation << 32 | sequence */
+#define RKM_OFF_COMMIT_LSN	24	/* 8: source commit LSN */
+#define RKM_OFF_COMMIT_TIME	32	/* 8: source commit time, microseconds
+								 * since 1970-01-01 UTC */
+#define RKM_OFF_XID			40	/* 4: source transaction id */
+#define RKM_OFF_BODY_LEN	44	/* 4: body length in bytes */
+#define RKM_HEADER_SIZE		48	/* the origin name starts here */
+
 #define RKM_MAGIC_0			'R'
 #define RKM_MAGIC_1			'K'
 #define RKM_VERSION			1
-#define RKM_HEADER_SIZE		48
-#define RKM_SCN_OFFSET		16
 #define RKM_MAX_ORIGIN		63
 
 /*
@@ -114,7 +113,10 @@ typedef struct RkmHeader
  * positions: the bodies of chunks 0..last, concatenated, form the stream.
  * Each body record is
  *
- *	kind (1 byte) | payload length (4 bytes) | payload
+ *	kind (1 byte, at RKM_REC_OFF_KIND) |
+ *	payload length (4 bytes, at RKM_REC_OFF_LENGTH) | payload
+ *
+ * and every payload starts with the relation number (2 bytes).
  *
  * RKM_REC_RELATION defines a relation for the rest of the transaction:
  *	relation number (2) | schema (str) | table (str) | natts (2) |
@@ -143,6 +145,8 @@ typedef struct RkmHeader
 #define RKM_REC_UPDATE		'U'
 #define RKM_REC_DELETE		'D'
 
+#define RKM_REC_OFF_KIND	0
+#define RKM_REC_OFF_LENGTH	1
 #define RKM_REC_HEADER_SIZE	5
 
 #define RKM_COL_KEY			0x01
@@ -175,7 +179,7 @@ typedef struct RkmValue
 {
 	char		kind;
 	uint32		len;
-	const char *data;			/* points into the decoded buffer */
+	const char *data;			/* when decoded, points into the buffer */
 } RkmValue;
 
 /*
@@ -230,27 +234,41 @@ typedef struct RkmReader
 	int			new_cap;
 } RkmReader;
 
-/* Encoding. */
+/*
+ * Writers and readers.  Each kind of record has a writer, rkm_write_X,
+ * which appends it to a StringInfo, and a reader in message.c that mirrors
+ * it: rkm_read_header() reads headers, and so control records, whole;
+ * rkm_next_record() reads body records one at a time with the reader of
+ * their kind.
+ */
 extern void rkm_write_header(StringInfo out, const RkmHeader *hdr);
-extern void rkm_set_scn(char *record, uint64 scn);
-extern void rkm_set_body_length(char *record, uint32 body_len);
-extern int	rkm_begin_record(StringInfo body, char kind);
-extern void rkm_end_record(StringInfo body, int start);
-extern void rkm_write_u8(StringInfo buf, uint8 v);
-extern void rkm_write_u16(StringInfo buf, uint16 v);
-extern void rkm_write_u32(StringInfo buf, uint32 v);
-extern void rkm_write_str(StringInfo buf, const char *s, int len);
-extern void rkm_write_value(StringInfo buf, char kind, const char *data,
-							uint32 len);
-
-/* Decoding. */
 extern bool rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 							const char **error);
+extern void rkm_write_control(StringInfo out, RkmType type, uint32 partition,
+							  uint64 scn, uint64 commit_lsn,
+							  int64 commit_time, const char *origin);
+extern void rkm_set_scn(char *record, uint64 scn);
+extern void rkm_set_body_length(char *record, uint32 body_len);
+
+extern void rkm_write_relation(StringInfo out, uint16 relation,
+							   const char *schema, int schema_len,
+							   const char *table, int table_len,
+							   uint16 natts, const RkmColumn *columns);
+extern void rkm_write_insert(StringInfo out, uint16 relation,
+							 uint16 new_natts, const RkmValue *new_values);
+extern void rkm_write_update(StringInfo out, uint16 relation, char old_kind,
+							 uint16 old_natts, const RkmValue *old_values,
+							 uint16 new_natts, const RkmValue *new_values);
+extern void rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
+							 uint16 old_natts, const RkmValue *old_values);
+
 extern void rkm_reader_init(RkmReader *reader, const char *data, size_t len);
 extern void rkm_reader_reset(RkmReader *reader, const char *data, size_t len);
 extern uint64 rkm_record_size(const char *data);
 extern void rkm_reader_free(RkmReader *reader);
 extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
+
+/* Helpers. */
 extern const char *rkm_type_name(uint8 type);
 extern bool rkm_is_name_char(char c);
 extern bool rkm_foreign_record(const RkmHeader *hdr, uint32 generation,

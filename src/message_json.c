@@ -12,9 +12,13 @@
  *
  * Values travel in their type's text representation.  The type name in
  * the relation record decides how a value appears in JSON: numbers for
- * the numeric types (when the text is a JSON number that jsonb can hold),
- * true and false for boolean, the embedded document for json and jsonb,
- * strings for everything else.  doc/protocol.md describes the result.
+ * the numeric types (when the text is a JSON number), true and false for
+ * boolean, the embedded document for json and jsonb, strings for
+ * everything else.  doc/protocol.md describes the result.  A JSON number,
+ * a value or one inside an embedded document, becomes a numeric through
+ * numeric's input function, as in a cast to jsonb: PostgreSQL decides what
+ * a numeric can hold, and a number beyond that fails with its own error,
+ * in the context of the column.
  *
  * Any malformed input raises "invalid replkafka record" with a detail that
  * says what is wrong; nothing in the record is trusted.
@@ -42,21 +46,11 @@
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
 #include "message.h"
-
-/*
- * The largest numeric value: numeric.c keeps the weight (in base-10000
- * digits) in 16 bits and the display scale in 14; neither limit is
- * exported.  A JSON number beyond them stays a string.
- */
-#define DECODE_NUMERIC_MAX_DWEIGHT	(((int64) PG_INT16_MAX + 1) * 4 - 1)
-#define DECODE_NUMERIC_MAX_DSCALE	0x3FFF
-
-/* numeric_in() rejects exponents beyond this. */
-#define DECODE_NUMERIC_MAX_EXPONENT	(PG_INT32_MAX / 2 - 1)
 
 /* Relation numbers are 16 bits: a two-level table of 256 x 256 slots. */
 #define DECODE_REL_FANOUT			256
@@ -101,6 +95,10 @@ typedef struct DecodeState
 	DecodeRelation **relations[DECODE_REL_FANOUT];
 	int			recno;			/* body record being decoded, from 1 */
 	size_t		offset;			/* its offset in the body */
+	FmgrInfo	numeric_input;	/* numeric's input function */
+	Oid			numeric_ioparam;
+	DecodeRelation *rel;		/* the value being converted: its relation */
+	DecodeColumn *col;			/* and column */
 } DecodeState;
 
 PG_FUNCTION_INFO_V1(replkafka_decode);
@@ -119,10 +117,12 @@ static void decode_change(DecodeState *st, const RkmRecord *rec);
 static void decode_tuple(DecodeState *st, DecodeRelation *rel,
 						 const char *key, DecodeTupleRole role, uint16 natts,
 						 const RkmValue *values);
-static void push_value(JsonbParseState **pstate, DecodeRelation *rel,
+static void push_value(DecodeState *st, DecodeRelation *rel,
 					   DecodeColumn *col, const RkmValue *value);
-static void push_embedded_json(JsonbParseState **pstate, DecodeRelation *rel,
-							   DecodeColumn *col, const char *data, int len);
+static void push_embedded_json(DecodeState *st, const char *data, int len);
+static Numeric json_number_to_numeric(DecodeState *st, const char *s,
+									  int len);
+static void value_error_callback(void *arg);
 static void embed_object_start(void *state);
 static void embed_object_end(void *state);
 static void embed_array_start(void *state);
@@ -133,9 +133,6 @@ static DecodeTypeClass classify_type(const char *type, int len);
 static bool name_equals(const char *s, int len, const char *name);
 static int	column_name_cmp(const void *a, const void *b);
 static bool text_is_valid(const char *s, size_t len);
-static bool is_digit(char c);
-static bool number_fits_numeric(const char *s, int len);
-static Numeric text_to_numeric(const char *s, int len);
 static Numeric uint64_to_numeric(uint64 v);
 static void push_key(JsonbParseState **pstate, const char *key, int len);
 static void push_string(JsonbParseState **pstate, JsonbIteratorToken tok,
@@ -350,12 +347,14 @@ report_malformed(const char *decoder_message)
 static void
 check_version(const char *data, size_t len)
 {
-	if (len >= 3 && data[0] == RKM_MAGIC_0 && data[1] == RKM_MAGIC_1 &&
-		(uint8) data[2] != RKM_VERSION)
+	if (len > RKM_OFF_VERSION &&
+		data[RKM_OFF_MAGIC] == RKM_MAGIC_0 &&
+		data[RKM_OFF_MAGIC + 1] == RKM_MAGIC_1 &&
+		(uint8) data[RKM_OFF_VERSION] != RKM_VERSION)
 		ereport(ERROR,
 				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				errmsg("unsupported replkafka record format version %u",
-					   (unsigned int) (uint8) data[2]),
+					   (unsigned int) (uint8) data[RKM_OFF_VERSION]),
 				errdetail("This server supports format version %d only.",
 						  RKM_VERSION));
 }
@@ -435,11 +434,15 @@ decode_body(DecodeState *st, const char *body, size_t len)
 	RkmRecord	rec;
 	RkmReadResult res;
 	ErrorContextCallback errcallback;
+	Oid			typinput;
 
 	errcallback.callback = body_error_callback;
 	errcallback.arg = st;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
+
+	getTypeInputInfo(NUMERICOID, &typinput, &st->numeric_ioparam);
+	fmgr_info(typinput, &st->numeric_input);
 
 	pushJsonbValue(&st->pstate, WJB_BEGIN_ARRAY, NULL);
 	rkm_reader_init(&reader, body, len);
@@ -663,7 +666,7 @@ decode_tuple(DecodeState *st, DecodeRelation *rel, const char *key,
 			continue;
 		}
 		push_key(&st->pstate, col->name, col->name_len);
-		push_value(&st->pstate, rel, col, value);
+		push_value(st, rel, col, value);
 	}
 	pushJsonbValue(&st->pstate, WJB_END_OBJECT, NULL);
 
@@ -693,12 +696,12 @@ decode_tuple(DecodeState *st, DecodeRelation *rel, const char *key,
  * pushed, converted according to the column's type.
  */
 static void
-push_value(JsonbParseState **pstate, DecodeRelation *rel, DecodeColumn *col,
+push_value(DecodeState *st, DecodeRelation *rel, DecodeColumn *col,
 		   const RkmValue *value)
 {
 	if (value->kind == RKM_VAL_NULL)
 	{
-		push_null(pstate, WJB_VALUE);
+		push_null(&st->pstate, WJB_VALUE);
 		return;
 	}
 	Assert(value->kind == RKM_VAL_TEXT);
@@ -711,14 +714,16 @@ push_value(JsonbParseState **pstate, DecodeRelation *rel, DecodeColumn *col,
 						  col->name_len, col->name, rel->qualname,
 						  GetDatabaseEncodingName()));
 
+	st->rel = rel;
+	st->col = col;
 	switch (col->tclass)
 	{
 		case DECODE_TYPE_NUMBER:
-			if (IsValidJsonNumber(value->data, (int) value->len) &&
-				number_fits_numeric(value->data, (int) value->len))
+			if (IsValidJsonNumber(value->data, (int) value->len))
 			{
-				push_numeric(pstate, WJB_VALUE,
-							 text_to_numeric(value->data, (int) value->len));
+				push_numeric(&st->pstate, WJB_VALUE,
+							 json_number_to_numeric(st, value->data,
+													(int) value->len));
 				return;
 			}
 			break;
@@ -726,35 +731,33 @@ push_value(JsonbParseState **pstate, DecodeRelation *rel, DecodeColumn *col,
 			if (value->len == 1 && (value->data[0] == 't' ||
 									value->data[0] == 'f'))
 			{
-				push_bool(pstate, WJB_VALUE, value->data[0] == 't');
+				push_bool(&st->pstate, WJB_VALUE, value->data[0] == 't');
 				return;
 			}
 			break;
 		case DECODE_TYPE_JSON:
-			push_embedded_json(pstate, rel, col, value->data,
-							   (int) value->len);
+			push_embedded_json(st, value->data, (int) value->len);
 			return;
 		case DECODE_TYPE_STRING:
 			break;
 	}
-	push_string(pstate, WJB_VALUE, value->data, value->len);
+	push_string(&st->pstate, WJB_VALUE, value->data, value->len);
 }
 
 /*
- * Push the JSON document of a json or jsonb column as a value, parsed
- * straight into the parse state.  Its text has been checked to be valid in
- * the database encoding.
+ * Push the JSON document of the json or jsonb column being converted as a
+ * value, parsed straight into the parse state.  Its text has been checked
+ * to be valid in the database encoding.
  */
 static void
-push_embedded_json(JsonbParseState **pstate, DecodeRelation *rel,
-				   DecodeColumn *col, const char *data, int len)
+push_embedded_json(DecodeState *st, const char *data, int len)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem;
 	JsonParseErrorType result;
 
 	memset(&sem, 0, sizeof(sem));
-	sem.semstate = pstate;
+	sem.semstate = st;
 	sem.object_start = embed_object_start;
 	sem.object_end = embed_object_end;
 	sem.array_start = embed_array_start;
@@ -771,20 +774,57 @@ push_embedded_json(JsonbParseState **pstate, DecodeRelation *rel,
 				errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				errmsg("invalid replkafka record"),
 				errdetail("The value of column \"%.*s\" of relation %s is not valid JSON: %s",
-						  col->name_len, col->name, rel->qualname,
+						  st->col->name_len, st->col->name, st->rel->qualname,
 						  json_errdetail(result, lex)));
 }
 
 /*
+ * The numeric of the JSON number of len bytes at s: the value of the
+ * column being converted, or a number in its embedded JSON.  numeric's
+ * input function decides what a numeric can hold; a number beyond that
+ * fails with its error, in the context of the column.
+ */
+static Numeric
+json_number_to_numeric(DecodeState *st, const char *s, int len)
+{
+	ErrorContextCallback errcallback;
+	char	   *str = pnstrdup(s, len);
+	Datum		num;
+
+	errcallback.callback = value_error_callback;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	num = InputFunctionCall(&st->numeric_input, str, st->numeric_ioparam, -1);
+
+	error_context_stack = errcallback.previous;
+	pfree(str);
+	return DatumGetNumeric(num);
+}
+
+/*
+ * Error context: the column whose value was being converted.
+ */
+static void
+value_error_callback(void *arg)
+{
+	DecodeState *st = (DecodeState *) arg;
+
+	errcontext("value of column \"%.*s\" of relation %s",
+			   st->col->name_len, st->col->name, st->rel->qualname);
+}
+
+/*
  * Semantic actions of the embedded JSON parser: they push what they see.
- * The state is the JsonbParseState pointer the value goes to.
+ * The state is the DecodeState of the body.
  *
  * The start of an object.
  */
 static void
 embed_object_start(void *state)
 {
-	pushJsonbValue((JsonbParseState **) state, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&((DecodeState *) state)->pstate, WJB_BEGIN_OBJECT, NULL);
 }
 
 /*
@@ -793,7 +833,7 @@ embed_object_start(void *state)
 static void
 embed_object_end(void *state)
 {
-	pushJsonbValue((JsonbParseState **) state, WJB_END_OBJECT, NULL);
+	pushJsonbValue(&((DecodeState *) state)->pstate, WJB_END_OBJECT, NULL);
 }
 
 /*
@@ -802,7 +842,7 @@ embed_object_end(void *state)
 static void
 embed_array_start(void *state)
 {
-	pushJsonbValue((JsonbParseState **) state, WJB_BEGIN_ARRAY, NULL);
+	pushJsonbValue(&((DecodeState *) state)->pstate, WJB_BEGIN_ARRAY, NULL);
 }
 
 /*
@@ -811,7 +851,7 @@ embed_array_start(void *state)
 static void
 embed_array_end(void *state)
 {
-	pushJsonbValue((JsonbParseState **) state, WJB_END_ARRAY, NULL);
+	pushJsonbValue(&((DecodeState *) state)->pstate, WJB_END_ARRAY, NULL);
 }
 
 /*
@@ -820,17 +860,16 @@ embed_array_end(void *state)
 static void
 embed_object_field_start(void *state, char *fname, bool isnull)
 {
-	push_key((JsonbParseState **) state, fname, -1);
+	push_key(&((DecodeState *) state)->pstate, fname, -1);
 }
 
 /*
- * A scalar of embedded JSON.  Like the json-to-jsonb cast, but a number
- * that jsonb's numeric cannot hold stays a string instead of failing.
+ * A scalar of embedded JSON, converted as the json-to-jsonb cast does.
  */
 static void
 embed_scalar(void *state, char *token, JsonTokenType tokentype)
 {
-	JsonbParseState **pstate = (JsonbParseState **) state;
+	DecodeState *st = (DecodeState *) state;
 	JsonbValue	v;
 	size_t		len;
 
@@ -849,18 +888,8 @@ embed_scalar(void *state, char *token, JsonTokenType tokentype)
 			v.val.string.len = (int) len;
 			break;
 		case JSON_TOKEN_NUMBER:
-			len = strlen(token);
-			if (number_fits_numeric(token, (int) len))
-			{
-				v.type = jbvNumeric;
-				v.val.numeric = text_to_numeric(token, (int) len);
-			}
-			else
-			{
-				v.type = jbvString;
-				v.val.string.val = token;
-				v.val.string.len = (int) len;
-			}
+			v.type = jbvNumeric;
+			v.val.numeric = json_number_to_numeric(st, token, strlen(token));
 			break;
 		case JSON_TOKEN_TRUE:
 		case JSON_TOKEN_FALSE:
@@ -874,7 +903,7 @@ embed_scalar(void *state, char *token, JsonTokenType tokentype)
 			elog(ERROR, "unexpected json token type %d", (int) tokentype);
 			break;
 	}
-	push_in_container(pstate, &v);
+	push_in_container(&st->pstate, &v);
 }
 
 
@@ -941,114 +970,6 @@ text_is_valid(const char *s, size_t len)
 }
 
 /*
- * Whether c is an ASCII digit, whatever the locale.
- */
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/*
- * Whether numeric_in() accepts the JSON number of len bytes at s without
- * overflowing.  s must be a valid JSON number:
- * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
- *
- * A nonzero value fits when its first significant digit is within the
- * weight numeric can store and its digits after the decimal point within
- * the display scale; numeric_in() also rejects huge exponents outright.
- */
-static bool
-number_fits_numeric(const char *s, int len)
-{
-	const char *p = s;
-	const char *end = s + len;
-	int64		int_digits = 0; /* significant digits before the point */
-	int64		frac_digits = 0;	/* digits after the point */
-	int64		frac_zeros = 0; /* leading zeros after the point */
-	bool		nonzero = false;
-	int64		exponent = 0;
-	int64		dweight;
-
-	if (p < end && *p == '-')
-		p++;
-	if (p < end && *p == '0')
-		p++;
-	else
-	{
-		while (p < end && is_digit(*p))
-		{
-			int_digits++;
-			nonzero = true;
-			p++;
-		}
-	}
-	if (p < end && *p == '.')
-	{
-		p++;
-		while (p < end && is_digit(*p))
-		{
-			if (*p != '0')
-				nonzero = true;
-			else if (!nonzero)
-				frac_zeros++;
-			frac_digits++;
-			p++;
-		}
-	}
-	if (p < end && (*p == 'e' || *p == 'E'))
-	{
-		bool		negative = false;
-
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			negative = (*p++ == '-');
-		while (p < end && is_digit(*p))
-		{
-			/* saturate: anything this large is rejected below */
-			if (exponent <= PG_INT32_MAX)
-				exponent = exponent * 10 + (*p - '0');
-			p++;
-		}
-		if (exponent > DECODE_NUMERIC_MAX_EXPONENT)
-			return false;
-		if (negative)
-			exponent = -exponent;
-	}
-	Assert(p == end);
-
-	/* digits after the point, as numeric_in() computes the scale */
-	if (frac_digits - exponent > DECODE_NUMERIC_MAX_DSCALE)
-		return false;
-	if (!nonzero)
-		return true;
-
-	/* decimal position of the first significant digit */
-	if (int_digits > 0)
-		dweight = int_digits - 1 + exponent;
-	else
-		dweight = -(frac_zeros + 1) + exponent;
-	return dweight <= DECODE_NUMERIC_MAX_DWEIGHT;
-}
-
-/*
- * A numeric from the len bytes at s, which number_fits_numeric() accepted.
- */
-static Numeric
-text_to_numeric(const char *s, int len)
-{
-	char	   *str = pnstrdup(s, len);
-	Numeric		num;
-
-	num = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-											  CStringGetDatum(str),
-											  ObjectIdGetDatum(InvalidOid),
-											  Int32GetDatum(-1)));
-	pfree(str);
-	return num;
-}
-
-/*
  * A numeric from an unsigned 64-bit integer.
  */
 static Numeric
@@ -1059,7 +980,10 @@ uint64_to_numeric(uint64 v)
 	if (v <= (uint64) PG_INT64_MAX)
 		return int64_to_numeric((int64) v);
 	snprintf(buf, sizeof(buf), UINT64_FORMAT, v);
-	return text_to_numeric(buf, strlen(buf));
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in,
+											   CStringGetDatum(buf),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
 }
 
 /*

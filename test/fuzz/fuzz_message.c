@@ -9,12 +9,15 @@
  * decoder promises:
  *
  * - a header it accepts is consistent (type, flags, origin, lengths) and
- *	 is exactly what rkm_write_header() writes for the values it returned;
+ *	 is exactly what rkm_write_header() writes for the values it returned,
+ *	 and a control record what rkm_write_control() writes (but for the
+ *	 transaction id, which is zero when written and not checked when read);
  * - the reader's position only moves forward, never past the end, and
  *	 ends exactly at the end when the reader says so;
  * - every pointer it returns lies inside the input, with its length;
- * - every body record it accepts is exactly what the encoder writes for
- *	 the values it returned, byte for byte;
+ * - every body record it accepts is exactly what the writer of its kind
+ *	 (rkm_write_relation, _insert, _update, _delete) writes for the values
+ *	 it returned, byte for byte;
  * - an incomplete record really is one, and an error comes with a message.
  *
  * Built with -DFRONTEND against libpgcommon and libpgport by test/fuzz/run.
@@ -42,8 +45,7 @@ static void check_header(const char *data, size_t size, const RkmHeader *hdr);
 static void check_body(const char *body, size_t len);
 static void check_record(const RkmRecord *rec, const char *start,
 						 size_t len);
-static void encode_tuple(StringInfo buf, uint16 natts,
-						 const RkmValue *values);
+static void check_tuple(uint16 natts, const RkmValue *values);
 
 /*
  * Abort with a message if an invariant does not hold; libFuzzer reports
@@ -94,6 +96,18 @@ check_header(const char *data, size_t size, const RkmHeader *hdr)
 	check((size_t) buf.len == RKM_HEADER_SIZE + origin_len,
 		  "re-encoded header length");
 	check(memcmp(buf.data, data, buf.len) == 0, "re-encoded header bytes");
+
+	if (hdr->type != RKM_TXN)
+	{
+		resetStringInfo(&buf);
+		rkm_write_control(&buf, hdr->type, hdr->partition, hdr->scn,
+						  hdr->commit_lsn, hdr->commit_time, hdr->origin);
+		check((size_t) buf.len == size, "re-encoded control record length");
+		check(memcmp(buf.data, data, RKM_OFF_XID) == 0 &&
+			  memcmp(buf.data + RKM_OFF_XID + 4, data + RKM_OFF_XID + 4,
+					 buf.len - RKM_OFF_XID - 4) == 0,
+			  "re-encoded control record bytes");
+	}
 	pfree(buf.data);
 }
 
@@ -133,10 +147,11 @@ check_body(const char *body, size_t len)
 			check(avail > 0, "incomplete without bytes");
 			if (avail >= RKM_REC_HEADER_SIZE)
 			{
-				const unsigned char *p = (const unsigned char *) body + before;
-				uint32		payload = ((uint32) p[1] << 24) |
-				((uint32) p[2] << 16) | ((uint32) p[3] << 8) |
-				(uint32) p[4];
+				const unsigned char *p = (const unsigned char *) body +
+				before + RKM_REC_OFF_LENGTH;
+				uint32		payload = ((uint32) p[0] << 24) |
+				((uint32) p[1] << 16) | ((uint32) p[2] << 8) |
+				(uint32) p[3];
 
 				check(payload > avail - RKM_REC_HEADER_SIZE,
 					  "incomplete record that is whole");
@@ -155,19 +170,15 @@ check_body(const char *body, size_t len)
 
 /*
  * Check one body record that rkm_next_record() accepted from the len bytes
- * at start: everything it points to is inside the input, and encoding it
- * again gives the same bytes.
+ * at start: everything it points to is inside the input, and the writer of
+ * its kind gives the same bytes for it.
  */
 static void
 check_record(const RkmRecord *rec, const char *start, size_t len)
 {
 	StringInfoData buf;
-	int			rs;
 
 	initStringInfo(&buf);
-	rs = rkm_begin_record(&buf, rec->kind);
-	rkm_write_u16(&buf, rec->relation);
-
 	switch (rec->kind)
 	{
 		case RKM_REC_RELATION:
@@ -175,9 +186,6 @@ check_record(const RkmRecord *rec, const char *start, size_t len)
 			check(rec->schema_len > 0 && rec->table_len > 0, "empty name");
 			check_inside(rec->schema, rec->schema_len, "schema name");
 			check_inside(rec->table, rec->table_len, "table name");
-			rkm_write_str(&buf, rec->schema, rec->schema_len);
-			rkm_write_str(&buf, rec->table, rec->table_len);
-			rkm_write_u16(&buf, rec->natts);
 			for (int i = 0; i < rec->natts; i++)
 			{
 				const RkmColumn *col = &rec->columns[i];
@@ -187,33 +195,42 @@ check_record(const RkmRecord *rec, const char *start, size_t len)
 				check((col->flags & ~RKM_COL_KEY) == 0, "column flags");
 				check_inside(col->name, col->name_len, "column name");
 				check_inside(col->type, col->type_len, "column type");
-				rkm_write_str(&buf, col->name, col->name_len);
-				rkm_write_str(&buf, col->type, col->type_len);
-				rkm_write_u8(&buf, col->flags);
 			}
+			rkm_write_relation(&buf, rec->relation,
+							   rec->schema, rec->schema_len,
+							   rec->table, rec->table_len,
+							   rec->natts, rec->columns);
 			break;
 
 		case RKM_REC_INSERT:
-			encode_tuple(&buf, rec->new_natts, rec->new_values);
+			check_tuple(rec->new_natts, rec->new_values);
+			rkm_write_insert(&buf, rec->relation,
+							 rec->new_natts, rec->new_values);
 			break;
 
 		case RKM_REC_UPDATE:
+			check(rec->old_kind == RKM_OLD_NONE ||
+				  rec->old_kind == RKM_OLD_KEY ||
+				  rec->old_kind == RKM_OLD_FULL, "old tuple kind");
+			if (rec->old_kind != RKM_OLD_NONE)
+				check_tuple(rec->old_natts, rec->old_values);
+			check_tuple(rec->new_natts, rec->new_values);
+			rkm_write_update(&buf, rec->relation, rec->old_kind,
+							 rec->old_natts, rec->old_values,
+							 rec->new_natts, rec->new_values);
+			break;
+
 		case RKM_REC_DELETE:
 			check(rec->old_kind == RKM_OLD_KEY ||
-				  rec->old_kind == RKM_OLD_FULL ||
-				  (rec->old_kind == RKM_OLD_NONE &&
-				   rec->kind == RKM_REC_UPDATE), "old tuple kind");
-			rkm_write_u8(&buf, (uint8) rec->old_kind);
-			if (rec->old_kind != RKM_OLD_NONE)
-				encode_tuple(&buf, rec->old_natts, rec->old_values);
-			if (rec->kind == RKM_REC_UPDATE)
-				encode_tuple(&buf, rec->new_natts, rec->new_values);
+				  rec->old_kind == RKM_OLD_FULL, "old tuple kind");
+			check_tuple(rec->old_natts, rec->old_values);
+			rkm_write_delete(&buf, rec->relation, rec->old_kind,
+							 rec->old_natts, rec->old_values);
 			break;
 
 		default:
 			check(false, "body record kind");
 	}
-	rkm_end_record(&buf, rs);
 
 	check((size_t) buf.len == len, "re-encoded record length");
 	check(memcmp(buf.data, start, len) == 0, "re-encoded record bytes");
@@ -221,13 +238,12 @@ check_record(const RkmRecord *rec, const char *start, size_t len)
 }
 
 /*
- * Append a decoded tuple as the encoder writes it, checking its values.
+ * Check the values of a decoded tuple.
  */
 static void
-encode_tuple(StringInfo buf, uint16 natts, const RkmValue *values)
+check_tuple(uint16 natts, const RkmValue *values)
 {
 	check(natts <= RKM_MAX_ATTS, "too many values");
-	rkm_write_u16(buf, natts);
 	for (int i = 0; i < natts; i++)
 	{
 		const RkmValue *v = &values[i];
@@ -237,7 +253,6 @@ encode_tuple(StringInfo buf, uint16 natts, const RkmValue *values)
 		else
 			check(v->kind == RKM_VAL_NULL || v->kind == RKM_VAL_UNCHANGED ||
 				  v->kind == RKM_VAL_ABSENT, "value kind");
-		rkm_write_value(buf, v->kind, v->data, v->len);
 	}
 }
 

@@ -5,7 +5,7 @@
  *
  * Usage: make_seeds DIRECTORY
  *
- * The records are built with src/message.c's encoder, so the seeds follow
+ * The records are built with src/message.c's writers, so the seeds follow
  * the format as the code writes it: control records, a whole transaction
  * with every kind of change, old tuple and value, the pieces of a chunked
  * transaction, and bare body streams.  The output is the same on every
@@ -37,10 +37,19 @@ static void write_seed(const char *data, size_t len);
 static void write_record(uint8 type, bool last, uint32 chunk, uint64 scn,
 						 const char *origin, const char *body,
 						 uint32 body_len);
+static void write_control(uint8 type, uint32 partition, uint64 scn,
+						  const char *origin);
 static void add_relation(StringInfo body, uint16 relno, const char *schema,
 						 const char *table, int natts,
 						 const SeedColumn *columns);
-static void add_tuple(StringInfo body, int natts, const char *const *values);
+static RkmValue *seed_values(int natts, const char *const *values);
+static void add_insert(StringInfo body, uint16 relno, int natts,
+					   const char *const *values);
+static void add_update(StringInfo body, uint16 relno, char old_kind,
+					   int natts, const char *const *old_values,
+					   const char *const *new_values);
+static void add_delete(StringInfo body, uint16 relno, char old_kind,
+					   int natts, const char *const *old_values);
 static void add_text(StringInfo body, const char *text);
 
 /*
@@ -93,48 +102,116 @@ write_record(uint8 type, bool last, uint32 chunk, uint64 scn,
 }
 
 /*
+ * Write a control record as rkm_write_control() writes it.
+ */
+static void
+write_control(uint8 type, uint32 partition, uint64 scn, const char *origin)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	rkm_write_control(&buf, type, partition, scn, UINT64CONST(0x16B3748),
+					  INT64CONST(1767225600123456), origin);
+	write_seed(buf.data, buf.len);
+	pfree(buf.data);
+}
+
+/*
  * Append a relation record.
  */
 static void
 add_relation(StringInfo body, uint16 relno, const char *schema,
 			 const char *table, int natts, const SeedColumn *columns)
 {
-	int			start = rkm_begin_record(body, RKM_REC_RELATION);
+	RkmColumn  *cols = pg_malloc0(sizeof(RkmColumn) * Max(natts, 1));
 
-	rkm_write_u16(body, relno);
-	rkm_write_str(body, schema, strlen(schema));
-	rkm_write_str(body, table, strlen(table));
-	rkm_write_u16(body, (uint16) natts);
 	for (int i = 0; i < natts; i++)
 	{
-		rkm_write_str(body, columns[i].name, strlen(columns[i].name));
-		rkm_write_str(body, columns[i].type, strlen(columns[i].type));
-		rkm_write_u8(body, columns[i].flags);
+		cols[i].name = columns[i].name;
+		cols[i].name_len = strlen(columns[i].name);
+		cols[i].type = columns[i].type;
+		cols[i].type_len = strlen(columns[i].type);
+		cols[i].flags = columns[i].flags;
 	}
-	rkm_end_record(body, start);
+	rkm_write_relation(body, relno, schema, strlen(schema), table,
+					   strlen(table), (uint16) natts, cols);
+	pg_free(cols);
 }
 
 /*
- * Append a tuple.  A value is text, or "\n" for NULL, "\u" for an
- * unchanged TOASTed value and "\x" for an absent one.
+ * The values of a tuple.  A value is text, or "\n" for NULL, "\u" for an
+ * unchanged TOASTed value and "\x" for an absent one.  The caller frees
+ * the array.
  */
-static void
-add_tuple(StringInfo body, int natts, const char *const *values)
+static RkmValue *
+seed_values(int natts, const char *const *values)
 {
-	rkm_write_u16(body, (uint16) natts);
+	RkmValue   *vals = pg_malloc0(sizeof(RkmValue) * Max(natts, 1));
+
 	for (int i = 0; i < natts; i++)
 	{
 		const char *v = values[i];
 
 		if (strcmp(v, "\\n") == 0)
-			rkm_write_value(body, RKM_VAL_NULL, NULL, 0);
+			vals[i].kind = RKM_VAL_NULL;
 		else if (strcmp(v, "\\u") == 0)
-			rkm_write_value(body, RKM_VAL_UNCHANGED, NULL, 0);
+			vals[i].kind = RKM_VAL_UNCHANGED;
 		else if (strcmp(v, "\\x") == 0)
-			rkm_write_value(body, RKM_VAL_ABSENT, NULL, 0);
+			vals[i].kind = RKM_VAL_ABSENT;
 		else
-			rkm_write_value(body, RKM_VAL_TEXT, v, strlen(v));
+		{
+			vals[i].kind = RKM_VAL_TEXT;
+			vals[i].data = v;
+			vals[i].len = strlen(v);
+		}
 	}
+	return vals;
+}
+
+/*
+ * Append an insert record.
+ */
+static void
+add_insert(StringInfo body, uint16 relno, int natts,
+		   const char *const *values)
+{
+	RkmValue   *vals = seed_values(natts, values);
+
+	rkm_write_insert(body, relno, (uint16) natts, vals);
+	pg_free(vals);
+}
+
+/*
+ * Append an update record; old_values is not used for RKM_OLD_NONE.
+ */
+static void
+add_update(StringInfo body, uint16 relno, char old_kind, int natts,
+		   const char *const *old_values, const char *const *new_values)
+{
+	RkmValue   *old_vals = NULL;
+	RkmValue   *new_vals = seed_values(natts, new_values);
+
+	if (old_kind != RKM_OLD_NONE)
+		old_vals = seed_values(natts, old_values);
+	rkm_write_update(body, relno, old_kind,
+					 old_kind != RKM_OLD_NONE ? (uint16) natts : 0, old_vals,
+					 (uint16) natts, new_vals);
+	if (old_vals)
+		pg_free(old_vals);
+	pg_free(new_vals);
+}
+
+/*
+ * Append a delete record.
+ */
+static void
+add_delete(StringInfo body, uint16 relno, char old_kind, int natts,
+		   const char *const *old_values)
+{
+	RkmValue   *old_vals = seed_values(natts, old_values);
+
+	rkm_write_delete(body, relno, old_kind, (uint16) natts, old_vals);
+	pg_free(old_vals);
 }
 
 /*
@@ -171,7 +248,6 @@ main(int argc, char **argv)
 	static const char *const full[] = {"2", "Second", "text", "\\n"};
 	static const char *const acc[] = {"42", "ann"};
 	StringInfoData body;
-	int			start;
 	int			half;
 
 	if (argc != 2)
@@ -186,16 +262,18 @@ main(int argc, char **argv)
 	write_record(RKM_END_GEN, true, 0, RKM_SCN(3, 41), "node_a", "", 0);
 	write_record(RKM_HEARTBEAT, true, 0, RKM_SCN(3, 41), "node_a", "", 0);
 
+	/* control records as their writer writes them, with a long origin */
+	write_control(RKM_NEW_GEN, PG_UINT32_MAX, RKM_SCN(PG_UINT32_MAX, 0),
+				  "node-with-the-longest-name-a-record-can-carry.0123456789_abcdef");
+	write_control(RKM_HEARTBEAT, 0, RKM_SCN(1, 0), "n");
+
 	/* an empty transaction */
 	write_record(RKM_TXN, true, 0, RKM_SCN(2, 6), "node_a", "", 0);
 
 	/* one insert: the worked example of doc/protocol.md */
 	initStringInfo(&body);
 	add_relation(&body, 1, "public", "accounts", 2, accounts);
-	start = rkm_begin_record(&body, RKM_REC_INSERT);
-	rkm_write_u16(&body, 1);
-	add_tuple(&body, 2, acc);
-	rkm_end_record(&body, start);
+	add_insert(&body, 1, 2, acc);
 	write_record(RKM_TXN, true, 0, RKM_SCN(2, 7), "node_a", body.data,
 				 body.len);
 	write_seed(body.data, body.len);
@@ -211,42 +289,12 @@ main(int argc, char **argv)
 	add_relation(&body, 7, "public", "docs", 4, docs);
 	add_relation(&body, 65535, "My Schema", "Order", 2, accounts);
 
-	start = rkm_begin_record(&body, RKM_REC_INSERT);
-	rkm_write_u16(&body, 7);
-	add_tuple(&body, 4, ins);
-	rkm_end_record(&body, start);
-
-	start = rkm_begin_record(&body, RKM_REC_UPDATE);
-	rkm_write_u16(&body, 7);
-	rkm_write_u8(&body, RKM_OLD_NONE);
-	add_tuple(&body, 4, upd_new);
-	rkm_end_record(&body, start);
-
-	start = rkm_begin_record(&body, RKM_REC_UPDATE);
-	rkm_write_u16(&body, 7);
-	rkm_write_u8(&body, RKM_OLD_KEY);
-	add_tuple(&body, 4, key);
-	add_tuple(&body, 4, upd_new2);
-	rkm_end_record(&body, start);
-
-	start = rkm_begin_record(&body, RKM_REC_UPDATE);
-	rkm_write_u16(&body, 7);
-	rkm_write_u8(&body, RKM_OLD_FULL);
-	add_tuple(&body, 4, full);
-	add_tuple(&body, 4, ins);
-	rkm_end_record(&body, start);
-
-	start = rkm_begin_record(&body, RKM_REC_DELETE);
-	rkm_write_u16(&body, 7);
-	rkm_write_u8(&body, RKM_OLD_KEY);
-	add_tuple(&body, 4, key);
-	rkm_end_record(&body, start);
-
-	start = rkm_begin_record(&body, RKM_REC_DELETE);
-	rkm_write_u16(&body, 65535);
-	rkm_write_u8(&body, RKM_OLD_FULL);
-	add_tuple(&body, 2, acc);
-	rkm_end_record(&body, start);
+	add_insert(&body, 7, 4, ins);
+	add_update(&body, 7, RKM_OLD_NONE, 4, NULL, upd_new);
+	add_update(&body, 7, RKM_OLD_KEY, 4, key, upd_new2);
+	add_update(&body, 7, RKM_OLD_FULL, 4, full, ins);
+	add_delete(&body, 7, RKM_OLD_KEY, 4, key);
+	add_delete(&body, 65535, RKM_OLD_FULL, 2, acc);
 
 	write_record(RKM_TXN, true, 0, RKM_SCN(2, 8), "node_a", body.data,
 				 body.len);
@@ -255,10 +303,7 @@ main(int argc, char **argv)
 	/* a relation without columns and a tuple without values */
 	resetStringInfo(&body);
 	add_relation(&body, 0, "s", "t", 0, NULL);
-	start = rkm_begin_record(&body, RKM_REC_INSERT);
-	rkm_write_u16(&body, 0);
-	add_tuple(&body, 0, NULL);
-	rkm_end_record(&body, start);
+	add_insert(&body, 0, 0, NULL);
 	write_record(RKM_TXN, true, 0, RKM_SCN(2, 9), "n", body.data, body.len);
 
 	/* a few bytes that only look like the start of records */
