@@ -35,6 +35,8 @@ package ReplkafkaTest;
 use strict;
 use warnings;
 
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -70,9 +72,8 @@ replkafka.brokers = '@{[ $kafka->bootstrap ]}'
 replkafka.request_timeout = '30s'
 });
 	# Servers that restrict output plugins must allow the shipper's.
-	$node->append_conf('postgresql.conf',
-		"output_plugin_libraries = 'pgoutput, test_decoding, replkafka'")
-	  if plugin_libraries_restricted();
+	$node->append_conf('postgresql.conf', plugin_libraries_conf())
+	  if plugin_libraries_conf() ne '';
 	$node->append_conf('postgresql.conf', $params{conf}) if $params{conf};
 	return $node if defined $params{start} && !$params{start};
 
@@ -82,17 +83,25 @@ replkafka.request_timeout = '30s'
 	return $node;
 }
 
-# Does this server have output_plugin_libraries (recent minor releases)?
-my $plugin_libraries_restricted;
+# scripts/lib.sh, found relative to this file.
+my $lib_sh = abs_path(dirname(__FILE__) . '/../../scripts/lib.sh');
 
-sub plugin_libraries_restricted
+# The postgresql.conf line that allows replkafka's output plugin on a
+# server that restricts output plugins, or '': plugin_libraries_conf of
+# scripts/lib.sh, for the postgres on PATH.
+my $plugin_libraries_conf;
+
+sub plugin_libraries_conf
 {
-	if (!defined $plugin_libraries_restricted)
+	if (!defined $plugin_libraries_conf)
 	{
-		my $out = `postgres --describe-config 2>/dev/null`;
-		$plugin_libraries_restricted = $out =~ /^output_plugin_libraries\t/m ? 1 : 0;
+		my $err;
+		IPC::Run::run([ 'bash', '-c', '. "$1" && plugin_libraries_conf', 'bash', $lib_sh ],
+			'>', \$plugin_libraries_conf, '2>', \$err)
+		  or die "plugin_libraries_conf of $lib_sh failed:\n$err";
+		chomp $plugin_libraries_conf;
 	}
-	return $plugin_libraries_restricted;
+	return $plugin_libraries_conf;
 }
 
 =pod
