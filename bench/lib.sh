@@ -1,5 +1,6 @@
 # bench/lib.sh: functions shared by the benchmarks.  Source it after
 # scripts/lib.sh and after setting "state" (a scratch directory).
+# shellcheck disable=SC2154  # state, and pgbin set by postgres_install
 
 postgres_install
 kafka_harness="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/kafka/kafka-cluster"
