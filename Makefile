@@ -69,3 +69,14 @@ tapcheck: submake
 FUZZ_SECONDS ?= 60
 fuzzcheck:
 	$(srcdir)/test/fuzz/run $(FUZZ_SECONDS)
+
+# make pgindent: lay out the C files as PostgreSQL's pgindent does
+# (tools/pgindent: pg_bsd_indent with PostgreSQL's options and
+# typedefs.list).  make pgindent-check: change nothing; print the diff and
+# fail if a file would change.
+.PHONY: pgindent pgindent-check
+pgindent:
+	$(srcdir)/tools/pgindent
+
+pgindent-check:
+	$(srcdir)/tools/pgindent --check

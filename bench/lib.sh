@@ -1,7 +1,8 @@
 # bench/lib.sh: functions shared by the benchmarks.  Source it after
-# setting "state" (a scratch directory); defines functions only.
+# scripts/lib.sh and after setting "state" (a scratch directory).
+# shellcheck disable=SC2154  # state, and pgbin set by postgres_install
 
-pgbin=/usr/lib/postgresql/15/bin
+postgres_install
 kafka_harness="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/kafka/kafka-cluster"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -31,9 +32,7 @@ start_node() {
 		echo "shared_preload_libraries = 'replkafka'"
 		echo "replkafka.node_name = '$node'"
 		echo "replkafka.brokers = '$bootstrap'"
-		if "$pgbin/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
-			echo "output_plugin_libraries = 'pgoutput, test_decoding, replkafka'"
-		fi
+		plugin_libraries_conf "$pgbin"
 		for line in "$@"; do echo "$line"; done
 	} >>"$state/$node/postgresql.conf"
 	echo "$port" >"$state/$node.port"

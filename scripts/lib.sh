@@ -1,6 +1,29 @@
 # scripts/lib.sh: shell functions shared by test/run, demo/run, the
 # benchmarks and the Kafka harness.  Source it; it defines functions only.
 
+# postgres_install: choose the PostgreSQL installation to build against and
+# run: PG_CONFIG from the environment, or else PostgreSQL 15's pg_config.
+# Exports PG_CONFIG (for make and the scripts it runs) and sets pgbin to the
+# directory of its programs.  Every script finds PostgreSQL through it.
+postgres_install() {
+	export PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+	# shellcheck disable=SC2034  # for the caller
+	pgbin=$("$PG_CONFIG" --bindir)
+}
+
+# plugin_libraries_conf [BINDIR]: print the postgresql.conf line that lets
+# a server restricting output plugins (output_plugin_libraries, in recent
+# minor releases) load replkafka's, as the shipper does; print nothing for
+# a server without that setting.  The server is BINDIR's postgres, or the
+# one on PATH.
+plugin_libraries_conf() {
+	# not grep -q: postgres killed by SIGPIPE would fail the pipeline
+	if "${1:+$1/}postgres" --describe-config 2>/dev/null |
+		grep '^output_plugin_libraries' >/dev/null; then
+		echo "output_plugin_libraries = 'pgoutput, test_decoding, replkafka'"
+	fi
+}
+
 # free_ports COUNT: print COUNT distinct free TCP ports on 127.0.0.1.  All
 # sockets stay open until every port is chosen, so the ports are distinct.
 free_ports() {

@@ -9,6 +9,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
 use Test::More;
 
 my $rows = 150000;

@@ -14,6 +14,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Writer;
 use Test::More;
 
 my $kafka = ReplkafkaTest::Kafka->start();

@@ -13,6 +13,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Writer;
 use Test::More;
 use Time::HiRes;
 

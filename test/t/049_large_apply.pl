@@ -11,6 +11,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
 use Test::More;
 
 # 2100 rows of 1 MiB of text: 2.05 GiB in the log.

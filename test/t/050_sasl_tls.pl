@@ -12,6 +12,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
 use Test::More;
 
 my %users = map { $_ => "$_-" . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 16) }

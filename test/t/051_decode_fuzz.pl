@@ -14,6 +14,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
 use Test::More;
 
 my $cases = $ENV{REPLKAFKA_DECODE_FUZZ_CASES} // 50000;

@@ -13,7 +13,8 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
 use Test::More;
 
 my $readme = slurp_file("$ENV{TESTDIR}/README.md");

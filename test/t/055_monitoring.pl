@@ -17,6 +17,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
 use Test::More;
 
 my $venv = "$ENV{TESTDIR}/test/monitoring/cache/venv";

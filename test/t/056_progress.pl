@@ -12,6 +12,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
 use Test::More;
 
 my $kafka = ReplkafkaTest::Kafka->start();
