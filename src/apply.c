@@ -335,7 +335,7 @@ replkafka_apply_main(Datum main_arg)
 	ApplyContext = AllocSetContextCreate(TopMemoryContext, "replkafka apply",
 										 ALLOCSET_DEFAULT_SIZES);
 	ApplyMessageContext = AllocSetContextCreate(ApplyContext, "replkafka apply message",
-										   ALLOCSET_DEFAULT_SIZES);
+												ALLOCSET_DEFAULT_SIZES);
 
 	/* Role changes and the cluster's creation wake us. */
 	replkafka_shmem_set_apply_latch(worker_index, MyLatch);
@@ -441,7 +441,7 @@ apply_load_partition(int p)
 
 	apply_discard_collected(ap);
 	memset(ap, 0, sizeof(ApplyPartition));
-	rules_init(&ap->rules, p);
+	replkafka_rules_init(&ap->rules, p);
 	/* never applied: from offset 0, which Kafka must still hold */
 	ap->next_offset = 0;
 	ap->ckpt_offset = -1;
@@ -602,9 +602,10 @@ apply_handle_message(rd_kafka_message_t *msg)
 	/* fetched before this node became primary: its own records now */
 	if (replkafka_partition_state(p)->role == REPLKAFKA_ROLE_PRIMARY)
 		return;
+
 	/*
-	 * Publish the lag now and then before applying too: a record that
-	 * waits for a lock, or a long transaction, shows as lag meanwhile.
+	 * Publish the lag now and then before applying too: a record that waits
+	 * for a lock, or a long transaction, shows as lag meanwhile.
 	 */
 	if (TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
 								   APPLY_LAG_PUBLISH_MS))
@@ -627,14 +628,14 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	RulesResult res;
 	ApplyBody	body;
 
-	if (!rkm_read_header(data, len, &hdr, &err))
+	if (!replkafka_message_read_header(data, len, &hdr, &err))
 	{
 		apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION,
 							  "the record at Kafka offset %lld is malformed: %s",
 							  (long long) offset, err);
 		return;
 	}
-	rules_judge(&ap->rules, offset, &hdr, &res);
+	replkafka_rules_judge(&ap->rules, offset, &hdr, &res);
 
 	if (res.discard)
 	{
@@ -659,7 +660,7 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 
 	if (!apply_verdict(p, offset, &hdr, &res, &body))
 		return;					/* the partition stopped */
-	rules_accept(&ap->rules, &hdr, &res);
+	replkafka_rules_accept(&ap->rules, &hdr, &res);
 	if (res.collected)
 		apply_discard_collected(ap);
 }
@@ -706,11 +707,12 @@ apply_verdict(int p, int64 offset, const RkmHeader *hdr,
 					ereport(DEBUG1,
 							errmsg_internal("partition %d: NEW_GEN %u of node \"%s\" lost to generation %u",
 											p, gen, hdr->origin, prev_generation));
+
 				/*
 				 * Won: the records after our NEW_GEN are ours, and those
-				 * fetched already must not be applied.  If the promotion
-				 * does not get to change the role after all, the partition
-				 * is loaded again from its checkpoint.
+				 * fetched already must not be applied.  If the promotion does
+				 * not get to change the role after all, the partition is
+				 * loaded again from its checkpoint.
 				 */
 				if (replkafka_promotion_new_generation(p, offset, hdr,
 													   prev_generation,
@@ -999,7 +1001,7 @@ apply_body(const ApplyBody *body)
 					errmsg("could not seek in temporary file: %m"));
 	}
 	else
-		rkm_reader_init(&br.reader, body->data, body->len);
+		replkafka_message_reader_init(&br.reader, body->data, body->len);
 	nrelations = 0;
 	relations = palloc0(sizeof(ApplyRelation *) * 16);
 	while ((res = apply_next_record(&br, &rec)) == RKM_READ_OK)
@@ -1054,7 +1056,7 @@ apply_next_record(ApplyBodyReader *br, RkmRecord *rec)
 	RkmReadResult res;
 
 	if (file == NULL)
-		return rkm_next_record(&br->reader, rec);
+		return replkafka_message_next_record(&br->reader, rec);
 
 	remaining = br->body->len - br->pos;
 	if (remaining == 0)
@@ -1064,7 +1066,7 @@ apply_next_record(ApplyBodyReader *br, RkmRecord *rec)
 	resetStringInfo(&br->record);
 	enlargeStringInfo(&br->record, RKM_REC_HEADER_SIZE);
 	apply_read_file(file, br->record.data, RKM_REC_HEADER_SIZE);
-	size = rkm_record_size(br->record.data);
+	size = replkafka_message_record_size(br->record.data);
 	if (size > remaining)
 		return RKM_READ_INCOMPLETE;
 	if (size >= MaxAllocSize)
@@ -1078,8 +1080,8 @@ apply_next_record(ApplyBodyReader *br, RkmRecord *rec)
 	br->record.len = (int) size;
 	br->pos += size;
 
-	rkm_reader_reset(&br->reader, br->record.data, br->record.len);
-	res = rkm_next_record(&br->reader, rec);
+	replkafka_message_reader_reset(&br->reader, br->record.data, br->record.len);
+	res = replkafka_message_next_record(&br->reader, rec);
 	Assert(res != RKM_READ_END && res != RKM_READ_INCOMPLETE);
 	return res;
 }
@@ -1353,8 +1355,8 @@ apply_open_relation(const RkmRecord *rec)
 
 	/*
 	 * Everything the relation needs lives in a context of its own, deleted
-	 * when it is closed: a transaction redefining a relation again and
-	 * again does not grow the worker's memory.
+	 * when it is closed: a transaction redefining a relation again and again
+	 * does not grow the worker's memory.
 	 */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "replkafka apply relation",
 								ALLOCSET_DEFAULT_SIZES);
@@ -1371,9 +1373,9 @@ apply_open_relation(const RkmRecord *rec)
 
 	/*
 	 * One executor state per table: a writer defines a table once per
-	 * transaction (again, under the same number, if its definition
-	 * changes), so that the relations open are bounded by the tables
-	 * replicated here, whatever the record says.
+	 * transaction (again, under the same number, if its definition changes),
+	 * so that the relations open are bounded by the tables replicated here,
+	 * whatever the record says.
 	 */
 	for (int i = 0; i < nrelations; i++)
 		if (relations[i] && RelationGetRelid(relations[i]->rel) == relid)
@@ -1389,9 +1391,8 @@ apply_open_relation(const RkmRecord *rec)
 
 	/*
 	 * An executor state, as for a plain INSERT, UPDATE or DELETE, set up as
-	 * the table's owner: opening the indexes evaluates the constant parts
-	 * of their expressions and predicates, which call the owner's
-	 * functions.
+	 * the table's owner: opening the indexes evaluates the constant parts of
+	 * their expressions and predicates, which call the owner's functions.
 	 */
 	apply_become_owner(ar, &uc);
 	ar->estate = CreateExecutorState();
@@ -1676,13 +1677,14 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			ExecSimpleRelationDelete(ar->rri, ar->estate, &ar->epq, ar->localslot);
 			break;
 	}
+
 	/*
-	 * A deferred trigger the change queued (with session_replication_role
-	 * = replica, only one enabled ALWAYS or REPLICA: deferrable ones are
+	 * A deferred trigger the change queued (with session_replication_role =
+	 * replica, only one enabled ALWAYS or REPLICA: deferrable ones are
 	 * refused on replicated tables, but the owner's code may write other
 	 * tables) would fire at commit, as the worker.  PostgreSQL refuses to
-	 * defer one within a security-restricted operation, here, so the
-	 * change fails instead; only a superuser owner's may be deferred.
+	 * defer one within a security-restricted operation, here, so the change
+	 * fails instead; only a superuser owner's may be deferred.
 	 */
 	AfterTriggerEndQuery(ar->estate);
 	PopActiveSnapshot();
@@ -1952,11 +1954,10 @@ static void
 apply_release_partition(int p)
 {
 	/*
-	 * The consumer's assignment changes with the role, at commit: changing
-	 * it twice in a row can trip an assertion of librdkafka 2.0 (a second
-	 * stop of a partition whose first stop is pending).
+	 * The consumer's assignment changes with the role, at commit: changing it
+	 * twice in a row can trip an assertion of librdkafka 2.0 (a second stop
+	 * of a partition whose first stop is pending).
 	 */
 	parts[p].assigned = false;
 	apply_discard_collected(&parts[p]);
 }
-

@@ -495,7 +495,7 @@ catalog_scan_tables(Oid relid)
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, Anum_tables_key_attnums,
-									RelationGetDescr(rel), &isnull);
+									 RelationGetDescr(rel), &isnull);
 		ArrayType  *arr = DatumGetArrayTypeP(d);
 		int16	   *values = (int16 *) ARR_DATA_PTR(arr);
 		ReplkafkaTableRow *row = palloc(sizeof(ReplkafkaTableRow));

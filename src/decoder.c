@@ -368,13 +368,14 @@ decoder_relation(DecoderData *data, Relation rel)
 	}
 	drel->natts = n;
 	MemoryContextSwitchTo(oldcxt);
+
 	/*
 	 * A transaction defines the table again only if the columns sent (their
 	 * number or types) changed: names may not, since a replica looks the
 	 * table and its columns up by name and cannot have both the old and the
 	 * new name (a rename goes in a transaction of its own), and an
-	 * invalidation that changed nothing (ANALYZE, GRANT, a cache reset)
-	 * needs no new definition.
+	 * invalidation that changed nothing (ANALYZE, GRANT, a cache reset) needs
+	 * no new definition.
 	 */
 	if (!found)
 		drel->version = 0;
@@ -464,10 +465,10 @@ decoder_relation_number(DecoderData *data, PartitionStream *stream,
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	rkm_write_relation(&stream->body, number,
-					   drel->schema, strlen(drel->schema),
-					   drel->table, strlen(drel->table),
-					   (uint16) drel->natts, drel->columns);
+	replkafka_message_write_relation(&stream->body, number,
+									 drel->schema, strlen(drel->schema),
+									 drel->table, strlen(drel->table),
+									 (uint16) drel->natts, drel->columns);
 	return number;
 }
 
@@ -514,8 +515,10 @@ decoder_tuple_values(DecoderRelation *drel, TupleDesc desc, HeapTuple tuple,
 			value = PointerGetDatum(PG_DETOAST_DATUM(value));
 		}
 		text = OutputFunctionCall(&drel->outfuncs[i], value);
+
 		v->kind = RKM_VAL_TEXT;
 		v->data = text;
+
 		v->len = strlen(text);
 	}
 	return values;
@@ -622,17 +625,17 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	switch (kind)
 	{
 		case RKM_REC_INSERT:
-			rkm_write_insert(&stream->body, relnum, (uint16) drel->natts,
-							 new_values);
+			replkafka_message_write_insert(&stream->body, relnum, (uint16) drel->natts,
+										   new_values);
 			break;
 		case RKM_REC_UPDATE:
-			rkm_write_update(&stream->body, relnum, old_kind,
-							 (uint16) drel->natts, old_values,
-							 (uint16) drel->natts, new_values);
+			replkafka_message_write_update(&stream->body, relnum, old_kind,
+										   (uint16) drel->natts, old_values,
+										   (uint16) drel->natts, new_values);
 			break;
 		case RKM_REC_DELETE:
-			rkm_write_delete(&stream->body, relnum, old_kind,
-							 (uint16) drel->natts, old_values);
+			replkafka_message_write_delete(&stream->body, relnum, old_kind,
+										   (uint16) drel->natts, old_values);
 			break;
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -715,7 +718,7 @@ decoder_emit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	strlcpy(hdr.origin, data->origin, sizeof(hdr.origin));
 
 	OutputPluginPrepareWrite(ctx, true);
-	rkm_write_header(ctx->out, &hdr);
+	replkafka_message_write_header(ctx->out, &hdr);
 	appendBinaryStringInfo(ctx->out, body, len);
 	OutputPluginWrite(ctx, true);
 }

@@ -140,9 +140,9 @@ replkafka_demote(int partition, int timeout_ms)
 	PG_END_TRY();
 
 	/*
-	 * The flag stays until the role change is published at commit, or
-	 * undone at abort; then, if the END_GEN may be in Kafka, the shipper
-	 * finishes the handover (shipper_finish_handover()).
+	 * The flag stays until the role change is published at commit, or undone
+	 * at abort; then, if the END_GEN may be in Kafka, the shipper finishes
+	 * the handover (shipper_finish_handover()).
 	 */
 }
 
@@ -334,8 +334,8 @@ demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
 		LogScan		between;
 
 		end_offset = replkafka_mastership_write_control(RKM_END_GEN, partition, topic,
-										  RKM_SCN(generation, end->seq), lsn,
-										  deadline);
+														RKM_SCN(generation, end->seq), lsn,
+														deadline);
 		replkafka_logscan_init(&between, generation, end->seq,
 							   InvalidXLogRecPtr, end->offset);
 		replkafka_logscan_read(&between, consumer, topic, partition, from,

@@ -188,11 +188,10 @@ fence_check_partition(Relation rel, int partition)
 	part = replkafka_partition_state(partition);
 
 	/*
-	 * The first row of a partition in the transaction counts the
-	 * transaction as a writer of the partition before looking at the
-	 * handover flag, and demote() sets the flag before counting writers
-	 * (both with full barriers), so demote() never misses a writer that
-	 * got in.
+	 * The first row of a partition in the transaction counts the transaction
+	 * as a writer of the partition before looking at the handover flag, and
+	 * demote() sets the flag before counting writers (both with full
+	 * barriers), so demote() never misses a writer that got in.
 	 */
 	if (xact_partition < 0)
 	{

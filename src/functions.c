@@ -311,8 +311,8 @@ replkafka_add_table(PG_FUNCTION_ARGS)
 
 	/*
 	 * Existing rows are this node's alone; say so.  Looked for with a plain
-	 * scan: planning a query would evaluate the constant parts of the
-	 * table's index expressions, the owner's functions, as the caller.
+	 * scan: planning a query would evaluate the constant parts of the table's
+	 * index expressions, the owner's functions, as the caller.
 	 */
 	if (table_has_rows(rel))
 		ereport(WARNING,
@@ -374,6 +374,7 @@ coerce_key_value(Datum value, Oid fromtype, Oid totype, int32 totypmod)
 		return value;
 	getTypeOutputInfo(fromtype, &outfunc, &isvarlena);
 	text = OidOutputFunctionCall(outfunc, value);
+
 	getTypeInputInfo(totype, &infunc, &ioparam);
 	return OidInputFunctionCall(infunc, text, ioparam, totypmod);
 }

@@ -331,10 +331,10 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			kafka_conf_set(conf, "message.timeout.ms", "0");
 
 			/*
-			 * A record that fails for good must not be followed by one
-			 * that succeeds: the log would have a hole no replica can get
-			 * past.  Such a failure is fatal instead, and the shipper
-			 * starts again from what Kafka holds.
+			 * A record that fails for good must not be followed by one that
+			 * succeeds: the log would have a hole no replica can get past.
+			 * Such a failure is fatal instead, and the shipper starts again
+			 * from what Kafka holds.
 			 */
 			kafka_conf_set(conf, "enable.gapless.guarantee", "true");
 			break;
@@ -805,9 +805,9 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 
 		/*
 		 * librdkafka retries a request for offsets to a leader it cannot
-		 * reach far past the timeout given.  After an error, ask the
-		 * metadata first (bounded), and retry here while it shows no
-		 * reachable cluster or a partition without a leader.
+		 * reach far past the timeout given.  After an error, ask the metadata
+		 * first (bounded), and retry here while it shows no reachable cluster
+		 * or a partition without a leader.
 		 */
 		if (kafka_errors != kafka_errors_answered &&
 			!replkafka_kafka_probe(rk, topic, Max(1, Min(remaining, 1000)),
@@ -1120,9 +1120,9 @@ replkafka_kafka_produce_sync(const char *topic, int partition,
 		const struct rd_kafka_metadata *md = NULL;
 
 		/*
-		 * Learn the partition's leader first: a record produced before
-		 * the client knows it waits for librdkafka's next topic scan, up
-		 * to a second later.
+		 * Learn the partition's leader first: a record produced before the
+		 * client knows it waits for librdkafka's next topic scan, up to a
+		 * second later.
 		 */
 		rkt = rd_kafka_topic_new(rk, topic, NULL);
 		if (rd_kafka_metadata(rk, 0, rkt, &md,

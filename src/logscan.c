@@ -88,7 +88,7 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 
-	if (rkm_foreign_record(hdr, scan->generation, replkafka_node_name))
+	if (replkafka_message_foreign_record(hdr, scan->generation, replkafka_node_name))
 	{
 		if (!scan->foreign)
 		{
@@ -96,8 +96,8 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 				logscan_history_ends(scan);
 			scan->foreign = true;
 			scan->foreign_offset = offset;
-			rkm_describe_record(scan->foreign_detail,
-								sizeof(scan->foreign_detail), offset, hdr);
+			replkafka_message_describe_record(scan->foreign_detail,
+											  sizeof(scan->foreign_detail), offset, hdr);
 		}
 		return;
 	}
@@ -160,7 +160,7 @@ logscan_callback(void *arg, int64 offset, const void *data, size_t len)
 	RkmHeader	hdr;
 	const char *err;
 
-	if (rkm_read_header(data, len, &hdr, &err))
+	if (replkafka_message_read_header(data, len, &hdr, &err))
 		replkafka_logscan_record(scan, offset, &hdr);
 	return true;
 }

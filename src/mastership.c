@@ -108,9 +108,9 @@ replkafka_mastership_write_control(RkmType type, int partition,
 	StringInfoData record;
 
 	initStringInfo(&record);
-	rkm_write_control(&record, type, partition, scn, lsn,
-					  GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET,
-					  replkafka_node_name);
+	replkafka_message_write_control(&record, type, partition, scn, lsn,
+									GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET,
+									replkafka_node_name);
 	return replkafka_kafka_produce_sync(topic, partition, record.data,
 										record.len, deadline);
 }

@@ -67,11 +67,11 @@ static bool read_new_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
 static void write_old_tuple(StringInfo out, char old_kind, uint16 old_natts,
 							const RkmValue *old_values);
 static bool read_old_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
-static bool rkm_read_relation(RkmCursor *c, RkmReader *reader,
-							  RkmRecord *rec);
-static bool rkm_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
-static bool rkm_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
-static bool rkm_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool message_read_relation(RkmCursor *c, RkmReader *reader,
+								  RkmRecord *rec);
+static bool message_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool message_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
+static bool message_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec);
 
 
 /* ----------------------------------------------------------------
@@ -224,10 +224,10 @@ reserve(void **array, int *cap, int need, size_t elem)
 /*
  * Append the header of a record: the fixed part and the origin name.  The
  * body length is hdr->body_len; writers that do not know it yet patch it
- * with rkm_set_body_length() once the body is written.
+ * with replkafka_message_set_body_length() once the body is written.
  */
 void
-rkm_write_header(StringInfo out, const RkmHeader *hdr)
+replkafka_message_write_header(StringInfo out, const RkmHeader *hdr)
 {
 	char		fixed[RKM_HEADER_SIZE];
 	size_t		origin_len = strlen(hdr->origin);
@@ -262,8 +262,8 @@ rkm_write_header(StringInfo out, const RkmHeader *hdr)
  * also the reader of control records, which are a header alone.
  */
 bool
-rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
-				const char **error)
+replkafka_message_read_header(const char *data, size_t len, RkmHeader *hdr,
+							  const char **error)
 {
 	const unsigned char *p = (const unsigned char *) data;
 	uint8		origin_len;
@@ -285,7 +285,7 @@ rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 		return false;
 	}
 	hdr->type = p[RKM_OFF_TYPE];
-	if (rkm_type_name(hdr->type) == NULL)
+	if (replkafka_message_type_name(hdr->type) == NULL)
 	{
 		*error = "invalid record type";
 		return false;
@@ -320,7 +320,7 @@ rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 	hdr->origin[origin_len] = '\0';
 	for (int i = 0; i < origin_len; i++)
 	{
-		if (!rkm_is_name_char(hdr->origin[i]))
+		if (!replkafka_message_is_name_char(hdr->origin[i]))
 		{
 			*error = "origin name has a character other than letters, digits, \"_\", \".\" and \"-\"";
 			return false;
@@ -347,12 +347,12 @@ rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
 /*
  * Append a control record (NEW_GEN, END_GEN or HEARTBEAT) of origin: a
  * header alone, of a single last chunk with no body and no transaction id.
- * rkm_read_header() reads it.
+ * replkafka_message_read_header() reads it.
  */
 void
-rkm_write_control(StringInfo out, RkmType type, uint32 partition,
-				  uint64 scn, uint64 commit_lsn, int64 commit_time,
-				  const char *origin)
+replkafka_message_write_control(StringInfo out, RkmType type, uint32 partition,
+								uint64 scn, uint64 commit_lsn, int64 commit_time,
+								const char *origin)
 {
 	RkmHeader	hdr;
 
@@ -368,14 +368,14 @@ rkm_write_control(StringInfo out, RkmType type, uint32 partition,
 	hdr.commit_lsn = commit_lsn;
 	hdr.commit_time = commit_time;
 	strlcpy(hdr.origin, origin, sizeof(hdr.origin));
-	rkm_write_header(out, &hdr);
+	replkafka_message_write_header(out, &hdr);
 }
 
 /*
  * Overwrite the SCN of an encoded record (the shipper stamps it).
  */
 void
-rkm_set_scn(char *record, uint64 scn)
+replkafka_message_set_scn(char *record, uint64 scn)
 {
 	put_u64(record + RKM_OFF_SCN, scn);
 }
@@ -384,7 +384,7 @@ rkm_set_scn(char *record, uint64 scn)
  * Overwrite the body length of an encoded record.
  */
 void
-rkm_set_body_length(char *record, uint32 body_len)
+replkafka_message_set_body_length(char *record, uint32 body_len)
 {
 	put_u32(record + RKM_OFF_BODY_LEN, body_len);
 }
@@ -395,7 +395,7 @@ rkm_set_body_length(char *record, uint32 body_len)
  *
  * Every body record is framed by its kind and payload length, and its
  * payload starts with the relation number: begin_record() and
- * end_record() write that part, rkm_next_record() reads it and hands the
+ * end_record() write that part, replkafka_message_next_record() reads it and hands the
  * rest to the reader of the kind.
  * ----------------------------------------------------------------
  */
@@ -429,7 +429,7 @@ end_record(StringInfo out, int start)
  * Start reading the body records in data[0..len).
  */
 void
-rkm_reader_init(RkmReader *reader, const char *data, size_t len)
+replkafka_message_reader_init(RkmReader *reader, const char *data, size_t len)
 {
 	memset(reader, 0, sizeof(RkmReader));
 	reader->data = data;
@@ -441,7 +441,7 @@ rkm_reader_init(RkmReader *reader, const char *data, size_t len)
  * read one at a time from elsewhere (a file).
  */
 void
-rkm_reader_reset(RkmReader *reader, const char *data, size_t len)
+replkafka_message_reader_reset(RkmReader *reader, const char *data, size_t len)
 {
 	reader->data = data;
 	reader->len = len;
@@ -454,7 +454,7 @@ rkm_reader_reset(RkmReader *reader, const char *data, size_t len)
  * data: header and payload.
  */
 uint64
-rkm_record_size(const char *data)
+replkafka_message_record_size(const char *data)
 {
 	return RKM_REC_HEADER_SIZE +
 		(uint64) get_u32((const unsigned char *) data + RKM_REC_OFF_LENGTH);
@@ -464,7 +464,7 @@ rkm_record_size(const char *data)
  * Release the arrays a reader allocated.
  */
 void
-rkm_reader_free(RkmReader *reader)
+replkafka_message_reader_free(RkmReader *reader)
 {
 	if (reader->columns)
 		rkm_free(reader->columns);
@@ -484,7 +484,7 @@ rkm_reader_free(RkmReader *reader)
  * read); the position is left at that record's start.
  */
 RkmReadResult
-rkm_next_record(RkmReader *reader, RkmRecord *rec)
+replkafka_message_next_record(RkmReader *reader, RkmRecord *rec)
 {
 	const unsigned char *start = (const unsigned char *) reader->data + reader->pos;
 	size_t		avail = reader->len - reader->pos;
@@ -520,16 +520,16 @@ rkm_next_record(RkmReader *reader, RkmRecord *rec)
 	switch (rec->kind)
 	{
 		case RKM_REC_RELATION:
-			ok = rkm_read_relation(&c, reader, rec);
+			ok = message_read_relation(&c, reader, rec);
 			break;
 		case RKM_REC_INSERT:
-			ok = rkm_read_insert(&c, reader, rec);
+			ok = message_read_insert(&c, reader, rec);
 			break;
 		case RKM_REC_UPDATE:
-			ok = rkm_read_update(&c, reader, rec);
+			ok = message_read_update(&c, reader, rec);
 			break;
 		case RKM_REC_DELETE:
-			ok = rkm_read_delete(&c, reader, rec);
+			ok = message_read_delete(&c, reader, rec);
 			break;
 	}
 	if (!ok)
@@ -682,10 +682,10 @@ read_old_tuple(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
  * columns (name, type as format_type prints it, RKM_COL_* flags).
  */
 void
-rkm_write_relation(StringInfo out, uint16 relation,
-				   const char *schema, int schema_len,
-				   const char *table, int table_len,
-				   uint16 natts, const RkmColumn *columns)
+replkafka_message_write_relation(StringInfo out, uint16 relation,
+								 const char *schema, int schema_len,
+								 const char *table, int table_len,
+								 uint16 natts, const RkmColumn *columns)
 {
 	int			start;
 
@@ -708,7 +708,7 @@ rkm_write_relation(StringInfo out, uint16 relation,
  * Read the payload of a relation definition, after its number.
  */
 static bool
-rkm_read_relation(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+message_read_relation(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 {
 	if (!cursor_str(c, &rec->schema, &rec->schema_len) ||
 		!cursor_str(c, &rec->table, &rec->table_len) ||
@@ -756,8 +756,8 @@ rkm_read_relation(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
  * Append an insert into relation: the new tuple.
  */
 void
-rkm_write_insert(StringInfo out, uint16 relation, uint16 new_natts,
-				 const RkmValue *new_values)
+replkafka_message_write_insert(StringInfo out, uint16 relation, uint16 new_natts,
+							   const RkmValue *new_values)
 {
 	int			start = begin_record(out, RKM_REC_INSERT, relation);
 
@@ -769,7 +769,7 @@ rkm_write_insert(StringInfo out, uint16 relation, uint16 new_natts,
  * Read the payload of an insert, after its relation number.
  */
 static bool
-rkm_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+message_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 {
 	return read_new_tuple(c, reader, rec);
 }
@@ -779,9 +779,9 @@ rkm_read_insert(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
  * unless the kind is RKM_OLD_NONE, and the new tuple.
  */
 void
-rkm_write_update(StringInfo out, uint16 relation, char old_kind,
-				 uint16 old_natts, const RkmValue *old_values,
-				 uint16 new_natts, const RkmValue *new_values)
+replkafka_message_write_update(StringInfo out, uint16 relation, char old_kind,
+							   uint16 old_natts, const RkmValue *old_values,
+							   uint16 new_natts, const RkmValue *new_values)
 {
 	int			start;
 
@@ -798,7 +798,7 @@ rkm_write_update(StringInfo out, uint16 relation, char old_kind,
  * Read the payload of an update, after its relation number.
  */
 static bool
-rkm_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+message_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 {
 	return read_old_tuple(c, reader, rec) &&
 		read_new_tuple(c, reader, rec);
@@ -809,8 +809,8 @@ rkm_read_update(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
  * RKM_OLD_FULL) and the old tuple.
  */
 void
-rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
-				 uint16 old_natts, const RkmValue *old_values)
+replkafka_message_write_delete(StringInfo out, uint16 relation, char old_kind,
+							   uint16 old_natts, const RkmValue *old_values)
 {
 	int			start;
 
@@ -825,7 +825,7 @@ rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
  * Read the payload of a delete, after its relation number.
  */
 static bool
-rkm_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
+message_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 {
 	return read_old_tuple(c, reader, rec);
 }
@@ -840,7 +840,7 @@ rkm_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
  * Name of a record type, or NULL if type is not one.
  */
 const char *
-rkm_type_name(uint8 type)
+replkafka_message_type_name(uint8 type)
 {
 	switch (type)
 	{
@@ -861,7 +861,7 @@ rkm_type_name(uint8 type)
  * "-")?  An origin name is a node name; Kafka's topic names use the same.
  */
 bool
-rkm_is_name_char(char c)
+replkafka_message_is_name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
@@ -874,7 +874,7 @@ rkm_is_name_char(char c)
  * another node's NEW_GEN: it lost its election to node's.
  */
 bool
-rkm_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
+replkafka_message_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
 {
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 
@@ -888,9 +888,9 @@ rkm_foreign_record(const RkmHeader *hdr, uint32 generation, const char *node)
  * Describe the record at offset in buf, for error messages.
  */
 void
-rkm_describe_record(char *buf, size_t size, int64 offset, const RkmHeader *hdr)
+replkafka_message_describe_record(char *buf, size_t size, int64 offset, const RkmHeader *hdr)
 {
 	snprintf(buf, size, "Kafka offset %lld holds a %s record of generation %u from node \"%s\"",
-			 (long long) offset, rkm_type_name(hdr->type),
+			 (long long) offset, replkafka_message_type_name(hdr->type),
 			 RKM_SCN_GENERATION(hdr->scn), hdr->origin);
 }

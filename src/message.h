@@ -42,8 +42,8 @@
 #define RKM_OFF_CHUNK		12	/* 4: chunk index in the transaction, from 0 */
 #define RKM_OFF_SCN			16	/* 8: SCN: generation << 32 | sequence */
 #define RKM_OFF_COMMIT_LSN	24	/* 8: source commit LSN */
-#define RKM_OFF_COMMIT_TIME	32	/* 8: source commit time, microseconds
-								 * since 1970-01-01 UTC */
+#define RKM_OFF_COMMIT_TIME	32	/* 8: source commit time, microseconds since
+								 * 1970-01-01 UTC */
 #define RKM_OFF_XID			40	/* 4: source transaction id */
 #define RKM_OFF_BODY_LEN	44	/* 4: body length in bytes */
 #define RKM_HEADER_SIZE		48	/* the origin name starts here */
@@ -156,8 +156,8 @@ typedef struct RkmHeader
 #define RKM_OLD_FULL		'O'
 
 #define RKM_VAL_NULL		'n'
-#define RKM_VAL_UNCHANGED	'u'		/* unchanged TOASTed value, not sent */
-#define RKM_VAL_ABSENT		'x'		/* not part of this key tuple */
+#define RKM_VAL_UNCHANGED	'u' /* unchanged TOASTed value, not sent */
+#define RKM_VAL_ABSENT		'x' /* not part of this key tuple */
 #define RKM_VAL_TEXT		't'
 
 /* Limits that keep a decoder's allocations bounded by its input. */
@@ -184,7 +184,7 @@ typedef struct RkmValue
 
 /*
  * A decoded body record.  Pointers refer to the buffer given to
- * rkm_next_record() and are valid as long as it is; the arrays are
+ * replkafka_message_next_record() and are valid as long as it is; the arrays are
  * allocated by the reader (palloc, or malloc in FRONTEND builds) and reused
  * by the next call.
  */
@@ -209,7 +209,7 @@ typedef struct RkmRecord
 	RkmValue   *new_values;
 } RkmRecord;
 
-/* Result of rkm_next_record(). */
+/* Result of replkafka_message_next_record(). */
 typedef enum RkmReadResult
 {
 	RKM_READ_OK,				/* *rec holds the next record */
@@ -237,43 +237,43 @@ typedef struct RkmReader
 /*
  * Writers and readers.  Each kind of record has a writer, rkm_write_X,
  * which appends it to a StringInfo, and a reader in message.c that mirrors
- * it: rkm_read_header() reads headers, and so control records, whole;
- * rkm_next_record() reads body records one at a time with the reader of
+ * it: replkafka_message_read_header() reads headers, and so control records, whole;
+ * replkafka_message_next_record() reads body records one at a time with the reader of
  * their kind.
  */
-extern void rkm_write_header(StringInfo out, const RkmHeader *hdr);
-extern bool rkm_read_header(const char *data, size_t len, RkmHeader *hdr,
-							const char **error);
-extern void rkm_write_control(StringInfo out, RkmType type, uint32 partition,
-							  uint64 scn, uint64 commit_lsn,
-							  int64 commit_time, const char *origin);
-extern void rkm_set_scn(char *record, uint64 scn);
-extern void rkm_set_body_length(char *record, uint32 body_len);
+extern void replkafka_message_write_header(StringInfo out, const RkmHeader *hdr);
+extern bool replkafka_message_read_header(const char *data, size_t len, RkmHeader *hdr,
+										  const char **error);
+extern void replkafka_message_write_control(StringInfo out, RkmType type, uint32 partition,
+											uint64 scn, uint64 commit_lsn,
+											int64 commit_time, const char *origin);
+extern void replkafka_message_set_scn(char *record, uint64 scn);
+extern void replkafka_message_set_body_length(char *record, uint32 body_len);
 
-extern void rkm_write_relation(StringInfo out, uint16 relation,
-							   const char *schema, int schema_len,
-							   const char *table, int table_len,
-							   uint16 natts, const RkmColumn *columns);
-extern void rkm_write_insert(StringInfo out, uint16 relation,
-							 uint16 new_natts, const RkmValue *new_values);
-extern void rkm_write_update(StringInfo out, uint16 relation, char old_kind,
-							 uint16 old_natts, const RkmValue *old_values,
-							 uint16 new_natts, const RkmValue *new_values);
-extern void rkm_write_delete(StringInfo out, uint16 relation, char old_kind,
-							 uint16 old_natts, const RkmValue *old_values);
+extern void replkafka_message_write_relation(StringInfo out, uint16 relation,
+											 const char *schema, int schema_len,
+											 const char *table, int table_len,
+											 uint16 natts, const RkmColumn *columns);
+extern void replkafka_message_write_insert(StringInfo out, uint16 relation,
+										   uint16 new_natts, const RkmValue *new_values);
+extern void replkafka_message_write_update(StringInfo out, uint16 relation, char old_kind,
+										   uint16 old_natts, const RkmValue *old_values,
+										   uint16 new_natts, const RkmValue *new_values);
+extern void replkafka_message_write_delete(StringInfo out, uint16 relation, char old_kind,
+										   uint16 old_natts, const RkmValue *old_values);
 
-extern void rkm_reader_init(RkmReader *reader, const char *data, size_t len);
-extern void rkm_reader_reset(RkmReader *reader, const char *data, size_t len);
-extern uint64 rkm_record_size(const char *data);
-extern void rkm_reader_free(RkmReader *reader);
-extern RkmReadResult rkm_next_record(RkmReader *reader, RkmRecord *rec);
+extern void replkafka_message_reader_init(RkmReader *reader, const char *data, size_t len);
+extern void replkafka_message_reader_reset(RkmReader *reader, const char *data, size_t len);
+extern uint64 replkafka_message_record_size(const char *data);
+extern void replkafka_message_reader_free(RkmReader *reader);
+extern RkmReadResult replkafka_message_next_record(RkmReader *reader, RkmRecord *rec);
 
 /* Helpers. */
-extern const char *rkm_type_name(uint8 type);
-extern bool rkm_is_name_char(char c);
-extern bool rkm_foreign_record(const RkmHeader *hdr, uint32 generation,
-							   const char *node);
-extern void rkm_describe_record(char *buf, size_t size, int64 offset,
-								const RkmHeader *hdr);
+extern const char *replkafka_message_type_name(uint8 type);
+extern bool replkafka_message_is_name_char(char c);
+extern bool replkafka_message_foreign_record(const RkmHeader *hdr, uint32 generation,
+											 const char *node);
+extern void replkafka_message_describe_record(char *buf, size_t size, int64 offset,
+											  const RkmHeader *hdr);
 
 #endif							/* REPLKAFKA_MESSAGE_H */

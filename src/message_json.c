@@ -173,7 +173,7 @@ replkafka_decode(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 
 	check_version(data, len);
-	if (!rkm_read_header(data, len, &hdr, &error))
+	if (!replkafka_message_read_header(data, len, &hdr, &error))
 		report_malformed(error);
 
 	callcxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -269,13 +269,13 @@ replkafka_decode_chunks(PG_FUNCTION_ARGS)
 		data = VARDATA_ANY(record);
 		len = VARSIZE_ANY_EXHDR(record);
 		check_version(data, len);
-		if (!rkm_read_header(data, len, &hdr, &error))
+		if (!replkafka_message_read_header(data, len, &hdr, &error))
 			report_malformed(error);
 		if (i == 0)
 			first = hdr;
 		if (hdr.type != RKM_TXN)
 			chunks_error(psprintf("Record %d is a %s record, not a TXN record.",
-								  i + 1, rkm_type_name(hdr.type)));
+								  i + 1, replkafka_message_type_name(hdr.type)));
 		if (hdr.partition != first.partition || hdr.scn != first.scn ||
 			hdr.xid != first.xid || hdr.commit_lsn != first.commit_lsn ||
 			strcmp(hdr.origin, first.origin) != 0)
@@ -383,8 +383,8 @@ decode_header(JsonbParseState **pstate, const RkmHeader *hdr)
 						  hdr->commit_time));
 
 	push_key(pstate, "type", -1);
-	push_string(pstate, WJB_VALUE, rkm_type_name(hdr->type),
-				strlen(rkm_type_name(hdr->type)));
+	push_string(pstate, WJB_VALUE, replkafka_message_type_name(hdr->type),
+				strlen(replkafka_message_type_name(hdr->type)));
 	push_key(pstate, "version", -1);
 	push_numeric(pstate, WJB_VALUE, uint64_to_numeric(hdr->version));
 	push_key(pstate, "partition", -1);
@@ -445,12 +445,12 @@ decode_body(DecodeState *st, const char *body, size_t len)
 	fmgr_info(typinput, &st->numeric_input);
 
 	pushJsonbValue(&st->pstate, WJB_BEGIN_ARRAY, NULL);
-	rkm_reader_init(&reader, body, len);
+	replkafka_message_reader_init(&reader, body, len);
 	for (;;)
 	{
 		st->recno++;
 		st->offset = reader.pos;
-		res = rkm_next_record(&reader, &rec);
+		res = replkafka_message_next_record(&reader, &rec);
 		if (res == RKM_READ_END)
 			break;
 		if (res == RKM_READ_INCOMPLETE)

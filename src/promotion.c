@@ -186,9 +186,9 @@ promote_wait_for_shipper(int partition, TimestampTz deadline)
 		ReplkafkaWorkerStatus shipper;
 
 		/*
-		 * Failing now: retrying, or an error since this call began.  An
-		 * older error (a shipper that started before its database existed)
-		 * gets the shipper's next start to clear it.
+		 * Failing now: retrying, or an error since this call began.  An older
+		 * error (a shipper that started before its database existed) gets the
+		 * shipper's next start to clear it.
 		 */
 		replkafka_worker_status_get(REPLKAFKA_SHIPPER_SLOT, &shipper);
 		if (shipper.failing &&
@@ -316,9 +316,9 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	replkafka_wake_apply_workers();
 
 	/*
-	 * A won promotion stays WON until its role change is published at
-	 * commit (or undone at abort), so that the apply worker does not take
-	 * the partition up again in between (roles.c).
+	 * A won promotion stays WON until its role change is published at commit
+	 * (or undone at abort), so that the apply worker does not take the
+	 * partition up again in between (roles.c).
 	 */
 	PG_TRY();
 	{
@@ -420,8 +420,8 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_WRITING_NEW_GEN);
 	newgen_lsn = GetXLogInsertRecPtr();
 	newgen_offset = replkafka_mastership_write_control(RKM_NEW_GEN, partition, topic,
-										 RKM_SCN(generation + 1, 0),
-										 newgen_lsn, deadline);
+													   RKM_SCN(generation + 1, 0),
+													   newgen_lsn, deadline);
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_READING_NEW_GEN);
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
 	if (part->promotion.state == REPLKAFKA_PROMOTE_CATCHUP)
@@ -457,7 +457,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	/* from now on this node's rows hold its own writes (see check_not_stale) */
 	replkafka_catalog_delete_consumer_checkpoint(partition);
 	replkafka_roles_set_at_commit(partition, REPLKAFKA_ROLE_PRIMARY,
-								 generation + 1);
+								  generation + 1);
 	ereport(LOG,
 			errmsg("node \"%s\" is primary of partition %d in generation %u",
 				   replkafka_node_name, partition, generation + 1),
@@ -505,9 +505,9 @@ replkafka_promotion_new_generation(int p, int64 offset, const RkmHeader *hdr,
 		gen > part->promotion.base && gen > prev_generation)
 	{
 		/*
-		 * A generation this node did not know when the promotion began.
-		 * Ours, if the backend already wrote its NEW_GEN but has not told
-		 * us where yet; otherwise another node became primary first.
+		 * A generation this node did not know when the promotion began. Ours,
+		 * if the backend already wrote its NEW_GEN but has not told us where
+		 * yet; otherwise another node became primary first.
 		 */
 		if (gen == part->promotion.generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0)
@@ -518,8 +518,8 @@ replkafka_promotion_new_generation(int p, int64 offset, const RkmHeader *hdr,
 		else if (offset < part->promotion.offset)
 		{
 			/*
-			 * Before the log end the promotion catches up to: lost if it
-			 * is the last generation there and has no transaction yet (see
+			 * Before the log end the promotion catches up to: lost if it is
+			 * the last generation there and has no transaction yet (see
 			 * replkafka_promotion_record_read()).
 			 */
 			part->promotion.pending = true;

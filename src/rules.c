@@ -26,7 +26,7 @@
  *	   applied one.
  * (Rule 5, what a transaction may write, is the apply worker's.)
  *
- * rules_judge() decides; the caller acts, and calls rules_accept() for
+ * replkafka_rules_judge() decides; the caller acts, and calls replkafka_rules_accept() for
  * what took effect.
  *
  * Copyright (c) 2026, replkafka authors
@@ -53,7 +53,7 @@ static void rules_error(RulesResult *result, const char *fmt,...) pg_attribute_p
  * A partition never applied: generation 0, nothing collected.
  */
 void
-rules_init(RulesState *state, uint32 partition)
+replkafka_rules_init(RulesState *state, uint32 partition)
 {
 	memset(state, 0, sizeof(RulesState));
 	state->partition = partition;
@@ -63,8 +63,8 @@ rules_init(RulesState *state, uint32 partition)
  * Decide what to do with the record at offset whose header is hdr.
  */
 void
-rules_judge(const RulesState *state, int64 offset, const RkmHeader *hdr,
-			RulesResult *result)
+replkafka_rules_judge(const RulesState *state, int64 offset, const RkmHeader *hdr,
+					  RulesResult *result)
 {
 	memset(result, 0, sizeof(RulesResult));
 
@@ -92,8 +92,8 @@ rules_judge(const RulesState *state, int64 offset, const RkmHeader *hdr,
 	if (hdr->type == RKM_TXN && !(hdr->chunk == 0 && hdr->last))
 	{
 		bool		same = state->collecting &&
-			hdr->scn == state->coll_scn && hdr->xid == state->coll_xid &&
-			strcmp(hdr->origin, state->coll_origin) == 0;
+		hdr->scn == state->coll_scn && hdr->xid == state->coll_xid &&
+		strcmp(hdr->origin, state->coll_origin) == 0;
 		bool		continues = same && hdr->chunk == state->coll_next;
 
 		/*
@@ -165,7 +165,7 @@ rules_whole(const RulesState *state, int64 offset, const RkmHeader *hdr,
 	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 	uint32		last_seq = RKM_SCN_SEQUENCE(state->last_scn);
 	bool		leader = gen == state->generation &&
-		strcmp(hdr->origin, state->gen_origin) == 0;
+	strcmp(hdr->origin, state->gen_origin) == 0;
 
 	switch ((RkmType) hdr->type)
 	{
@@ -178,7 +178,7 @@ rules_whole(const RulesState *state, int64 offset, const RkmHeader *hdr,
 		case RKM_HEARTBEAT:
 			if (gen > state->generation)
 				rules_error(result, "the %s record at Kafka offset %lld is of generation %u, which no NEW_GEN record started",
-							rkm_type_name(hdr->type), (long long) offset, gen);
+							replkafka_message_type_name(hdr->type), (long long) offset, gen);
 			else if (!leader)
 				result->verdict = RULES_ZOMBIE;
 			else if (hdr->type == RKM_HEARTBEAT || state->gen_ended)
@@ -213,12 +213,12 @@ rules_whole(const RulesState *state, int64 offset, const RkmHeader *hdr,
 }
 
 /*
- * What the caller did with a record, as rules_judge() said, took effect:
+ * What the caller did with a record, as replkafka_rules_judge() said, took effect:
  * update what is known of the partition.  (A partition stopped by an
  * error needs no update.)
  */
 void
-rules_accept(RulesState *state, const RkmHeader *hdr, const RulesResult *result)
+replkafka_rules_accept(RulesState *state, const RkmHeader *hdr, const RulesResult *result)
 {
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 

@@ -44,9 +44,10 @@ typedef struct RulesState
 typedef enum RulesVerdict
 {
 	RULES_SKIP_CHUNK,			/* a chunk of a transaction not to collect */
-	RULES_NOTHING,				/* a record that changes nothing: the
-								 * leader's HEARTBEAT, its END_GEN again */
-	RULES_COLLECT,				/* a chunk of the leader's transaction: keep it */
+	RULES_NOTHING,				/* a record that changes nothing: the leader's
+								 * HEARTBEAT, its END_GEN again */
+	RULES_COLLECT,				/* a chunk of the leader's transaction: keep
+								 * it */
 	RULES_APPLY,				/* apply the transaction */
 	RULES_REPLAY,				/* applied already: skip */
 	RULES_ZOMBIE,				/* a stale writer's record: skip and count */
@@ -63,15 +64,15 @@ typedef struct RulesResult
 	RulesVerdict verdict;
 	bool		discard;		/* drop the transaction being collected first */
 	bool		first_chunk;	/* RULES_COLLECT: this chunk starts one */
-	bool		collected;		/* RULES_APPLY, RULES_REPLAY, RULES_ZOMBIE: the
-								 * chunks collected, this one the last */
+	bool		collected;		/* RULES_APPLY, RULES_REPLAY, RULES_ZOMBIE:
+								 * the chunks collected, this one the last */
 	char		error[RULES_ERROR_LEN]; /* RULES_ERROR: why */
 } RulesResult;
 
-extern void rules_init(RulesState *state, uint32 partition);
-extern void rules_judge(const RulesState *state, int64 offset,
-						const RkmHeader *hdr, RulesResult *result);
-extern void rules_accept(RulesState *state, const RkmHeader *hdr,
-						 const RulesResult *result);
+extern void replkafka_rules_init(RulesState *state, uint32 partition);
+extern void replkafka_rules_judge(const RulesState *state, int64 offset,
+								  const RkmHeader *hdr, RulesResult *result);
+extern void replkafka_rules_accept(RulesState *state, const RkmHeader *hdr,
+								   const RulesResult *result);
 
 #endif							/* REPLKAFKA_RULES_H */

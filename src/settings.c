@@ -122,7 +122,7 @@ replkafka_check_preloaded(void)
 }
 
 /*
- * Check that s consists of name characters only (rkm_is_name_char():
+ * Check that s consists of name characters only (replkafka_message_is_name_char():
  * Kafka's topic alphabet, which also keeps node names safe in record
  * headers, client ids and log lines); report the first bad one.
  */
@@ -133,7 +133,7 @@ check_name_chars(const char *s)
 
 	for (p = s; *p; p++)
 	{
-		if (!rkm_is_name_char(*p))
+		if (!replkafka_message_is_name_char(*p))
 		{
 			GUC_check_errdetail("Character \"%c\" is not allowed; use letters, digits, \"_\", \".\" and \"-\".",
 								*p);

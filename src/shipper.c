@@ -166,10 +166,11 @@ typedef struct ShipperPartition
 {
 	uint32		generation;		/* generation recovered for, 0 if none */
 	uint32		next_seq;		/* next sequence number to use */
-	XLogRecPtr	skip_lsn;		/* transactions committed up to here are in Kafka */
+	XLogRecPtr	skip_lsn;		/* transactions committed up to here are in
+								 * Kafka */
 	bool		stale;			/* a foreign record was found: do not ship */
-	int64		orphans_from;	/* stale: our records acknowledged at or
-								 * after this offset are orphans */
+	int64		orphans_from;	/* stale: our records acknowledged at or after
+								 * this offset are orphans */
 	XLogRecPtr	history_lsn;	/* stale: our transactions committed up to
 								 * here are part of the cluster's history */
 
@@ -270,6 +271,7 @@ static char delivery_error[512];
 static List *pending_errors = NIL;
 
 static TimestampTz last_checkpoint = 0;
+
 /* The last acknowledgement, or when the oldest record in flight was sent. */
 static TimestampTz last_ack = 0;
 
@@ -314,7 +316,7 @@ shipper_allow_own_plugin(void)
 	{
 		foreach(lc, names)
 			if (strcmp(lfirst(lc), REPLKAFKA_EXTENSION_NAME) == 0)
-				return;
+			return;
 	}
 	SetConfigOption("output_plugin_libraries",
 					names != NIL ? psprintf("%s, %s", libraries, REPLKAFKA_EXTENSION_NAME) :
@@ -430,8 +432,8 @@ shipper_stop_for_lost_slot(void)
 			continue;
 
 		/*
-		 * Under the row's lock, as a role change does: a demote() holding
-		 * it gives up at its timeout, since nothing ships its writes.
+		 * Under the row's lock, as a role change does: a demote() holding it
+		 * gives up at its timeout, since nothing ships its writes.
 		 */
 		replkafka_roles_lock(row->partition, &role, &generation);
 		if (role != REPLKAFKA_ROLE_PRIMARY)
@@ -439,7 +441,7 @@ shipper_stop_for_lost_slot(void)
 		replkafka_catalog_set_role(row->partition, REPLKAFKA_ROLE_ERROR,
 								   generation, msg, NULL);
 		replkafka_roles_set_at_commit(row->partition, REPLKAFKA_ROLE_ERROR,
-									 generation);
+									  generation);
 		stopped = lappend_int(stopped, row->partition);
 	}
 	PopActiveSnapshot();
@@ -578,9 +580,9 @@ shipper_decode(void)
 
 		/*
 		 * A partition this node became primary of is recovered before any
-		 * record after the role change is decoded: a transaction that
-		 * passed the write fence under the new role committed after the
-		 * change was published, so its records come after this point.
+		 * record after the role change is decoded: a transaction that passed
+		 * the write fence under the new role committed after the change was
+		 * published, so its records come after this point.
 		 */
 		shipper_recover_changed();
 		if (record != NULL)
@@ -636,7 +638,7 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 	ShipperPartition *sp;
 	ReplkafkaPartition *part;
 
-	if (!rkm_read_header(ctx->out->data, ctx->out->len, &hdr, &err))
+	if (!replkafka_message_read_header(ctx->out->data, ctx->out->len, &hdr, &err))
 		elog(ERROR, "output plugin wrote an invalid record: %s", err);
 	if (hdr.partition >= npartitions)
 		elog(ERROR, "output plugin wrote a record for partition %u of %d",
@@ -652,8 +654,8 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 		/*
 		 * Shipped only in the generation the shipper recovered for: a
-		 * transaction decoded when the role has just changed again
-		 * committed before the change, so it is not of the new generation
+		 * transaction decoded when the role has just changed again committed
+		 * before the change, so it is not of the new generation
 		 * (shipper_recover_changed() recovers before the next record).
 		 */
 		if (part->role == REPLKAFKA_ROLE_PRIMARY &&
@@ -699,7 +701,7 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 	if (sp->cur_skip || sp->cur == NULL)
 		return;
 
-	rkm_set_scn(ctx->out->data, sp->cur->scn);
+	replkafka_message_set_scn(ctx->out->data, sp->cur->scn);
 	shipper_produce(ctx->out->data, ctx->out->len, hdr.partition, sp->cur);
 }
 

@@ -835,12 +835,13 @@ replkafka_prepared_remember(const char *gid, int partition, uint32 generation)
 			slot = i;
 			break;
 		}
+
 		/*
-		 * A slot stays taken if its transaction ended without COMMIT
-		 * PREPARED or ROLLBACK PREPARED through SQL (a subscription's apply
-		 * worker finishes prepared transactions itself): when none is
-		 * free, the oldest is reused.  Forgetting one only makes it
-		 * unknown, which is handled as the worst case.
+		 * A slot stays taken if its transaction ended without COMMIT PREPARED
+		 * or ROLLBACK PREPARED through SQL (a subscription's apply worker
+		 * finishes prepared transactions itself): when none is free, the
+		 * oldest is reused.  Forgetting one only makes it unknown, which is
+		 * handled as the worst case.
 		 */
 		if (slot < 0 || prepared[i].number < prepared[slot].number)
 			slot = i;

@@ -120,8 +120,8 @@ typedef struct ReplkafkaProgress
 
 	/*
 	 * Applying failed for a reason that passes (a deadlock, a lock
-	 * timeout...): how often since the server started, and, while the
-	 * worker retries, the last error.
+	 * timeout...): how often since the server started, and, while the worker
+	 * retries, the last error.
 	 */
 	int64		apply_retries;
 	bool		apply_retrying;
@@ -173,15 +173,15 @@ typedef struct ReplkafkaPartition
 	/*
 	 * demote() writes (or may have written) END_GEN of this generation: it
 	 * takes no more writes, whatever becomes of the demoting session.  Set
-	 * before END_GEN is produced, cleared when a role change is published;
-	 * if the session ends without one, the shipper finishes the handover.
+	 * before END_GEN is produced, cleared when a role change is published; if
+	 * the session ends without one, the shipper finishes the handover.
 	 */
 	uint32		ended_generation;
 
 	/*
-	 * The generation's sequence numbers are nearly used up: the fence lets
-	 * no new transaction in, so that those committed already still get one.
-	 * Set by the shipper; a new generation starts the count again.
+	 * The generation's sequence numbers are nearly used up: the fence lets no
+	 * new transaction in, so that those committed already still get one. Set
+	 * by the shipper; a new generation starts the count again.
 	 */
 	bool		sequence_exhausted;
 
@@ -272,8 +272,8 @@ typedef struct ReplkafkaShared
 	Latch	   *shipper_latch;
 
 	/*
-	 * Every transaction committed before this WAL position that had to go
-	 * to Kafka is acknowledged by Kafka.  Synchronous commits wait on ack_cv
+	 * Every transaction committed before this WAL position that had to go to
+	 * Kafka is acknowledged by Kafka.  Synchronous commits wait on ack_cv
 	 * until it passes their commit record.
 	 */
 	pg_atomic_uint64 acked_lsn;

@@ -496,8 +496,8 @@ table_check_fence(Relation rel)
 				errhint("Stop replicating the table with replkafka.remove_table() first."));
 
 	/*
-	 * BEFORE ROW triggers fire in name order, and the fence checks the row
-	 * as it is when the fence fires: a trigger after it could change the
+	 * BEFORE ROW triggers fire in name order, and the fence checks the row as
+	 * it is when the fence fires: a trigger after it could change the
 	 * partition key unseen.
 	 */
 	for (int i = 0; trigdesc && i < trigdesc->numtriggers; i++)

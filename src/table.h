@@ -23,6 +23,7 @@ extern void replkafka_check_replicable_table(Relation rel);
 extern Bitmapset *replkafka_primary_key_attrs(Relation rel);
 extern int	replkafka_parse_partition_key(Relation rel, const char *partition_key,
 										  AttrNumber *attnums);
+
 /* The replicated tables as they were before a utility statement. */
 typedef struct TableGuard TableGuard;
 

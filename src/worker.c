@@ -162,15 +162,15 @@ static void
 worker_set_error(ReplkafkaWorkerState state, int sqlerrcode,
 				 const char *message, const char *detail)
 {
-	char		text[REPLKAFKA_ERROR_LEN];
+	char		error[REPLKAFKA_ERROR_LEN];
 
 	/* the detail of an error often says why: keep it */
 	if (detail)
-		snprintf(text, sizeof(text), "%s. %s", message, detail);
+		snprintf(error, sizeof(error), "%s. %s", message, detail);
 	else
-		strlcpy(text, message, sizeof(text));
+		strlcpy(error, message, sizeof(error));
 	replkafka_worker_status_error(worker_slot, state,
-								  unpack_sql_state(sqlerrcode), text);
+								  unpack_sql_state(sqlerrcode), error);
 }
 
 /*

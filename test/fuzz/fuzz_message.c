@@ -3,20 +3,20 @@
  * fuzz_message.c
  *		libFuzzer target for the wire format decoder of src/message.c.
  *
- * Every input is decoded twice: as a whole record (rkm_read_header, then
+ * Every input is decoded twice: as a whole record (replkafka_message_read_header, then
  * the body records when the header is valid) and as a bare stream of body
  * records.  Beyond "no crash, no sanitizer report", it checks what the
  * decoder promises:
  *
  * - a header it accepts is consistent (type, flags, origin, lengths) and
- *	 is exactly what rkm_write_header() writes for the values it returned,
- *	 and a control record what rkm_write_control() writes (but for the
+ *	 is exactly what replkafka_message_write_header() writes for the values it returned,
+ *	 and a control record what replkafka_message_write_control() writes (but for the
  *	 transaction id, which is zero when written and not checked when read);
  * - the reader's position only moves forward, never past the end, and
  *	 ends exactly at the end when the reader says so;
  * - every pointer it returns lies inside the input, with its length;
  * - every body record it accepts is exactly what the writer of its kind
- *	 (rkm_write_relation, _insert, _update, _delete) writes for the values
+ *	 (replkafka_message_write_relation, _insert, _update, _delete) writes for the values
  *	 it returned, byte for byte;
  * - an incomplete record really is one, and an error comes with a message.
  *
@@ -73,7 +73,7 @@ check_inside(const char *p, size_t len, const char *what)
 }
 
 /*
- * Check a header rkm_read_header() accepted: its fields are consistent and
+ * Check a header replkafka_message_read_header() accepted: its fields are consistent and
  * writing it back gives the bytes it was read from.
  */
 static void
@@ -83,7 +83,7 @@ check_header(const char *data, size_t size, const RkmHeader *hdr)
 	StringInfoData buf;
 
 	check(hdr->version == RKM_VERSION, "header version");
-	check(rkm_type_name(hdr->type) != NULL, "header type");
+	check(replkafka_message_type_name(hdr->type) != NULL, "header type");
 	check(origin_len >= 1 && origin_len <= RKM_MAX_ORIGIN, "origin length");
 	check(size == RKM_HEADER_SIZE + origin_len + hdr->body_len,
 		  "record length");
@@ -92,7 +92,7 @@ check_header(const char *data, size_t size, const RkmHeader *hdr)
 		  "control record shape");
 
 	initStringInfo(&buf);
-	rkm_write_header(&buf, hdr);
+	replkafka_message_write_header(&buf, hdr);
 	check((size_t) buf.len == RKM_HEADER_SIZE + origin_len,
 		  "re-encoded header length");
 	check(memcmp(buf.data, data, buf.len) == 0, "re-encoded header bytes");
@@ -100,8 +100,8 @@ check_header(const char *data, size_t size, const RkmHeader *hdr)
 	if (hdr->type != RKM_TXN)
 	{
 		resetStringInfo(&buf);
-		rkm_write_control(&buf, hdr->type, hdr->partition, hdr->scn,
-						  hdr->commit_lsn, hdr->commit_time, hdr->origin);
+		replkafka_message_write_control(&buf, hdr->type, hdr->partition, hdr->scn,
+										hdr->commit_lsn, hdr->commit_time, hdr->origin);
 		check((size_t) buf.len == size, "re-encoded control record length");
 		check(memcmp(buf.data, data, RKM_OFF_XID) == 0 &&
 			  memcmp(buf.data + RKM_OFF_XID + 4, data + RKM_OFF_XID + 4,
@@ -120,11 +120,11 @@ check_body(const char *body, size_t len)
 	RkmReader	reader;
 	RkmRecord	rec;
 
-	rkm_reader_init(&reader, body, len);
+	replkafka_message_reader_init(&reader, body, len);
 	for (;;)
 	{
 		size_t		before = reader.pos;
-		RkmReadResult res = rkm_next_record(&reader, &rec);
+		RkmReadResult res = replkafka_message_next_record(&reader, &rec);
 
 		check(reader.pos <= reader.len, "reader position past the end");
 		if (res == RKM_READ_OK)
@@ -165,11 +165,11 @@ check_body(const char *body, size_t len)
 		}
 		break;
 	}
-	rkm_reader_free(&reader);
+	replkafka_message_reader_free(&reader);
 }
 
 /*
- * Check one body record that rkm_next_record() accepted from the len bytes
+ * Check one body record that replkafka_message_next_record() accepted from the len bytes
  * at start: everything it points to is inside the input, and the writer of
  * its kind gives the same bytes for it.
  */
@@ -196,16 +196,16 @@ check_record(const RkmRecord *rec, const char *start, size_t len)
 				check_inside(col->name, col->name_len, "column name");
 				check_inside(col->type, col->type_len, "column type");
 			}
-			rkm_write_relation(&buf, rec->relation,
-							   rec->schema, rec->schema_len,
-							   rec->table, rec->table_len,
-							   rec->natts, rec->columns);
+			replkafka_message_write_relation(&buf, rec->relation,
+											 rec->schema, rec->schema_len,
+											 rec->table, rec->table_len,
+											 rec->natts, rec->columns);
 			break;
 
 		case RKM_REC_INSERT:
 			check_tuple(rec->new_natts, rec->new_values);
-			rkm_write_insert(&buf, rec->relation,
-							 rec->new_natts, rec->new_values);
+			replkafka_message_write_insert(&buf, rec->relation,
+										   rec->new_natts, rec->new_values);
 			break;
 
 		case RKM_REC_UPDATE:
@@ -215,17 +215,17 @@ check_record(const RkmRecord *rec, const char *start, size_t len)
 			if (rec->old_kind != RKM_OLD_NONE)
 				check_tuple(rec->old_natts, rec->old_values);
 			check_tuple(rec->new_natts, rec->new_values);
-			rkm_write_update(&buf, rec->relation, rec->old_kind,
-							 rec->old_natts, rec->old_values,
-							 rec->new_natts, rec->new_values);
+			replkafka_message_write_update(&buf, rec->relation, rec->old_kind,
+										   rec->old_natts, rec->old_values,
+										   rec->new_natts, rec->new_values);
 			break;
 
 		case RKM_REC_DELETE:
 			check(rec->old_kind == RKM_OLD_KEY ||
 				  rec->old_kind == RKM_OLD_FULL, "old tuple kind");
 			check_tuple(rec->old_natts, rec->old_values);
-			rkm_write_delete(&buf, rec->relation, rec->old_kind,
-							 rec->old_natts, rec->old_values);
+			replkafka_message_write_delete(&buf, rec->relation, rec->old_kind,
+										   rec->old_natts, rec->old_values);
 			break;
 
 		default:
@@ -269,7 +269,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	input_start = bytes;
 	input_end = bytes + size;
 
-	if (rkm_read_header(bytes, size, &hdr, &error))
+	if (replkafka_message_read_header(bytes, size, &hdr, &error))
 	{
 		check_header(bytes, size, &hdr);
 		check_body(bytes + RKM_HEADER_SIZE + strlen(hdr.origin),

@@ -80,7 +80,7 @@ check_verdict(const RulesState *state, const RkmHeader *hdr,
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 	bool		leader = gen == state->generation &&
-		strcmp(hdr->origin, state->gen_origin) == 0;
+	strcmp(hdr->origin, state->gen_origin) == 0;
 
 	check(!res->discard || state->collecting, "discards only what it collects");
 	check((res->verdict == RULES_ERROR) == (res->error[0] != '\0'),
@@ -189,11 +189,11 @@ follow_model(Model *model, const RulesState *state, const RkmHeader *hdr,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	RulesState state;
+	RulesState	state;
 	Model		model;
 	int64		offset = 0;
 
-	rules_init(&state, PARTITION);
+	replkafka_rules_init(&state, PARTITION);
 	memset(&model, 0, sizeof(model));
 
 	for (size_t i = 0; i + 3 <= size && offset < MAX_STEPS; i += 3, offset++)
@@ -203,15 +203,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					c = data[i + 2];
 		RkmHeader	hdr;
 		RulesResult res;
-		RulesState before;
+		RulesState	before;
 		uint32		gen;
 
 		if (a == 0xff)
 		{
 			/* the worker restarts: the checkpoint keeps no collection */
-			RulesState ckpt = state;
+			RulesState	ckpt = state;
 
-			rules_init(&state, PARTITION);
+			replkafka_rules_init(&state, PARTITION);
 			state.generation = ckpt.generation;
 			strlcpy(state.gen_origin, ckpt.gen_origin, sizeof(state.gen_origin));
 			state.gen_ended = ckpt.gen_ended;
@@ -241,13 +241,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 
 		before = state;
-		rules_judge(&state, offset, &hdr, &res);
+		replkafka_rules_judge(&state, offset, &hdr, &res);
 		check(memcmp(&before, &state, sizeof(state)) == 0, "judging changes nothing");
 		check_verdict(&state, &hdr, &res, &model);
 		if (res.verdict == RULES_ERROR)
 			break;				/* the partition stops */
 		follow_model(&model, &state, &hdr, &res);
-		rules_accept(&state, &hdr, &res);
+		replkafka_rules_accept(&state, &hdr, &res);
 
 		check(state.generation >= before.generation, "never goes back a generation");
 		check(state.generation != before.generation ||

@@ -95,14 +95,14 @@ write_record(uint8 type, bool last, uint32 chunk, uint64 scn,
 	strlcpy(hdr.origin, origin, sizeof(hdr.origin));
 
 	initStringInfo(&buf);
-	rkm_write_header(&buf, &hdr);
+	replkafka_message_write_header(&buf, &hdr);
 	appendBinaryStringInfo(&buf, body, (int) body_len);
 	write_seed(buf.data, buf.len);
 	pfree(buf.data);
 }
 
 /*
- * Write a control record as rkm_write_control() writes it.
+ * Write a control record as replkafka_message_write_control() writes it.
  */
 static void
 write_control(uint8 type, uint32 partition, uint64 scn, const char *origin)
@@ -110,8 +110,8 @@ write_control(uint8 type, uint32 partition, uint64 scn, const char *origin)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	rkm_write_control(&buf, type, partition, scn, UINT64CONST(0x16B3748),
-					  INT64CONST(1767225600123456), origin);
+	replkafka_message_write_control(&buf, type, partition, scn, UINT64CONST(0x16B3748),
+									INT64CONST(1767225600123456), origin);
 	write_seed(buf.data, buf.len);
 	pfree(buf.data);
 }
@@ -133,8 +133,8 @@ add_relation(StringInfo body, uint16 relno, const char *schema,
 		cols[i].type_len = strlen(columns[i].type);
 		cols[i].flags = columns[i].flags;
 	}
-	rkm_write_relation(body, relno, schema, strlen(schema), table,
-					   strlen(table), (uint16) natts, cols);
+	replkafka_message_write_relation(body, relno, schema, strlen(schema), table,
+									 strlen(table), (uint16) natts, cols);
 	pg_free(cols);
 }
 
@@ -177,7 +177,7 @@ add_insert(StringInfo body, uint16 relno, int natts,
 {
 	RkmValue   *vals = seed_values(natts, values);
 
-	rkm_write_insert(body, relno, (uint16) natts, vals);
+	replkafka_message_write_insert(body, relno, (uint16) natts, vals);
 	pg_free(vals);
 }
 
@@ -193,9 +193,9 @@ add_update(StringInfo body, uint16 relno, char old_kind, int natts,
 
 	if (old_kind != RKM_OLD_NONE)
 		old_vals = seed_values(natts, old_values);
-	rkm_write_update(body, relno, old_kind,
-					 old_kind != RKM_OLD_NONE ? (uint16) natts : 0, old_vals,
-					 (uint16) natts, new_vals);
+	replkafka_message_write_update(body, relno, old_kind,
+								   old_kind != RKM_OLD_NONE ? (uint16) natts : 0, old_vals,
+								   (uint16) natts, new_vals);
 	if (old_vals)
 		pg_free(old_vals);
 	pg_free(new_vals);
@@ -210,7 +210,7 @@ add_delete(StringInfo body, uint16 relno, char old_kind, int natts,
 {
 	RkmValue   *old_vals = seed_values(natts, old_values);
 
-	rkm_write_delete(body, relno, old_kind, (uint16) natts, old_vals);
+	replkafka_message_write_delete(body, relno, old_kind, (uint16) natts, old_vals);
 	pg_free(old_vals);
 }
 

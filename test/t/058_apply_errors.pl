@@ -22,6 +22,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
 use Test::More;
 
 my $kafka = ReplkafkaTest::Kafka->start();
