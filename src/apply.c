@@ -115,11 +115,16 @@
 #define APPLY_RETRY_MIN_MS		100
 #define APPLY_RETRY_MAX_MS		10000
 
+/* Longest wait for the consumer to move to the offset a retry starts at. */
+#define APPLY_SEEK_TIMEOUT_MS	10000
+
 /* What a worker knows of one partition. */
 typedef struct ApplyPartition
 {
 	bool		assigned;		/* this worker applies it */
 	bool		stopped;		/* in error: no longer consumed */
+	bool		retrying;		/* waits to be tried again: its records are
+								 * ignored until then */
 	RulesState	rules;			/* what the apply rules know of it */
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
@@ -254,6 +259,7 @@ static void apply_partition_failed(int p, ErrorData *edata, const char *what);
 static bool apply_error_is_transient(int sqlerrcode);
 static void apply_partition_retry(int p, int sqlerrcode, const char *msg);
 static bool apply_retry_due(int p, long *wait_ms);
+static void apply_retry_partitions(void);
 static long apply_naptime(void);
 static void apply_save_positions(void);
 static void apply_publish_lag(int p, int64 next, bool received);
@@ -372,6 +378,7 @@ replkafka_apply_main(Datum main_arg)
 		}
 
 		apply_refresh_assignment(false);
+		apply_retry_partitions();
 		apply_update_lag();
 		replkafka_worker_check_kafka(consumer, topic_name, NULL);
 		if (n <= APPLY_BATCH)
@@ -597,7 +604,8 @@ apply_handle_message(rd_kafka_message_t *msg)
 	if (p < 0 || p >= npartitions)
 		return;
 	ap = &parts[p];
-	if (!ap->assigned || ap->stopped || msg->offset < ap->next_offset)
+	if (!ap->assigned || ap->stopped || ap->retrying ||
+		msg->offset < ap->next_offset)
 		return;
 	/* fetched before this node became primary: its own records now */
 	if (replkafka_partition_state(p)->role == REPLKAFKA_ROLE_PRIMARY)
@@ -612,7 +620,9 @@ apply_handle_message(rd_kafka_message_t *msg)
 		apply_publish_lag(p, msg->offset, true);
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
-	replkafka_promotion_progress(p, ap->next_offset);
+	/* a promotion learns how far the worker read, unless it must read again */
+	if (ap->assigned && !ap->retrying)
+		replkafka_promotion_progress(p, ap->next_offset);
 }
 
 /*
@@ -1789,12 +1799,17 @@ apply_error_is_transient(int sqlerrcode)
 
 /*
  * Applying partition p failed with an error that may pass (sqlerrcode,
- * msg): drop it, and take it up again from its checkpoint after a pause,
- * twice as long as the last one if the last attempt failed too.
+ * msg): ignore its records, and take it up again from its checkpoint after
+ * a pause, twice as long as the last one if the last attempt failed too
+ * (apply_retry_partitions()).  Until then the partition shows the position
+ * of its checkpoint: a promotion does not take the transaction for read.
+ * The consumer's assignment stays as it is (changing it twice in a row
+ * could trip librdkafka 2.0, see apply_release_partition()).
  */
 static void
 apply_partition_retry(int p, int sqlerrcode, const char *msg)
 {
+	ApplyPartition *ap = &parts[p];
 	ReplkafkaProgress progress;
 	int			delay = APPLY_RETRY_MIN_MS;
 
@@ -1804,12 +1819,46 @@ apply_partition_retry(int p, int sqlerrcode, const char *msg)
 					APPLY_RETRY_MAX_MS);
 	replkafka_partition_report_retry(p, unpack_sql_state(sqlerrcode), msg,
 									 delay);
+	replkafka_partition_report_position(p, ap->ckpt_offset + 1, -1, false);
 	ereport(LOG,
 			errmsg("partition %d: applying again in %d ms", p, delay));
-	apply_discard_collected(&parts[p]);
-	parts[p].assigned = false;
-	if (!exiting)
-		apply_refresh_assignment(true);
+	apply_discard_collected(ap);
+	ap->retrying = true;
+}
+
+/*
+ * Take up again, from their checkpoints, the partitions whose pause after
+ * an error is over: the consumer goes back to the record after the
+ * checkpoint, and drops what it fetched beyond.
+ */
+static void
+apply_retry_partitions(void)
+{
+	for (int p = 0; p < npartitions; p++)
+	{
+		rd_kafka_topic_partition_list_t *list;
+		rd_kafka_error_t *error;
+		rd_kafka_resp_err_t err;
+
+		if (!parts[p].assigned || !parts[p].retrying || !apply_retry_due(p, NULL))
+			continue;
+		apply_load_partition(p);
+		list = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset =
+			parts[p].next_offset;
+		error = rd_kafka_seek_partitions(consumer, list, APPLY_SEEK_TIMEOUT_MS);
+		err = error ? rd_kafka_error_code(error) : list->elems[0].err;
+		if (error)
+			rd_kafka_error_destroy(error);
+		rd_kafka_topic_partition_list_destroy(list);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR,
+					errcode(ERRCODE_CONNECTION_FAILURE),
+					errmsg("could not move the consumer of partition %d of Kafka topic \"%s\" back to offset %lld: %s",
+						   p, topic_name, (long long) parts[p].next_offset,
+						   rd_kafka_err2str(err)),
+					errdetail("The worker restarts and applies its partitions from their checkpoints."));
+	}
 }
 
 /*
@@ -1846,7 +1895,7 @@ apply_naptime(void)
 	long		wait_ms = APPLY_NAPTIME_MS;
 
 	for (int p = 0; p < npartitions; p++)
-		if (!parts[p].assigned && replkafka_apply_worker_of(p) == worker_index)
+		if ((parts[p].assigned ? parts[p].retrying : replkafka_apply_worker_of(p) == worker_index))
 			(void) apply_retry_due(p, &wait_ms);
 	return wait_ms;
 }
@@ -1866,7 +1915,8 @@ apply_save_positions(void)
 		ApplyPartition *ap = &parts[p];
 		ReplkafkaConsumerCheckpoint ckpt;
 
-		if (!ap->assigned || ap->stopped || ap->rules.collecting ||
+		if (!ap->assigned || ap->stopped || ap->retrying ||
+			ap->rules.collecting ||
 			ap->next_offset - 1 <= ap->ckpt_offset || ap->rules.generation == 0)
 			continue;
 		if (!started)
@@ -1921,12 +1971,12 @@ static void
 apply_update_lag(void)
 {
 	for (int p = 0; p < npartitions; p++)
-		if (parts[p].assigned)
+		if (parts[p].assigned && !parts[p].retrying)
 			apply_publish_lag(p, parts[p].next_offset, false);
 
 	/* a promotion that just began may find it caught up already */
 	for (int p = 0; p < npartitions; p++)
-		if (parts[p].assigned)
+		if (parts[p].assigned && !parts[p].retrying)
 			replkafka_promotion_progress(p, parts[p].next_offset);
 }
 

@@ -33,7 +33,6 @@
 #include "catalog.h"
 #include "catalog_tables.h"
 #include "message.h"
-#include "partition.h"
 #include "settings.h"
 
 static const char *const role_names[] = {

@@ -33,7 +33,11 @@
 #include "settings.h"
 #include "shmem.h"
 
-/* A role change to publish when its transaction commits. */
+/*
+ * A role change to publish when its transaction commits.  The change comes
+ * first, so that a list of them is one of ReplkafkaRoleChange for
+ * replkafka_shmem_publish_roles().
+ */
 typedef struct PendingRole
 {
 	ReplkafkaRoleChange change;
@@ -212,20 +216,20 @@ roles_xact_callback(XactEvent event, void *arg)
 			}
 			if (pending_roles != NIL)
 			{
-				int			n = list_length(pending_roles);
-				ReplkafkaRoleChange *changes;
-				ListCell   *lc;
-				int			i = 0;
-
-				/* still in the transaction's memory, freed with it */
-				changes = palloc(n * sizeof(ReplkafkaRoleChange));
-				foreach(lc, pending_roles)
-					changes[i++] = ((PendingRole *) lfirst(lc))->change;
-				replkafka_shmem_publish_roles(changes, n);
+				/* nothing may fail here: the transaction committed */
+				replkafka_shmem_publish_roles(pending_roles);
 				pending_roles = NIL;
 				replkafka_wake_shipper();
 				replkafka_wake_apply_workers();
 			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			/* published at COMMIT PREPARED, perhaps by another session: no */
+			if (pending_roles != NIL || pending_reload)
+				ereport(ERROR,
+						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("cannot prepare a transaction that changed replkafka's roles"),
+						errdetail("Role changes take effect when their transaction commits in the session that made them."));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:

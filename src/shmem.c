@@ -196,26 +196,31 @@ replkafka_shmem_forget_roles(void)
 }
 
 /*
- * Publish the role changes a transaction committed, all at once.  A new
+ * Publish the role changes a transaction committed, all at once: changes
+ * is a list of ReplkafkaRoleChange.  Called at commit, so it allocates
+ * nothing and cannot fail.  A new
  * generation resets the shipped position; a new role the positions and
  * counters, until a worker publishes its own.  A won promotion ends with
  * its role change, and a demotion's handover too.
  */
 void
-replkafka_shmem_publish_roles(const ReplkafkaRoleChange *changes, int n)
+replkafka_shmem_publish_roles(List *changes)
 {
+	ListCell   *lc;
+
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n; i++)
+	foreach(lc, changes)
 	{
-		ReplkafkaPartition *part = &replkafka_shared->partitions[changes[i].partition];
+		const ReplkafkaRoleChange *change = lfirst(lc);
+		ReplkafkaPartition *part = &replkafka_shared->partitions[change->partition];
 
 		SpinLockAcquire(&part->mutex);
-		if (part->generation != changes[i].generation)
+		if (part->generation != change->generation)
 		{
 			part->progress.shipped_scn = 0;
 			part->progress.shipped_offset = -1;
 		}
-		if (part->role != changes[i].role)
+		if (part->role != change->role)
 		{
 			part->progress.zombies_skipped = 0;
 			part->progress.orphaned = 0;
@@ -225,15 +230,15 @@ replkafka_shmem_publish_roles(const ReplkafkaRoleChange *changes, int n)
 		}
 		part->progress.phase = REPLKAFKA_PHASE_NONE;
 		SpinLockRelease(&part->mutex);
-		if (part->generation != changes[i].generation)
+		if (part->generation != change->generation)
 			part->sequence_exhausted = false;
-		part->role = changes[i].role;
-		part->generation = changes[i].generation;
+		part->role = change->role;
+		part->generation = change->generation;
 		part->handover = false;
 		part->handover_pid = 0;
 		part->ended_generation = 0;
 		part->promotion.state = REPLKAFKA_PROMOTE_NONE;
-		if (changes[i].role != REPLKAFKA_ROLE_ERROR)
+		if (change->role != REPLKAFKA_ROLE_ERROR)
 		{
 			part->last_error[0] = '\0';
 			part->error_sqlstate[0] = '\0';

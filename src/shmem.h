@@ -302,8 +302,7 @@ extern ReplkafkaPartition *replkafka_partition_state(int partition);
 extern void replkafka_shmem_load_roles(int npartitions, List *rows);
 extern bool replkafka_shmem_roles_loaded(void);
 extern void replkafka_shmem_forget_roles(void);
-extern void replkafka_shmem_publish_roles(const ReplkafkaRoleChange *changes,
-										  int n);
+extern void replkafka_shmem_publish_roles(List *changes);
 extern void replkafka_shmem_role_change_undone(int partition);
 
 /* Waking the workers. */

@@ -465,6 +465,13 @@ void
 replkafka_worker_emit_handled_error(void)
 {
 	worker_error_handled = true;
-	EmitErrorReport();
-	worker_error_handled = false;
+	PG_TRY();
+	{
+		EmitErrorReport();
+	}
+	PG_FINALLY();
+	{
+		worker_error_handled = false;
+	}
+	PG_END_TRY();
 }

@@ -84,6 +84,9 @@ sub partition_row
 my $apply_pid_query = q{
 SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity
  WHERE backend_type = 'replkafka apply worker'};
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 2 FROM replkafka.workers WHERE kind = 'apply' AND state = 'running'}),
+	'both apply workers run');
 my $apply_pids = $node->safe_psql('postgres', $apply_pid_query);
 
 $node->safe_psql('postgres',
@@ -208,6 +211,37 @@ $locker->{h}->finish;
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v = 'locked'"),
 	'once the lock is gone, the transaction applies');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf()');
+
+# A promotion while a transaction waits to be tried again waits for it:
+# the partition's position stays at its checkpoint, so no NEW_GEN is
+# written before the transaction applies.
+my ($k7) = ReplkafkaTest::keys_of_partition($node, 'items', 7, 1);
+$node->safe_psql('postgres', "INSERT INTO fail_with VALUES ('40P01')");
+produce_insert(7, 'items', $columns, [ $k7, 'before the promotion' ]);
+ok($node->poll_query_until('postgres',
+		'SELECT apply_retries >= 1 FROM replkafka.partitions WHERE partition = 7'),
+	'a transaction of partition 7 is tried again');
+my ($ret, $out, $err) =
+  $node->psql('postgres', "SELECT replkafka.promote(7, '2s')");
+like($err,
+	qr/could not promote node "node_a" for partition 7 within the timeout\n.*DETAIL:  This node read the log up to offset 1 of 2\./s,
+	'promote() waits for the transaction tried again, and times out');
+is(scalar(grep { $_->{partition} == 7 } $kafka->consume('replkafka')), 2,
+	'no NEW_GEN was written');
+$node->safe_psql('postgres', 'DELETE FROM fail_with');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM items WHERE v = 'before the promotion'"),
+	'the transaction applies once the cause is gone');
+is($node->safe_psql('postgres', "SELECT replkafka.promote(7, '30s')"), '2',
+	'then promote() starts generation 2');
+
+# Role changes take effect at commit in the session that made them: a
+# transaction that made one cannot be prepared.
+($ret, $out, $err) = $node->psql('postgres',
+	"BEGIN; SELECT replkafka.unfollow(6); PREPARE TRANSACTION 'role change'");
+like($err, qr/cannot prepare a transaction that changed replkafka's roles/,
+	'a role change cannot be prepared');
+is(partition_row(6, 'role'), 'replica', 'the role stays');
 
 # Statistics: the worker reports them after its commits, so autovacuum
 # sees the tables it writes and the checkpoints.
