@@ -125,6 +125,8 @@ typedef struct ApplyPartition
 	bool		stopped;		/* in error: no longer consumed */
 	bool		retrying;		/* waits to be tried again: its records are
 								 * ignored until then */
+	TimestampTz seek_after;		/* retrying: the consumer could not move back
+								 * yet; not before this */
 	RulesState	rules;			/* what the apply rules know of it */
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
@@ -1829,35 +1831,50 @@ apply_partition_retry(int p, int sqlerrcode, const char *msg)
 /*
  * Take up again, from their checkpoints, the partitions whose pause after
  * an error is over: the consumer goes back to the record after the
- * checkpoint, and drops what it fetched beyond.
+ * checkpoint, and drops what it fetched beyond (a seek with a timeout
+ * guarantees it).  A partition that the consumer is restarting (its
+ * assignment just changed) cannot be moved yet: it is tried a little
+ * later.
  */
 static void
 apply_retry_partitions(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	for (int p = 0; p < npartitions; p++)
 	{
+		ApplyPartition *ap = &parts[p];
 		rd_kafka_topic_partition_list_t *list;
 		rd_kafka_error_t *error;
 		rd_kafka_resp_err_t err;
+		int64		offset = ap->ckpt_offset + 1;
 
-		if (!parts[p].assigned || !parts[p].retrying || !apply_retry_due(p, NULL))
+		if (!ap->assigned || !ap->retrying || now < ap->seek_after ||
+			!apply_retry_due(p, NULL))
 			continue;
-		apply_load_partition(p);
 		list = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset =
-			parts[p].next_offset;
+		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset = offset;
 		error = rd_kafka_seek_partitions(consumer, list, APPLY_SEEK_TIMEOUT_MS);
 		err = error ? rd_kafka_error_code(error) : list->elems[0].err;
 		if (error)
 			rd_kafka_error_destroy(error);
 		rd_kafka_topic_partition_list_destroy(list);
+		if (err == RD_KAFKA_RESP_ERR__STATE ||
+			err == RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS)
+		{
+			ap->seek_after = TimestampTzPlusMilliseconds(now, APPLY_RETRY_MIN_MS);
+			continue;
+		}
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 			ereport(ERROR,
 					errcode(ERRCODE_CONNECTION_FAILURE),
 					errmsg("could not move the consumer of partition %d of Kafka topic \"%s\" back to offset %lld: %s",
-						   p, topic_name, (long long) parts[p].next_offset,
+						   p, topic_name, (long long) offset,
 						   rd_kafka_err2str(err)),
 					errdetail("The worker restarts and applies its partitions from their checkpoints."));
+		/* its checkpoint did not move while it waited */
+		apply_load_partition(p);
+		Assert(ap->next_offset == offset);
 	}
 }
 
@@ -1893,10 +1910,22 @@ static long
 apply_naptime(void)
 {
 	long		wait_ms = APPLY_NAPTIME_MS;
+	TimestampTz now = GetCurrentTimestamp();
 
 	for (int p = 0; p < npartitions; p++)
-		if ((parts[p].assigned ? parts[p].retrying : replkafka_apply_worker_of(p) == worker_index))
+	{
+		ApplyPartition *ap = &parts[p];
+
+		if (ap->assigned && ap->retrying)
+		{
+			/* due: at once, or once the consumer can be moved */
+			if (apply_retry_due(p, &wait_ms))
+				wait_ms = Min(wait_ms,
+							  TimestampDifferenceMilliseconds(now, ap->seek_after));
+		}
+		else if (!ap->assigned && replkafka_apply_worker_of(p) == worker_index)
 			(void) apply_retry_due(p, &wait_ms);
+	}
 	return wait_ms;
 }
 

@@ -377,8 +377,22 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	replkafka_set_phase_range(partition, REPLKAFKA_PHASE_CATCHING_UP,
 							  progress.next_offset, high);
 	replkafka_wake_apply_workers();
-	promote_wait(part, partition, REPLKAFKA_PROMOTE_CATCHUP, high, deadline);
-	replkafka_partition_get_progress(partition, &progress);
+	for (;;)
+	{
+		promote_wait(part, partition, REPLKAFKA_PROMOTE_CATCHUP, high, deadline);
+		replkafka_partition_get_progress(partition, &progress);
+
+		/*
+		 * A worker that must apply a transaction again goes back to its
+		 * checkpoint, perhaps after the wait saw it past the log end: wait
+		 * for it again, within the deadline.
+		 */
+		if (progress.next_offset >= high ||
+			GetCurrentTimestamp() >= deadline ||
+			part->role == REPLKAFKA_ROLE_ERROR ||
+			part->promotion.state != REPLKAFKA_PROMOTE_CATCHUP)
+			break;
+	}
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
 	generation = part->generation;
 	state = part->promotion.state;
