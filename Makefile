@@ -70,6 +70,14 @@ FUZZ_SECONDS ?= 60
 fuzzcheck:
 	$(srcdir)/test/fuzz/run $(FUZZ_SECONDS)
 
+# make soakcheck: a short soak (test/soak/run) against the installed
+# extension: SOAK_FAULTS faults of the schedule of seed SOAK_SEED.
+.PHONY: soakcheck
+SOAK_SEED ?= 1
+SOAK_FAULTS ?= 12
+soakcheck:
+	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults $(SOAK_FAULTS)
+
 # make pgindent: lay out the C files as PostgreSQL's pgindent does
 # (tools/pgindent: pg_bsd_indent with PostgreSQL's options and
 # typedefs.list).  make pgindent-check: change nothing; print the diff and

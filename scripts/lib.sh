@@ -51,7 +51,8 @@ unprivileged_tree() {
 	rm -rf "$workdir"
 	mkdir -p "$workdir"
 	tar -C "$top" --exclude=./tmp_check --exclude=./tmp_regress \
-		--exclude=./output_regress --exclude=./demo/state -cf - . |
+		--exclude=./output_regress --exclude=./demo/state \
+		--exclude=./test/soak/state -cf - . |
 		tar -C "$workdir" -xf -
 	chown -R postgres: "$workdir"
 	runas=(runuser -u postgres --)
