@@ -34,6 +34,70 @@ def divergent_partitions(cluster, rows):
     return bad
 
 
+class Body:
+    """A cursor over a transaction body (doc/protocol.md, "Body records")."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("body cut short")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return int.from_bytes(self.take(2), "big")
+
+    def u32(self):
+        return int.from_bytes(self.take(4), "big")
+
+    def str(self):
+        return self.take(self.u16()).decode()
+
+    def tuple(self):
+        values = []
+        for _ in range(self.u16()):
+            kind = self.u8()
+            values.append(self.take(self.u32()).decode() if kind == ord("t") else None)
+        return values
+
+
+def written_values(body):
+    """The values of column v that a transaction body inserts or updates."""
+    relations = {}
+    values = []
+    outer = Body(body)
+    while outer.pos < len(body):
+        kind = outer.u8()
+        rec = Body(outer.take(outer.u32()))
+        relation = rec.u16()
+        if kind == ord("R"):
+            rec.str()
+            rec.str()
+            names = []
+            for _ in range(rec.u16()):
+                names.append(rec.str())
+                rec.str()
+                rec.u8()
+            relations[relation] = names
+            continue
+        if kind == ord("D"):
+            continue
+        if kind == ord("U") and rec.u8() != ord("N"):
+            rec.tuple()
+        new = rec.tuple()
+        names = relations[relation]
+        if "v" in names and new[names.index("v")] is not None:
+            values.append(new[names.index("v")])
+    return values
+
+
 def read_log(cluster):
     """Every record of the replication topic: (partition, offset, header
     fields, origin)."""
@@ -49,25 +113,28 @@ def read_log(cluster):
         payload = out[nl + 1:nl + 1 + size]
         pos = nl + 1 + size
         if len(payload) < HEADER.size:
-            records.append((partition, offset, None, None))
+            records.append((partition, offset, None, None, None))
             continue
         fields = HEADER.unpack_from(payload)
-        origin = payload[HEADER.size:HEADER.size + fields[5]].decode()
-        records.append((partition, offset, fields, origin))
+        origin = payload[HEADER.size:HEADER.size + fields[4]].decode()
+        records.append((partition, offset, fields, origin,
+                        payload[HEADER.size + fields[4]:]))
     records.sort(key=lambda r: (r[0], r[1]))
     return records
 
 
 def check_log(cluster, problems):
     """Each partition's log, as the apply rules read it: the leader of each
-    generation is the node whose NEW_GEN of it came first; its
+    generation is the node whose NEW_GEN of it came first; its complete
     transactions must be numbered 1, 2, 3... without a gap or a second
-    copy.  Returns the count of duplicated transactions and of records of
-    other nodes (zombies in the log, which replicas skip)."""
+    copy.  Returns the count of duplicated transactions, and the values
+    written by the transactions of other nodes (zombies in the log, which
+    replicas must skip)."""
     duplicated = 0
-    foreign = 0
+    foreign = set()
     state = {}
-    for partition, offset, fields, origin in read_log(cluster):
+    chunks = {}
+    for partition, offset, fields, origin, body in read_log(cluster):
         if fields is None:
             problems.append(f"partition {partition}: malformed record at offset {offset}")
             continue
@@ -80,20 +147,42 @@ def check_log(cluster, problems):
             continue
         if rtype != TXN:
             continue
-        if gen != st["gen"] or origin != st["leader"]:
-            foreign += 1
+        # every transaction's chunks, to read the bodies of zombies'
+        key = (partition, origin, scn)
+        pending = chunks.setdefault(key, {"bodies": {}, "zombie": False})
+        pending["bodies"].setdefault(chunk, body)
+        leader = gen == st["gen"] and origin == st["leader"]
+        if not leader:
+            pending["zombie"] = True
+        if flags & FLAG_LAST:
+            done = chunks.pop(key)
+            if done["zombie"]:
+                # a zombie's transaction, or one a generation change cut:
+                # replicas must not have applied it
+                if sorted(done["bodies"]) != list(range(chunk + 1)):
+                    problems.append(f"partition {partition}: the zombie transaction "
+                                    f"ending at offset {offset} lacks chunks")
+                else:
+                    try:
+                        foreign.update(written_values(b"".join(
+                            done["bodies"][c] for c in range(chunk + 1))))
+                    except (ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
+                        problems.append(f"partition {partition}: cannot read the zombie "
+                                        f"transaction ending at offset {offset}: {e}")
+        # a leader's transaction counts once complete: the chunks of one cut
+        # short (its shipper restarted) come again, from the first
+        if not leader or not flags & FLAG_LAST:
             continue
-        if (seq, chunk) in st["seen"]:
+        if seq in st["seen"]:
             duplicated += 1
-            problems.append(f"partition {partition}: transaction {seq} chunk {chunk} of "
-                            f"generation {gen} twice (offset {offset})")
+            problems.append(f"partition {partition}: transaction {seq} of generation "
+                            f"{gen} twice (offset {offset})")
             continue
-        st["seen"].add((seq, chunk))
-        if chunk == 0:
-            if seq != st["last"] + 1:
-                problems.append(f"partition {partition}: generation {gen} goes from "
-                                f"transaction {st['last']} to {seq} at offset {offset}")
-            st["last"] = seq
+        st["seen"].add(seq)
+        if seq != st["last"] + 1:
+            problems.append(f"partition {partition}: generation {gen} goes from "
+                            f"transaction {st['last']} to {seq} at offset {offset}")
+        st["last"] = seq
     return duplicated, foreign
 
 
@@ -146,7 +235,14 @@ def check(cluster, journal, say):
                                 f"{sorted(map(str, allowed))[:5]} (last acknowledged "
                                 f"write {history[last_ack][0] if last_ack is not None else None!r})")
     duplicated, foreign = check_log(cluster, problems)
+    for name in cluster.names:
+        for p in range(cluster.partitions):
+            for key, value in rows[name][p].items():
+                if value in foreign:
+                    zombie += 1
+                    problems.append(f"{name}: key {key} holds {value}, written by a "
+                                    f"transaction of a node that was not the leader")
     say(f"checked {len(writes)} keys on {len(cluster.names)} nodes; "
-        f"{foreign} records of non-leaders in the log (skipped by the replicas)")
+        f"{len(foreign)} values written by non-leaders in the log (skipped by the replicas)")
     return {"acknowledged": acknowledged, "lost": lost, "duplicated": duplicated,
             "divergent": len(divergent), "zombie": zombie, "problems": problems}

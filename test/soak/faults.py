@@ -209,6 +209,27 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         time.sleep(down)
         self.cluster.kafka("start-node", self.cluster.kafka_dir, str(i), check=False)
 
+    def kill_leader(self):
+        """SIGKILL the broker that leads a partition's log, as its primary
+        writes."""
+        p = self.partition()
+        out = self.cluster.run("kcat", "-b", self.cluster.bootstrap, "-L", "-t", "replkafka",
+                               check=False)
+        leader = None
+        for line in out.splitlines():
+            words = line.replace(",", " ").split()
+            if len(words) >= 4 and words[0] == "partition" and words[1] == str(p) \
+                    and words[2] == "leader":
+                leader = int(words[3])
+        if leader is None or leader < 1:
+            return False
+        down = self.rng.uniform(1.0, 8.0)
+        self.say(f"  SIGKILL broker {leader}, leader of partition {p}, down for {down:.1f} s")
+        self.cluster.kafka("stop-node", self.cluster.kafka_dir, str(leader), "--kill",
+                           check=False)
+        time.sleep(down)
+        self.cluster.kafka("start-node", self.cluster.kafka_dir, str(leader), check=False)
+
     def pause_broker(self):
         i = self.rng.randint(1, 3)
         pid = self.cluster.broker_pid(i)
@@ -230,6 +251,7 @@ FAULTS = {
     "stop shipper and fail over": (2, Schedule.stop_shipper_failover),
     "move a partition": (3, Schedule.move),
     "concurrent promotes": (1, Schedule.concurrent_promotes),
-    "kill broker": (2, Schedule.kill_broker),
+    "kill broker": (1, Schedule.kill_broker),
+    "kill a partition's leader broker": (1, Schedule.kill_leader),
     "pause broker": (2, Schedule.pause_broker),
 }
