@@ -117,6 +117,11 @@ log_line_prefix = '%m [%p] %b '
         self.run(os.path.join(self.pgbin, "pg_ctl"), "-D", node.datadir, "-l",
                  node.logfile, "-w", "-t", "120", "start")
 
+    def stop_node(self, name, mode):
+        node = self.nodes[name]
+        self.run(os.path.join(self.pgbin, "pg_ctl"), "-D", node.datadir, "-m", mode,
+                 "-w", "-t", "120", "stop", check=False)
+
     def postmaster_pid(self, name):
         try:
             with open(os.path.join(self.nodes[name].datadir, "postmaster.pid")) as f:
@@ -191,10 +196,9 @@ log_line_prefix = '%m [%p] %b '
     def stop(self):
         for pid in list(self.stopped):
             self.signal(pid, signal.SIGCONT)
-        for name, node in self.nodes.items():
+        for name in self.nodes:
             if self.node_up(name):
-                self.run(os.path.join(self.pgbin, "pg_ctl"), "-D", node.datadir,
-                         "-m", "immediate", "-w", "stop", check=False)
+                self.stop_node(name, "immediate")
         if self.bootstrap:
             self.kafka("stop", self.kafka_dir, check=False)
 

@@ -201,6 +201,53 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
                 self.cluster.signal(pid, signal.SIGCONT)
         time.sleep(3)
 
+    def stop_shipper(self):
+        """SIGSTOP a node's shipper for a while, without a failover: its
+        producer's transactions and requests time out, and it resumes."""
+        name = self.node()
+        pids = self.cluster.worker_pids(name, "shipper")
+        if not pids:
+            return False
+        pause = self.rng.uniform(1.0, 15.0)
+        self.say(f"  SIGSTOP the shipper of {name} for {pause:.1f} s, no failover")
+        self._pause(pids, pause)
+
+    def stop_apply_worker(self):
+        """SIGSTOP an apply worker for a while: its consumer leaves the
+        group's session, and it resumes."""
+        name = self.node()
+        pids = self.cluster.worker_pids(name, "apply")
+        if not pids:
+            return False
+        pid = self.rng.choice(pids)
+        pause = self.rng.uniform(1.0, 15.0)
+        self.say(f"  SIGSTOP an apply worker of {name} ({pid}) for {pause:.1f} s")
+        self._pause([pid], pause)
+
+    def _pause(self, pids, seconds):
+        for pid in pids:
+            self.cluster.signal(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            for pid in pids:
+                self.cluster.signal(pid, signal.SIGCONT)
+
+    def restart_behind(self):
+        """Shut a node down (fast or immediate) and keep it down while the
+        others write, so that it comes back far behind on the partitions
+        it replicates; those it was primary of wait for it."""
+        name = self.node()
+        if not self.cluster.node_up(name):
+            return False
+        mode = self.rng.choice(["fast", "immediate"])
+        down = self.rng.uniform(10.0, 30.0)
+        self.say(f"  shut node {name} down ({mode}), down for {down:.1f} s")
+        self.cluster.stop_node(name, mode)
+        time.sleep(down)
+        self.cluster.start_node(name)
+        self.say(f"  node {name} started again")
+
     def kill_broker(self):
         i = self.rng.randint(1, 3)
         down = self.rng.uniform(1.0, 8.0)
@@ -237,9 +284,7 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
             return False
         pause = self.rng.uniform(1.0, 8.0)
         self.say(f"  SIGSTOP broker {i} for {pause:.1f} s")
-        self.cluster.signal(pid, signal.SIGSTOP)
-        time.sleep(pause)
-        self.cluster.signal(pid, signal.SIGCONT)
+        self._pause([pid], pause)
 
 
 # name -> (weight, function)
@@ -249,6 +294,9 @@ FAULTS = {
     "kill node": (2, Schedule.kill_node),
     "stop primary and fail over": (2, Schedule.stop_primary_failover),
     "stop shipper and fail over": (2, Schedule.stop_shipper_failover),
+    "stop shipper": (2, Schedule.stop_shipper),
+    "stop apply worker": (1, Schedule.stop_apply_worker),
+    "restart a node behind": (1, Schedule.restart_behind),
     "move a partition": (3, Schedule.move),
     "concurrent promotes": (1, Schedule.concurrent_promotes),
     "kill broker": (1, Schedule.kill_broker),

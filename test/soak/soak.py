@@ -196,7 +196,8 @@ def main():
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--sabotage", action="store_true",
                         help="before checking, delete a row of an acknowledged write "
-                        "on one node, behind replkafka's back: the check must fail")
+                        "on one node, behind replkafka's back: the run passes only if "
+                        "the checker finds exactly that (lost 1, divergent 1)")
     parser.add_argument("--dir", required=True)
     parser.add_argument("--top", required=True)
     args = parser.parse_args()
@@ -253,11 +254,22 @@ def main():
                 f"divergent {result['divergent']}, zombie {result['zombie']}")
         print(line, flush=True)
         log.write(line + "\n")
-        ok = all(result[k] == 0 for k in ("lost", "duplicated", "divergent", "zombie")) \
-            and not result["problems"]
         for p in result["problems"]:
             say("problem: " + p)
-        print(f"soak: {'ok' if ok else 'FAILED'}, seed {args.seed}", flush=True)
+        clean = all(result[k] == 0 for k in ("lost", "duplicated", "divergent", "zombie")) \
+            and not result["problems"]
+        if args.sabotage:
+            # the checker must see the deleted row as lost on that node,
+            # and that node as divergent, and nothing else
+            ok = result["lost"] == 1 and result["divergent"] == 1 \
+                and result["duplicated"] == 0 and result["zombie"] == 0 \
+                and not result["problems"]
+            verdict = ("ok, the checker found the sabotage" if ok
+                       else "FAILED, the checker did not find the sabotage alone")
+        else:
+            ok = clean
+            verdict = "ok" if ok else "FAILED"
+        print(f"soak: {verdict}, seed {args.seed}", flush=True)
     except SoakError as e:
         say(f"soak error: {e}")
         print(f"soak: FAILED, seed {args.seed}", flush=True)
@@ -268,7 +280,7 @@ def main():
     if not ok:
         print(f"soak FAILED with seed {args.seed}; logs kept in {args.dir}; replay: "
               f"test/soak/run --seed {args.seed} --faults {done} "
-              f"--clients {args.clients}", flush=True)
+              f"--clients {args.clients}{' --sabotage' if args.sabotage else ''}", flush=True)
     sys.exit(0 if ok else 1)
 
 
