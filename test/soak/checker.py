@@ -123,7 +123,7 @@ def read_log(cluster):
     return records
 
 
-def check_log(cluster, problems):
+def check_log(cluster, findings, problems):
     """Each partition's log, as the apply rules read it: the leader of each
     generation is the node whose NEW_GEN of it came first; its complete
     transactions must be numbered 1, 2, 3... without a gap or a second
@@ -175,7 +175,7 @@ def check_log(cluster, problems):
             continue
         if seq in st["seen"]:
             duplicated += 1
-            problems.append(f"partition {partition}: transaction {seq} of generation "
+            findings.append(f"partition {partition}: transaction {seq} of generation "
                             f"{gen} twice (offset {offset})")
             continue
         st["seen"].add(seq)
@@ -187,6 +187,10 @@ def check_log(cluster, problems):
 
 
 def check(cluster, journal, say):
+    """Check the nodes and the log against the journal.  Returns the
+    counts of the summary line, the findings behind them, and the problems:
+    anything else that looked wrong."""
+    findings = []
     problems = list(cluster.problems)
     # the nodes converge once caught up
     deadline = time.time() + 120
@@ -197,7 +201,7 @@ def check(cluster, journal, say):
             break
         time.sleep(2)
     for p in divergent:
-        problems.append(f"partition {p}: the nodes hold different rows")
+        findings.append(f"partition {p}: the nodes hold different rows")
 
     # what the clients were told, key by key, in each client's order
     writes = {}
@@ -227,22 +231,22 @@ def check(cluster, journal, say):
                 continue
             if value in local_values:
                 zombie += 1
-                problems.append(f"{name}: key {key} holds {value}, a commit that was "
+                findings.append(f"{name}: key {key} holds {value}, a commit that was "
                                 f"not part of the cluster's history")
             else:
                 lost += 1
-                problems.append(f"{name}: key {key} holds {value!r}; allowed: "
+                findings.append(f"{name}: key {key} holds {value!r}; allowed: "
                                 f"{sorted(map(str, allowed))[:5]} (last acknowledged "
                                 f"write {history[last_ack][0] if last_ack is not None else None!r})")
-    duplicated, foreign = check_log(cluster, problems)
+    duplicated, foreign = check_log(cluster, findings, problems)
     for name in cluster.names:
         for p in range(cluster.partitions):
             for key, value in rows[name][p].items():
                 if value in foreign:
                     zombie += 1
-                    problems.append(f"{name}: key {key} holds {value}, written by a "
+                    findings.append(f"{name}: key {key} holds {value}, written by a "
                                     f"transaction of a node that was not the leader")
     say(f"checked {len(writes)} keys on {len(cluster.names)} nodes; "
         f"{len(foreign)} values written by non-leaders in the log (skipped by the replicas)")
     return {"acknowledged": acknowledged, "lost": lost, "duplicated": duplicated,
-            "divergent": len(divergent), "zombie": zombie, "problems": problems}
+            "divergent": len(divergent), "zombie": zombie, "findings": findings, "problems": problems}

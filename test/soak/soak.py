@@ -254,6 +254,8 @@ def main():
                 f"divergent {result['divergent']}, zombie {result['zombie']}")
         print(line, flush=True)
         log.write(line + "\n")
+        for f in result["findings"]:
+            say("finding: " + f)
         for p in result["problems"]:
             say("problem: " + p)
         clean = all(result[k] == 0 for k in ("lost", "duplicated", "divergent", "zombie")) \
