@@ -72,13 +72,15 @@ fuzzcheck:
 
 # make soakcheck: a short soak (test/soak/run) against the installed
 # extension: SOAK_FAULTS faults of the schedule of seed SOAK_SEED; then a
-# sabotaged one, which passes only if its checker finds the row it deleted.
+# sabotaged one of each kind, which passes only if its checker finds the
+# sabotage.
 .PHONY: soakcheck
 SOAK_SEED ?= 1
 SOAK_FAULTS ?= 12
 soakcheck:
 	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults $(SOAK_FAULTS)
-	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults 2 --sabotage
+	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults 2 --sabotage lost
+	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults 2 --sabotage duplicate
 
 # make pgindent: lay out the C files as PostgreSQL's pgindent does
 # (tools/pgindent: pg_bsd_indent with PostgreSQL's options and

@@ -27,6 +27,31 @@ def _free_ports(count):
     return ports
 
 
+# Every change a node makes to table soak, in order, in a table of its own
+# (not replicated): the apply workers fire ENABLE ALWAYS triggers, so the
+# checker sees each change applied, not only the rows left at the end.  A
+# sabotage in the soak's own test of its checker sets soak.sabotage.
+# (Qualified names: the apply workers run with an empty search_path.)
+AUDIT = """
+CREATE TABLE soak_audit (n bigserial PRIMARY KEY, id bigint NOT NULL, v text);
+CREATE FUNCTION soak_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('soak.sabotage', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO public.soak_audit (id, v) VALUES (OLD.id, NULL);
+    ELSE
+        INSERT INTO public.soak_audit (id, v) VALUES (NEW.id, NEW.v);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER soak_audit AFTER INSERT OR UPDATE OR DELETE ON soak
+    FOR EACH ROW EXECUTE FUNCTION soak_audit();
+ALTER TABLE soak ENABLE ALWAYS TRIGGER soak_audit;
+"""
+
+
 class Node:
     def __init__(self, name, port, datadir, logfile):
         self.name = name
@@ -53,6 +78,9 @@ class Cluster:
         self.primaries = {}
         self.lock = threading.Lock()
         self.stopped = set()  # pids under SIGSTOP, continued at heal
+        self.refreshed = 0.0  # when refresh_primaries last looked
+        self.no_ack_windows = []  # (from, to): too few brokers to acknowledge
+        self.pinned = {}  # partition -> (node, until): a stale view kept
         self.problems = []  # what looked wrong on the way
 
     # -- processes ------------------------------------------------------
@@ -90,7 +118,7 @@ shared_preload_libraries = 'replkafka'
 replkafka.node_name = '{name}'
 replkafka.brokers = '{self.bootstrap}'
 replkafka.apply_workers = 2
-replkafka.chunk_size = '16kB'
+replkafka.chunk_size = '2kB'
 replkafka.request_timeout = '30s'
 max_prepared_transactions = 10
 log_line_prefix = '%m [%p] %b '
@@ -103,6 +131,7 @@ log_line_prefix = '%m [%p] %b '
             self.sql(name, f"SELECT replkafka.create_cluster({self.partitions}, 3)")
             self.sql(name, "CREATE TABLE soak (id bigint PRIMARY KEY, v text)")
             self.sql(name, "SELECT replkafka.add_table('soak', 'id')")
+            self.sql(name, AUDIT)
         for p in range(self.partitions):
             owner = self.names[p % len(self.names)]
             self.sql(owner, f"SELECT replkafka.promote({p})")
@@ -142,21 +171,17 @@ log_line_prefix = '%m [%p] %b '
     def kill_node(self, name):
         """SIGKILL the postmaster and its children at once, as if the
         machine died; remove the lock files a reboot would."""
-        pid = self.postmaster_pid(name)
-        if pid is None:
+        pids = self.freeze_node(name)
+        if not pids:
             return
-        children = self.run("ps", "--ppid", str(pid), "-o", "pid=", check=False).split()
-        for p in [pid] + [int(c) for c in children]:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-            self.stopped.discard(p)
-        for _ in range(600):
-            st = self.run("ps", "-o", "stat=", "-p", str(pid), check=False).strip()
-            if not st or st.startswith("Z"):
-                break
-            time.sleep(0.05)
+        for p in pids:
+            self.signal(p, signal.SIGKILL)
+        for p in pids:
+            for _ in range(600):
+                st = self.run("ps", "-o", "stat=", "-p", str(p), check=False).strip()
+                if not st or st.startswith("Z"):
+                    break
+                time.sleep(0.05)
         node = self.nodes[name]
         for f in (os.path.join(node.datadir, "postmaster.pid"),
                   os.path.join(self.dir, f".s.PGSQL.{node.port}.lock")):
@@ -164,6 +189,29 @@ log_line_prefix = '%m [%p] %b '
                 os.unlink(f)
             except OSError:
                 pass
+
+    def freeze_node(self, name):
+        """SIGSTOP the postmaster, so that it starts no new process, then
+        every child it has; returns their pids (the postmaster's first)."""
+        pid = self.postmaster_pid(name)
+        if pid is None or not _alive(pid):
+            return []
+        self.signal(pid, signal.SIGSTOP)
+        pids = [pid]
+        while True:
+            children = [int(c) for c in self.run("ps", "--ppid", str(pid), "-o", "pid=",
+                                                 check=False).split()]
+            new = [c for c in children if c not in pids]
+            if not new:
+                return pids
+            for c in new:
+                self.signal(c, signal.SIGSTOP)
+            pids += new
+
+    def thaw(self, pids):
+        """SIGCONT pids, the postmaster (first) last."""
+        for pid in reversed(pids):
+            self.signal(pid, signal.SIGCONT)
 
     def worker_pids(self, name, kind):
         """The pids of node's background workers of kind ('shipper' or
@@ -253,26 +301,53 @@ SELECT p, array_agg(id ORDER BY id) FROM (
         with self.lock:
             return self.primaries.get(partition)
 
+    def pin_primary(self, partition, node, seconds):
+        """Send the partition's writes to node for a while, whatever the
+        nodes say: clients with a stale view of who is primary."""
+        with self.lock:
+            self.pinned[partition] = (node, time.time() + seconds)
+            self.primaries[partition] = node
+
+    def _pinned(self, partition):
+        node, until = self.pinned.get(partition, (None, 0))
+        return node if time.time() < until else None
+
     def forget_primary(self, partition, node):
         """A write to node was refused or failed: look again, at most
         every so often."""
         with self.lock:
-            if self.primaries.get(partition) != node:
+            if self.primaries.get(partition) != node or self._pinned(partition):
                 return
             self.primaries[partition] = None
         self.refresh_primaries()
 
-    def refresh_primaries(self):
+    def refresh_primaries(self, at_most_every=None):
         """The primary of each partition: the node that says it is primary
-        in the highest generation."""
+        in the highest generation.  A node that does not answer keeps the
+        partitions it was known primary of (a failed write forgets it);
+        with at_most_every, does nothing if it looked that recently."""
+        with self.lock:
+            now = time.time()
+            if at_most_every is not None and now - self.refreshed < at_most_every:
+                return
+            self.refreshed = now
         best = {}
+        silent = set()
         for name in self.names:
-            for p, (role, gen) in self.roles(name).items():
+            roles = self.roles(name)
+            if not roles:
+                silent.add(name)
+            for p, (role, gen) in roles.items():
                 if role == "primary" and (p not in best or gen > best[p][1]):
                     best[p] = (name, gen)
         with self.lock:
             for p in range(self.partitions):
-                self.primaries[p] = best[p][0] if p in best else None
+                if self._pinned(p):
+                    continue
+                if p in best:
+                    self.primaries[p] = best[p][0]
+                elif self.primaries.get(p) not in silent:
+                    self.primaries[p] = None
 
     # -- healing ------------------------------------------------------------
 
@@ -329,16 +404,16 @@ SELECT p, array_agg(id ORDER BY id) FROM (
 
     def stale_primaries(self):
         """Nodes that say they are primary of a partition in a generation
-        older than another node's."""
-        claims = {}
-        for name in self.names:
-            for p, (role, gen) in self.roles(name).items():
-                if role == "primary":
-                    claims.setdefault(p, []).append((gen, name))
+        older than the newest any node knows of it."""
+        roles = {name: self.roles(name) for name in self.names}
         stale = []
-        for p, c in claims.items():
-            top = max(g for g, _ in c)
-            stale += [f"{n}:{p}" for g, n in c if g < top]
+        for p in range(self.partitions):
+            known = [r[p] for r in roles.values() if p in r]
+            if not known:
+                continue
+            top = max(g for _, g in known)
+            stale += [f"{n}:{p}" for n, r in roles.items()
+                      if r.get(p, ("", 0))[0] == "primary" and r[p][1] < top]
         return stale
 
     def wait_caught_up(self, timeout=300):

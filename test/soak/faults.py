@@ -1,21 +1,52 @@
 """The soak's faults: a seeded schedule of kills, stops, restarts and moves
-of real processes.  The same seed gives the same faults in the same order
-(their timing follows the machine)."""
+of real processes.  Each fault is drawn whole from the seed before it runs
+(its kind, its node, partition, durations and choices), so the same seed
+gives the same draws in the same order; a draw that finds nothing to act on
+(no primary known at the moment, a worker restarting) is skipped and logged,
+and which are skipped follows the machine's timing, as the timing does."""
 
+import random
 import signal
 import threading
 import time
 
 import psycopg2
 
-# Errors a partition may be in after faults: a primary that another node's
-# promotion made stale, or one whose demotion ended its generation.  Any
-# other error is a finding.
-EXPECTED_ERRORS = (
-    "another node wrote to the partition",
-    "this node ended generation",
-    "a demotion ended generation",
-)
+from cluster import SoakError
+
+# The error a stale primary's partition is in after another node's
+# promotion: the soak rebuilds it as doc/operations.md says.  The errors of
+# a demotion cut short are expected only on a node whose demote() of that
+# partition failed or warned; any other error is a problem.
+STALE_ERROR = "another node wrote to the partition"
+DEMOTION_ERRORS = ("this node ended generation", "a demotion ended generation")
+
+
+class Draw:
+    """One fault of the schedule and every random choice it may make."""
+
+    def __init__(self, rng):
+        self.kind = rng.choices(list(FAULTS), weights=[w for w, _ in FAULTS.values()])[0]
+        self.u = [rng.random() for _ in range(6)]
+        self.before = 0.5 + 2.5 * self.u[5]
+
+    def node(self, names):
+        return names[int(self.u[0] * len(names))]
+
+    def partition(self, count):
+        return int(self.u[1] * count)
+
+    def duration(self, low, high):
+        return low + (high - low) * self.u[2]
+
+    def pick(self, items):
+        items = sorted(items)
+        return items[int(self.u[3] * len(items))] if items else None
+
+    def shuffled(self, items):
+        items = list(items)
+        random.Random(self.u[4]).shuffle(items)
+        return items
 
 
 class Schedule:
@@ -24,37 +55,27 @@ class Schedule:
         self.cluster = cluster
         self.say = say
         self.count = 0
+        self.skipped = 0
         self.orphaned = 0
+        self.demotions_cut = set()  # (node, partition) whose demote() failed or warned
 
     def next_fault(self):
-        """Let the load run a little, then inject one fault and recover
-        from it."""
-        time.sleep(self.rng.uniform(0.5, 3.0))
-        # a fault that finds nothing to act on (no primary known at the
-        # moment, a worker not running) gives way to another
-        for _ in range(20):
-            kind = self.rng.choices(list(FAULTS), weights=[w for w, _ in FAULTS.values()])[0]
-            self.say(f"fault {self.count + 1}: {kind}")
-            if FAULTS[kind][1](self) is not False:
-                break
-            time.sleep(0.5)
+        """Let the load run a little, then inject the next fault drawn and
+        recover from it; False if it found nothing to act on."""
+        d = Draw(self.rng)
+        time.sleep(d.before)
+        self.say(f"fault {self.count + 1}: {d.kind}")
+        if FAULTS[d.kind][1](self, d) is False:
+            self.skipped += 1
+            self.say("  nothing to act on: skipped")
+            if self.skipped > 20 and self.skipped > self.count:
+                raise SoakError("most faults find nothing to act on")
+            return False
         self.count += 1
         self.repair()
+        return True
 
     # -- helpers ------------------------------------------------------------
-
-    def node(self):
-        return self.rng.choice(self.cluster.names)
-
-    def partition(self):
-        return self.rng.randrange(self.cluster.partitions)
-
-    def node_pids(self, name):
-        pid = self.cluster.postmaster_pid(name)
-        if pid is None:
-            return []
-        children = self.cluster.run("ps", "--ppid", str(pid), "-o", "pid=", check=False).split()
-        return [pid] + [int(c) for c in children]
 
     def promote(self, name, p, timeout="30s"):
         try:
@@ -67,10 +88,33 @@ class Schedule:
         finally:
             self.cluster.refresh_primaries()
 
+    def demote(self, name, p):
+        """demote(); False if it failed or warned that the handover is left
+        to the shipper."""
+        conn = None
+        try:
+            conn = self.cluster.connect(name)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT replkafka.demote(%s, '30s')", (p,))
+            warnings = [n.strip() for n in conn.notices if "WARNING" in n]
+            if warnings:
+                self.say(f"  demote on {name} warned: {warnings[0][:160]}")
+                self.demotions_cut.add((name, p))
+                return False
+            return True
+        except psycopg2.Error as e:
+            self.say(f"  demote on {name} failed: {str(e).strip().splitlines()[0][:160]}")
+            self.demotions_cut.add((name, p))
+            return False
+        finally:
+            if conn is not None:
+                conn.close()
+
     def repair(self):
         """Rebuild, as doc/operations.md says, the partitions that the
-        protocol put in error on a node (a stale primary); note any other
-        error as a problem."""
+        protocol put in error on a node (a stale primary, or a demotion cut
+        short); note any other error as a problem."""
         for name in self.cluster.names:
             if not self.cluster.node_up(name):
                 continue
@@ -81,7 +125,10 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
             except psycopg2.Error:
                 continue
             for p, error, orphaned in rows:
-                if not any(e in (error or "") for e in EXPECTED_ERRORS):
+                error = error or ""
+                if STALE_ERROR not in error and not (
+                        (name, p) in self.demotions_cut
+                        and any(e in error for e in DEMOTION_ERRORS)):
                     self.cluster.problems.append(
                         f"{name}: partition {p} in error: {error}")
                     continue
@@ -90,8 +137,12 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
                 self.rebuild(name, p)
 
     def rebuild(self, name, p):
-        conn = self.cluster.connect(name)
+        """unfollow, forget the checkpoints, delete the partition's rows
+        (and their audit: the partition starts again), follow from the
+        log's start."""
+        conn = None
         try:
+            conn = self.cluster.connect(name)
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute("SELECT replkafka.unfollow(%s)", (p,))
@@ -99,132 +150,17 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
                 cur.execute("DELETE FROM replkafka.producer_checkpoints WHERE partition = %s", (p,))
                 cur.execute("SET session_replication_role = replica")
                 cur.execute("DELETE FROM soak WHERE replkafka.partition_of('soak', id) = %s", (p,))
+                cur.execute("DELETE FROM soak_audit WHERE replkafka.partition_of('soak', id) = %s",
+                            (p,))
                 cur.execute("RESET session_replication_role")
                 cur.execute("SELECT replkafka.follow(%s)", (p,))
         except psycopg2.Error as e:
             self.cluster.problems.append(f"{name}: could not rebuild partition {p}: {str(e).strip()}")
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    # -- the faults ------------------------------------------------------------
-
-    def kill_shipper(self):
-        name = self.node()
-        pids = self.cluster.worker_pids(name, "shipper")
-        for pid in pids:
-            self.cluster.signal(pid, signal.SIGKILL)
-            self.say(f"  SIGKILL the shipper of {name} ({pid})")
-        return bool(pids)
-
-    def kill_apply_worker(self):
-        name = self.node()
-        pids = self.cluster.worker_pids(name, "apply")
-        if not pids:
-            return False
-        pid = self.rng.choice(pids)
-        self.cluster.signal(pid, signal.SIGKILL)
-        self.say(f"  SIGKILL an apply worker of {name} ({pid}): the node restarts")
-
-    def kill_node(self):
-        name = self.node()
-        down = self.rng.uniform(0.5, 8.0)
-        self.say(f"  SIGKILL node {name}, down for {down:.1f} s")
-        self.cluster.kill_node(name)
-        time.sleep(down)
-        self.cluster.start_node(name)
-
-    def _failover(self, stop_whole_node):
-        p = self.partition()
-        old = self.cluster.primary_of(p)
-        if old is None:
-            return False
-        if stop_whole_node:
-            pids = self.node_pids(old)
-            what = f"node {old}"
-        else:
-            pids = self.cluster.worker_pids(old, "shipper")
-            what = f"the shipper of {old}"
-        self.say(f"  SIGSTOP {what}, fail partition {p} over")
-        for pid in pids:
-            self.cluster.signal(pid, signal.SIGSTOP)
-        try:
-            others = [n for n in self.cluster.names if n != old]
-            self.rng.shuffle(others)
-            for new in others:
-                if self.promote(new, p):
-                    break
-            time.sleep(self.rng.uniform(0.5, 3.0))
-        finally:
-            for pid in pids:
-                self.cluster.signal(pid, signal.SIGCONT)
-            self.say(f"  SIGCONT {what}")
-        # the stale primary finds out within seconds
-        time.sleep(3)
-
-    def stop_primary_failover(self):
-        self._failover(stop_whole_node=True)
-
-    def stop_shipper_failover(self):
-        self._failover(stop_whole_node=False)
-
-    def move(self):
-        p = self.partition()
-        old = self.cluster.primary_of(p)
-        if old is None:
-            return False
-        new = self.rng.choice([n for n in self.cluster.names if n != old])
-        self.say(f"  move partition {p} from {old} to {new}")
-        try:
-            self.cluster.query(old, "SELECT replkafka.demote(%s, '30s')", (p,))
-        except psycopg2.Error as e:
-            self.say(f"  demote on {old} failed: {str(e).strip().splitlines()[0][:160]}")
-        self.promote(new, p)
-
-    def concurrent_promotes(self):
-        p = self.partition()
-        old = self.cluster.primary_of(p)
-        if old is None:
-            return False
-        pids = self.node_pids(old)
-        self.say(f"  SIGSTOP node {old}; both other nodes promote partition {p} at once")
-        for pid in pids:
-            self.cluster.signal(pid, signal.SIGSTOP)
-        try:
-            threads = [threading.Thread(target=self.promote, args=(n, p))
-                       for n in self.cluster.names if n != old]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        finally:
-            for pid in pids:
-                self.cluster.signal(pid, signal.SIGCONT)
-        time.sleep(3)
-
-    def stop_shipper(self):
-        """SIGSTOP a node's shipper for a while, without a failover: its
-        producer's transactions and requests time out, and it resumes."""
-        name = self.node()
-        pids = self.cluster.worker_pids(name, "shipper")
-        if not pids:
-            return False
-        pause = self.rng.uniform(1.0, 15.0)
-        self.say(f"  SIGSTOP the shipper of {name} for {pause:.1f} s, no failover")
-        self._pause(pids, pause)
-
-    def stop_apply_worker(self):
-        """SIGSTOP an apply worker for a while: its consumer leaves the
-        group's session, and it resumes."""
-        name = self.node()
-        pids = self.cluster.worker_pids(name, "apply")
-        if not pids:
-            return False
-        pid = self.rng.choice(pids)
-        pause = self.rng.uniform(1.0, 15.0)
-        self.say(f"  SIGSTOP an apply worker of {name} ({pid}) for {pause:.1f} s")
-        self._pause([pid], pause)
-
-    def _pause(self, pids, seconds):
+    def pause(self, pids, seconds):
         for pid in pids:
             self.cluster.signal(pid, signal.SIGSTOP)
         try:
@@ -233,33 +169,166 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
             for pid in pids:
                 self.cluster.signal(pid, signal.SIGCONT)
 
-    def restart_behind(self):
+    # -- the faults ------------------------------------------------------------
+
+    def crash_worker(self, d, kind):
+        """SIGKILL a shipper or an apply worker: PostgreSQL takes a process
+        killed by a signal for a crash, and restarts all of the node's."""
+        name = d.node(self.cluster.names)
+        pid = d.pick(self.cluster.worker_pids(name, kind))
+        if pid is None:
+            return False
+        self.cluster.signal(pid, signal.SIGKILL)
+        self.say(f"  SIGKILL the {kind} worker {pid} of {name}: the node crash-restarts")
+
+    def terminate_worker(self, d, kind):
+        """pg_terminate_backend() of a shipper or an apply worker: it exits,
+        and the postmaster starts it again, the rest of the node going on."""
+        name = d.node(self.cluster.names)
+        pid = d.pick(self.cluster.worker_pids(name, kind))
+        if pid is None:
+            return False
+        try:
+            self.cluster.query(name, "SELECT pg_terminate_backend(%s)", (pid,))
+        except psycopg2.Error:
+            return False
+        self.say(f"  terminate the {kind} worker {pid} of {name}")
+
+    def kill_node(self, d):
+        name = d.node(self.cluster.names)
+        down = d.duration(0.5, 8.0)
+        self.say(f"  SIGKILL node {name}, down for {down:.1f} s")
+        self.cluster.kill_node(name)
+        time.sleep(down)
+        self.cluster.start_node(name)
+
+    def failover(self, d, whole_node):
+        """SIGSTOP a partition's primary (the whole node, or its shipper
+        only) while another node is promoted, then SIGCONT it: the stale
+        primary must find out and write nothing that counts."""
+        self.cluster.refresh_primaries()
+        p = d.partition(self.cluster.partitions)
+        old = self.cluster.primary_of(p)
+        if old is None:
+            return False
+        if whole_node:
+            pids = self.cluster.freeze_node(old)
+            what = f"node {old}"
+        else:
+            pids = self.cluster.worker_pids(old, "shipper")
+            what = f"the shipper of {old}"
+            for pid in pids:
+                self.cluster.signal(pid, signal.SIGSTOP)
+        if not pids:
+            return False
+        self.say(f"  SIGSTOP {what}, fail partition {p} over")
+        try:
+            for new in d.shuffled(n for n in self.cluster.names if n != old):
+                if self.promote(new, p):
+                    break
+            time.sleep(d.duration(0.5, 3.0))
+        finally:
+            self.cluster.thaw(pids)
+            self.say(f"  SIGCONT {what}")
+        # clients with a stale view write to the old primary a little
+        # longer; it finds out within seconds
+        self.cluster.pin_primary(p, old, 2.0)
+        time.sleep(3)
+        self.cluster.refresh_primaries()
+
+    def stop_shipper(self, d):
+        """SIGSTOP a node's shipper for up to 40 s, without a failover: its
+        requests to the brokers wait past their timeout, its synchronous
+        commits wait, and it resumes."""
+        name = d.node(self.cluster.names)
+        pids = self.cluster.worker_pids(name, "shipper")
+        if not pids:
+            return False
+        pause = d.duration(1.0, 40.0)
+        self.say(f"  SIGSTOP the shipper of {name} for {pause:.1f} s, no failover")
+        self.pause(pids, pause)
+
+    def stop_apply_worker(self, d):
+        """SIGSTOP an apply worker for up to 20 s: it falls behind, and
+        promote() of its partitions waits for it."""
+        name = d.node(self.cluster.names)
+        pid = d.pick(self.cluster.worker_pids(name, "apply"))
+        if pid is None:
+            return False
+        pause = d.duration(1.0, 20.0)
+        self.say(f"  SIGSTOP the apply worker {pid} of {name} for {pause:.1f} s")
+        self.pause([pid], pause)
+
+    def restart_behind(self, d):
         """Shut a node down (fast or immediate) and keep it down while the
         others write, so that it comes back far behind on the partitions
         it replicates; those it was primary of wait for it."""
-        name = self.node()
+        name = d.node(self.cluster.names)
         if not self.cluster.node_up(name):
             return False
-        mode = self.rng.choice(["fast", "immediate"])
-        down = self.rng.uniform(10.0, 30.0)
+        mode = d.pick(["fast", "immediate"])
+        down = d.duration(10.0, 30.0)
         self.say(f"  shut node {name} down ({mode}), down for {down:.1f} s")
         self.cluster.stop_node(name, mode)
         time.sleep(down)
         self.cluster.start_node(name)
         self.say(f"  node {name} started again")
 
-    def kill_broker(self):
-        i = self.rng.randint(1, 3)
-        down = self.rng.uniform(1.0, 8.0)
-        self.say(f"  SIGKILL broker {i}, down for {down:.1f} s")
-        self.cluster.kafka("stop-node", self.cluster.kafka_dir, str(i), "--kill", check=False)
-        time.sleep(down)
-        self.cluster.kafka("start-node", self.cluster.kafka_dir, str(i), check=False)
+    def move(self, d):
+        """demote() then promote() of a partition under load; a demotion
+        that fails makes it a failover."""
+        self.cluster.refresh_primaries()
+        p = d.partition(self.cluster.partitions)
+        old = self.cluster.primary_of(p)
+        if old is None:
+            return False
+        new = d.pick([n for n in self.cluster.names if n != old])
+        self.say(f"  move partition {p} from {old} to {new}")
+        if not self.demote(old, p):
+            self.say(f"  the demotion did not finish: {new} promotes over {old}")
+        self.promote(new, p)
 
-    def kill_leader(self):
+    def concurrent_promotes(self, d):
+        self.cluster.refresh_primaries()
+        p = d.partition(self.cluster.partitions)
+        old = self.cluster.primary_of(p)
+        if old is None:
+            return False
+        pids = self.cluster.freeze_node(old)
+        if not pids:
+            return False
+        self.say(f"  SIGSTOP node {old}; both other nodes promote partition {p} at once")
+        try:
+            threads = [threading.Thread(target=self.promote, args=(n, p))
+                       for n in self.cluster.names if n != old]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            self.cluster.thaw(pids)
+        time.sleep(3)
+
+    def kill_brokers(self, d, count):
+        """SIGKILL count brokers for up to 8 s; with two down, fewer than
+        min.insync.replicas remain and no write is acknowledged meanwhile."""
+        brokers = d.shuffled([1, 2, 3])[:count]
+        down = d.duration(1.0, 8.0)
+        self.say(f"  SIGKILL broker(s) {brokers}, down for {down:.1f} s")
+        for i in brokers:
+            self.cluster.kafka("stop-node", self.cluster.kafka_dir, str(i), "--kill", check=False)
+        killed = time.time()
+        time.sleep(down)
+        if count >= 2:
+            # a commit acknowledged just before may still be returning
+            self.cluster.no_ack_windows.append((killed + 1.0, time.time()))
+        for i in brokers:
+            self.cluster.kafka("start-node", self.cluster.kafka_dir, str(i), check=False)
+
+    def kill_leader(self, d):
         """SIGKILL the broker that leads a partition's log, as its primary
         writes."""
-        p = self.partition()
+        p = d.partition(self.cluster.partitions)
         out = self.cluster.run("kcat", "-b", self.cluster.bootstrap, "-L", "-t", "replkafka",
                                check=False)
         leader = None
@@ -270,36 +339,42 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
                 leader = int(words[3])
         if leader is None or leader < 1:
             return False
-        down = self.rng.uniform(1.0, 8.0)
+        down = d.duration(1.0, 8.0)
         self.say(f"  SIGKILL broker {leader}, leader of partition {p}, down for {down:.1f} s")
         self.cluster.kafka("stop-node", self.cluster.kafka_dir, str(leader), "--kill",
                            check=False)
         time.sleep(down)
         self.cluster.kafka("start-node", self.cluster.kafka_dir, str(leader), check=False)
 
-    def pause_broker(self):
-        i = self.rng.randint(1, 3)
+    def pause_broker(self, d):
+        """SIGSTOP a broker for up to 30 s: past its session timeout (9 s)
+        the controller fences it and its partitions' leadership moves; it
+        resumes as a deposed leader."""
+        i = d.pick([1, 2, 3])
         pid = self.cluster.broker_pid(i)
         if pid is None:
             return False
-        pause = self.rng.uniform(1.0, 8.0)
+        pause = d.duration(2.0, 30.0)
         self.say(f"  SIGSTOP broker {i} for {pause:.1f} s")
-        self._pause([pid], pause)
+        self.pause([pid], pause)
 
 
 # name -> (weight, function)
 FAULTS = {
-    "kill shipper": (3, Schedule.kill_shipper),
-    "kill apply worker": (3, Schedule.kill_apply_worker),
+    "kill a shipper (node crash)": (2, lambda s, d: s.crash_worker(d, "shipper")),
+    "terminate a shipper": (2, lambda s, d: s.terminate_worker(d, "shipper")),
+    "kill an apply worker (node crash)": (2, lambda s, d: s.crash_worker(d, "apply")),
+    "terminate an apply worker": (2, lambda s, d: s.terminate_worker(d, "apply")),
     "kill node": (2, Schedule.kill_node),
-    "stop primary and fail over": (2, Schedule.stop_primary_failover),
-    "stop shipper and fail over": (2, Schedule.stop_shipper_failover),
+    "stop primary and fail over": (2, lambda s, d: s.failover(d, whole_node=True)),
+    "stop shipper and fail over": (2, lambda s, d: s.failover(d, whole_node=False)),
     "stop shipper": (2, Schedule.stop_shipper),
     "stop apply worker": (1, Schedule.stop_apply_worker),
     "restart a node behind": (1, Schedule.restart_behind),
     "move a partition": (3, Schedule.move),
     "concurrent promotes": (1, Schedule.concurrent_promotes),
-    "kill broker": (1, Schedule.kill_broker),
+    "kill broker": (1, lambda s, d: s.kill_brokers(d, 1)),
+    "kill two brokers": (1, lambda s, d: s.kill_brokers(d, 2)),
     "kill a partition's leader broker": (1, Schedule.kill_leader),
     "pause broker": (2, Schedule.pause_broker),
 }

@@ -26,7 +26,7 @@ from faults import Schedule
 
 PARTITIONS = 8
 NODES = ["node_a", "node_b", "node_c"]
-KEYS_PER_CLIENT = 400
+KEYS_PER_CLIENT = 1001  # per partition: a marker and 1,000 others
 
 
 class Journal:
@@ -48,15 +48,29 @@ class Journal:
         self.file.close()
 
     def read(self):
+        """The last line of each transaction: a transaction whose client
+        never learnt its outcome (it was still waiting at the end) is
+        unknown."""
+        entries = {}
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                if line.strip():
+                    entry = json.loads(line)
+                    entries[entry["id"]] = entry
+        for entry in entries.values():
+            if entry["outcome"] == "invoked":
+                entry["outcome"] = "unknown"
+        return list(entries.values())
 
 
 class Client(threading.Thread):
     """One client: owns a set of keys, writes transactions of 1 to 1,000
     rows to one partition at a time through its current primary, and
-    journals each outcome.  Values are unique ("client:sequence"), so the
-    checker can tell which write a row holds."""
+    journals each transaction before it starts and its outcome.  Values
+    are unique ("client:sequence"), so the checker can tell which write a
+    row holds; every transaction first writes the client's marker key of
+    the partition, so that each one, deletes only or not, can be found in
+    the log."""
 
     def __init__(self, index, cluster, journal, keys, synchronous, rng, stop):
         super().__init__(name=f"client-{index}", daemon=True)
@@ -91,27 +105,38 @@ class Client(threading.Thread):
             except psycopg2.Error:
                 pass
 
+    def abandon(self, conn, node):
+        """Roll back, or drop a connection that cannot."""
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            self.drop(node)
+
     def run(self):
         while not self.stop.is_set():
             partition = self.rng.randrange(PARTITIONS)
             node = self.cluster.primary_of(partition)
             if node is None:
+                # look again (at most every second, for all clients)
+                self.cluster.refresh_primaries(at_most_every=1.0)
                 time.sleep(0.05)
                 continue
             self.transaction(node, partition)
 
     def transaction(self, node, partition):
-        keys = self.keys[partition]
+        marker, keys = self.keys[partition][0], self.keys[partition][1:]
         # mostly small, now and then large enough to be cut into chunks
         size = self.rng.choice([1, 1, 1, 2, 3, 5, 10, 20, 50]) \
             if self.rng.random() < 0.97 else self.rng.randint(200, 1000)
-        chosen = self.rng.sample(keys, min(size, len(keys)))
+        chosen = [marker] + self.rng.sample(keys, min(size, len(keys)))
         writes = []
         statements = []
         for key in chosen:
             self.sequence += 1
             value = f"{self.index}:{self.sequence}"
-            if key in self.present and self.rng.random() < 0.15:
+            if key != marker and key in self.present and self.rng.random() < 0.15:
                 statements.append(("DELETE FROM soak WHERE id = %s", (key,)))
                 writes.append([key, None])
             else:
@@ -120,35 +145,37 @@ class Client(threading.Thread):
                     "ON CONFLICT (id) DO UPDATE SET v = excluded.v",
                     (key, value)))
                 writes.append([key, value])
-        entry = {"client": self.index, "node": node, "partition": partition,
-                 "sync": self.synchronous, "start": time.time(),
-                 "writes": writes}
+        entry = {"id": f"{self.index}:{writes[0][1]}", "client": self.index,
+                 "node": node, "partition": partition, "sync": self.synchronous,
+                 "start": time.time(), "writes": writes, "outcome": "invoked"}
+        self.journal.record(entry)
+        conn = None
         try:
             conn = self.connection(node)
+            with conn.cursor() as cur:
+                for sql, args in statements:
+                    cur.execute(sql, args)
         except psycopg2.Error as e:
+            # refused, or the connection went before COMMIT was sent: rolled
+            # back
+            self.abandon(conn, node)
             self.cluster.forget_primary(partition, node)
             entry.update(outcome="failed", error=str(e).strip()[:200])
             self.journal.record(entry)
             return
         try:
-            with conn.cursor() as cur:
-                for sql, args in statements:
-                    cur.execute(sql, args)
             conn.notices.clear()
             conn.commit()
         except psycopg2.OperationalError as e:
-            # the connection went during the transaction or its commit: the
-            # outcome is unknown
+            # the connection went during the commit: the outcome is unknown
             self.drop(node)
             self.cluster.forget_primary(partition, node)
             entry.update(outcome="unknown", error=str(e).strip()[:200])
             self.journal.record(entry)
             return
         except psycopg2.Error as e:
-            try:
-                conn.rollback()
-            except psycopg2.Error:
-                self.drop(node)
+            # COMMIT raised an error: rolled back
+            self.abandon(conn, node)
             self.cluster.forget_primary(partition, node)
             entry.update(outcome="failed", error=str(e).strip()[:200])
             self.journal.record(entry)
@@ -172,19 +199,38 @@ class Client(threading.Thread):
         self.transactions += 1
 
 
-def sabotage(cluster, journal, say):
-    """Delete, on a replica, the row of the last acknowledged write of a
-    key, as a write lost there would look."""
-    for entry in reversed(journal):
-        if entry["outcome"] == "acknowledged":
-            for key, value in entry["writes"]:
-                if value is not None:
-                    name = [n for n in cluster.names
-                            if n != cluster.primary_of(entry["partition"])][0]
-                    cluster.sql(name, "SET session_replication_role = replica; "
-                                "DELETE FROM soak WHERE id = %s", (key,))
-                    say(f"sabotage: deleted key {key} ({value}) on {name}")
-                    return
+# What a sabotage does on one replica, behind replkafka's back, and what
+# the checker must then report (and nothing else).
+SABOTAGE = {
+    # a write lost there: the row deleted, unseen by the audit trigger
+    "lost": ("SET soak.sabotage = on; SET session_replication_role = replica; "
+             "DELETE FROM soak WHERE id = %s",
+             {"lost": 1, "divergent": 1, "duplicated": 0, "zombie": 0}),
+    # a change applied twice there: the row written again with its value
+    "duplicate": ("SET session_replication_role = replica; "
+                  "UPDATE soak SET v = v WHERE id = %s",
+                  {"lost": 0, "divergent": 0, "duplicated": 1, "zombie": 0}),
+}
+
+
+def sabotage(cluster, journal, kind, say):
+    """Sabotage, on a replica, the row of a key whose last write was
+    acknowledged."""
+    last_writer = {}
+    for i, entry in enumerate(journal):
+        for key, _ in entry["writes"]:
+            last_writer[key] = i
+    for i in range(len(journal) - 1, -1, -1):
+        entry = journal[i]
+        if entry["outcome"] != "acknowledged":
+            continue
+        for key, value in entry["writes"]:
+            if value is not None and last_writer[key] == i:
+                name = [n for n in cluster.names
+                        if n != cluster.primary_of(entry["partition"])][0]
+                cluster.sql(name, SABOTAGE[kind][0], (key,))
+                say(f"sabotage ({kind}): key {key} ({value}) on {name}")
+                return
     raise SoakError("nothing acknowledged to sabotage")
 
 
@@ -194,10 +240,11 @@ def main():
     parser.add_argument("--minutes", type=float)
     parser.add_argument("--faults", type=int)
     parser.add_argument("--clients", type=int, default=6)
-    parser.add_argument("--sabotage", action="store_true",
-                        help="before checking, delete a row of an acknowledged write "
-                        "on one node, behind replkafka's back: the run passes only if "
-                        "the checker finds exactly that (lost 1, divergent 1)")
+    parser.add_argument("--sabotage", choices=sorted(SABOTAGE),
+                        help="before checking, delete (lost) or write again (duplicate) "
+                        "the row of an acknowledged write on one node, behind "
+                        "replkafka's back: the run passes only if the checker finds "
+                        "exactly that")
     parser.add_argument("--dir", required=True)
     parser.add_argument("--top", required=True)
     args = parser.parse_args()
@@ -237,15 +284,19 @@ def main():
                 break
             if deadline is not None and time.time() >= deadline:
                 break
-            schedule.next_fault()
-            done += 1
-        say(f"{done} faults done; stopping the clients")
+            if schedule.next_fault():
+                done += 1
+        say(f"{done} faults done ({schedule.skipped} draws found nothing to act on); "
+            f"stopping the clients")
         stop.set()
         for c in clients:
             c.join(timeout=120)
+            if c.is_alive():
+                cluster.problems.append(f"{c.name} still waits for its transaction "
+                                        f"2 minutes after the faults")
         cluster.heal(repair=schedule.repair)
         if args.sabotage:
-            sabotage(cluster, journal.read(), say)
+            sabotage(cluster, journal.read(), args.sabotage, say)
         result = check(cluster, journal.read(), say)
         say(f"{schedule.orphaned} orphaned transactions of stale primaries, "
             f"as the protocol counts them")
@@ -261,19 +312,17 @@ def main():
         clean = all(result[k] == 0 for k in ("lost", "duplicated", "divergent", "zombie")) \
             and not result["problems"]
         if args.sabotage:
-            # the checker must see the deleted row as lost on that node,
-            # and that node as divergent, and nothing else
-            ok = result["lost"] == 1 and result["divergent"] == 1 \
-                and result["duplicated"] == 0 and result["zombie"] == 0 \
-                and not result["problems"]
+            # the checker must find the sabotage, and nothing else
+            expect = SABOTAGE[args.sabotage][1]
+            ok = all(result[k] == n for k, n in expect.items()) and not result["problems"]
             verdict = ("ok, the checker found the sabotage" if ok
                        else "FAILED, the checker did not find the sabotage alone")
         else:
             ok = clean
             verdict = "ok" if ok else "FAILED"
         print(f"soak: {verdict}, seed {args.seed}", flush=True)
-    except SoakError as e:
-        say(f"soak error: {e}")
+    except Exception as e:  # noqa: BLE001 - any error fails the run, replayably
+        say(f"soak error: {type(e).__name__}: {e}")
         print(f"soak: FAILED, seed {args.seed}", flush=True)
     finally:
         stop.set()
@@ -282,7 +331,8 @@ def main():
     if not ok:
         print(f"soak FAILED with seed {args.seed}; logs kept in {args.dir}; replay: "
               f"test/soak/run --seed {args.seed} --faults {done} "
-              f"--clients {args.clients}{' --sabotage' if args.sabotage else ''}", flush=True)
+              f"--clients {args.clients}"
+              f"{' --sabotage ' + args.sabotage if args.sabotage else ''}", flush=True)
     sys.exit(0 if ok else 1)
 
 
