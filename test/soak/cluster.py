@@ -259,15 +259,23 @@ log_line_prefix = '%m [%p] %b '
                                 application_name="soak")
         return conn
 
-    def query(self, name, sql, args=None):
+    def session(self, name, statements):
+        """Run statements, [(sql, args)], in one session, each its own
+        transaction; returns the last one's rows and the WARNINGs."""
         conn = self.connect(name)
         try:
             conn.autocommit = True
+            rows = []
             with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall() if cur.description else []
+                for sql, args in statements:
+                    cur.execute(sql, args)
+                    rows = cur.fetchall() if cur.description else []
+            return rows, [n.strip() for n in conn.notices if "WARNING" in n]
         finally:
             conn.close()
+
+    def query(self, name, sql, args=None):
+        return self.session(name, [(sql, args)])[0]
 
     def sql(self, name, sql, args=None):
         try:

@@ -91,25 +91,16 @@ class Schedule:
     def demote(self, name, p):
         """demote(); False if it failed or warned that the handover is left
         to the shipper."""
-        conn = None
         try:
-            conn = self.cluster.connect(name)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT replkafka.demote(%s, '30s')", (p,))
-            warnings = [n.strip() for n in conn.notices if "WARNING" in n]
-            if warnings:
-                self.say(f"  demote on {name} warned: {warnings[0][:160]}")
-                self.demotions_cut.add((name, p))
-                return False
-            return True
+            _, warnings = self.cluster.session(
+                name, [("SELECT replkafka.demote(%s, '30s')", (p,))])
         except psycopg2.Error as e:
-            self.say(f"  demote on {name} failed: {str(e).strip().splitlines()[0][:160]}")
+            warnings = ["failed: " + str(e).strip().splitlines()[0]]
+        if warnings:
+            self.say(f"  demote on {name}: {warnings[0][:160]}")
             self.demotions_cut.add((name, p))
             return False
-        finally:
-            if conn is not None:
-                conn.close()
+        return True
 
     def repair(self):
         """Rebuild, as doc/operations.md says, the partitions that the
@@ -140,25 +131,18 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         """unfollow, forget the checkpoints, delete the partition's rows
         (and their audit: the partition starts again), follow from the
         log's start."""
-        conn = None
         try:
-            conn = self.cluster.connect(name)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT replkafka.unfollow(%s)", (p,))
-                cur.execute("DELETE FROM replkafka.consumer_checkpoints WHERE partition = %s", (p,))
-                cur.execute("DELETE FROM replkafka.producer_checkpoints WHERE partition = %s", (p,))
-                cur.execute("SET session_replication_role = replica")
-                cur.execute("DELETE FROM soak WHERE replkafka.partition_of('soak', id) = %s", (p,))
-                cur.execute("DELETE FROM soak_audit WHERE replkafka.partition_of('soak', id) = %s",
-                            (p,))
-                cur.execute("RESET session_replication_role")
-                cur.execute("SELECT replkafka.follow(%s)", (p,))
+            self.cluster.session(name, [
+                ("SELECT replkafka.unfollow(%s)", (p,)),
+                ("DELETE FROM replkafka.consumer_checkpoints WHERE partition = %s", (p,)),
+                ("DELETE FROM replkafka.producer_checkpoints WHERE partition = %s", (p,)),
+                ("SET session_replication_role = replica", None),
+                ("DELETE FROM soak WHERE replkafka.partition_of('soak', id) = %s", (p,)),
+                ("DELETE FROM soak_audit WHERE replkafka.partition_of('soak', id) = %s", (p,)),
+                ("RESET session_replication_role", None),
+                ("SELECT replkafka.follow(%s)", (p,))])
         except psycopg2.Error as e:
             self.cluster.problems.append(f"{name}: could not rebuild partition {p}: {str(e).strip()}")
-        finally:
-            if conn is not None:
-                conn.close()
 
     def pause(self, pids, seconds):
         for pid in pids:
