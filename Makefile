@@ -82,6 +82,13 @@ soakcheck:
 	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults 2 --sabotage lost
 	REPLKAFKA_SOAK_INSTALLED=1 $(srcdir)/test/soak/run --seed $(SOAK_SEED) --faults 2 --sabotage duplicate
 
+# make modelcheck: check the model of the mastership protocol and the apply
+# rules (model/replkafka.pml) exhaustively with SPIN: every configuration,
+# and every bug switch, which must be found (model/run).
+.PHONY: modelcheck
+modelcheck:
+	$(srcdir)/model/run
+
 # make pgindent: lay out the C files as PostgreSQL's pgindent does
 # (tools/pgindent: pg_bsd_indent with PostgreSQL's options and
 # typedefs.list).  make pgindent-check: change nothing; print the diff and
