@@ -362,10 +362,11 @@ def check_roles(cluster, records, problems):
         if fields is not None and fields[2] == NEW_GEN \
                 and fields[8] >> 32 > last.get(partition, (0, None))[0]:
             last[partition] = (fields[8] >> 32, origin)
+    roles = {name: cluster.roles(name) for name in cluster.names}
     for p in range(cluster.partitions):
         seen = []
         for name in cluster.names:
-            role, gen = cluster.roles(name).get(p, (None, None))
+            role, gen = roles[name].get(p, (None, None))
             seen.append(f"{name} {role} {gen}")
             if role == "primary" and (gen, name) != last.get(p):
                 problems.append(f"partition {p}: {name} is primary in generation {gen}, "
