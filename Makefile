@@ -7,6 +7,7 @@ OBJS = \
 	src/catalog.o \
 	src/decoder.o \
 	src/demotion.o \
+	src/ended.o \
 	src/fence.o \
 	src/functions.o \
 	src/kafka.o \

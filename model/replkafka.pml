@@ -87,8 +87,7 @@
  * BUG SWITCHES (-DBUG_...) put back the behaviour of the code before the
  * fixes of its correctness review; model/run requires a violation from
  * each (or documents why it finds none): see the #ifdef blocks below and
- * doc/testing.md.  FIX SWITCHES (-DFIX_...) are fixes proposed for what the
- * model found in the code as it is.
+ * doc/testing.md.
  */
 
 /* ------------------------------------------------------------------ */
@@ -249,7 +248,7 @@ typedef Node {
 	unsigned pr_pending : 1;
 	unsigned pr_pending_gen : 3;
 	unsigned pr_winner : 2;
-	unsigned pr_won_off : 5;		/* FIX_NEWGEN_FIRST_COPY: where it won */
+	unsigned pr_won_off : 5;		/* WON: the offset it won at */
 	unsigned epoch : 2;				/* crashes so far: ends its backends */
 
 	/* arrays after the bit fields, which pack together */
@@ -1733,13 +1732,13 @@ proctype Promote(byte n)
 			nd[n].pck_gen = g + 1;
 			nd[n].pck_seq = 0;
 			nd[n].pck_lsn = nlsn;
-#ifdef FIX_NEWGEN_FIRST_COPY
-			/* proposed: the copy of our NEW_GEN the worker won at */
-			nd[n].pck_off = nd[n].pr_won_off;
-#else
-			/* the offset Kafka acknowledged: a retried copy's, perhaps,
-			 * with another node's NEW_GEN before it (doc/testing.md) */
+#ifdef BUG_NEWGEN_ACKED_COPY
+			/* before: the offset Kafka acknowledged, a retried copy's
+			 * perhaps, with another node's NEW_GEN before it */
 			nd[n].pck_off = noff;
+#else
+			/* the copy of our NEW_GEN the worker won at (won_offset) */
+			nd[n].pck_off = nd[n].pr_won_off;
 #endif
 			nd[n].cck_valid = 0;
 			nd[n].cck_gen = 0;
@@ -1894,8 +1893,9 @@ inline crash(n_)
 	nd[n_].stale_gen = 0;
 	nd[n_].history_end = 0;
 	nd[n_].handover = 0;
-#ifndef FIX_ENDED_DURABLE
-	/* ended_generation lives in shared memory only: the fence opens again */
+#ifdef BUG_ENDED_IN_SHMEM
+	/* before: ended_generation lived in shared memory only, and the fence
+	 * opened again (now ended.c keeps it on disk) */
 	nd[n_].ended_gen = 0;
 #endif
 	nd[n_].rowlock = 0;

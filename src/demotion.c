@@ -31,6 +31,7 @@
 
 #include "catalog.h"
 #include "demotion.h"
+#include "ended.h"
 #include "kafka.h"
 #include "logscan.h"
 #include "mastership.h"
@@ -323,7 +324,11 @@ demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
-	/* Whatever happens now, the generation takes no more writes. */
+	/*
+	 * Whatever happens now, the generation takes no more writes, even after a
+	 * crash: the record may land later still.
+	 */
+	replkafka_ended_save(partition, generation, topic);
 	replkafka_partition_set_ended_generation(partition, generation);
 
 	BeginInternalSubTransaction(NULL);

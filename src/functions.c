@@ -45,6 +45,7 @@
 #include "catalog.h"
 #include "kafka.h"
 #include "demotion.h"
+#include "ended.h"
 #include "mastership.h"
 #include "promotion.h"
 #include "partition.h"
@@ -174,6 +175,7 @@ replkafka_create_cluster(PG_FUNCTION_ARGS)
 		cluster.replication_factor = replication_factor;
 		cluster.node_name = replkafka_node_name;
 		replkafka_catalog_insert_cluster(&cluster);
+		replkafka_ended_forget_all();
 		replkafka_roles_reload_at_commit();
 	}
 

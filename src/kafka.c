@@ -344,8 +344,11 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			 * One record, acknowledged by all in-sync replicas.  No
 			 * idempotence: getting a producer id first costs a round trip,
 			 * and up to a second when it is retried, in the middle of a
-			 * promotion; a retry that writes the record twice is harmless
-			 * (the second copy is a lost election or a repeated END_GEN).
+			 * promotion.  A retry may write the record twice, with other
+			 * records between the copies: the second copy of a NEW_GEN is a
+			 * lost election, of an END_GEN a repeated one, and promote()
+			 * takes the first copy, not the acknowledged one, for its
+			 * producer checkpoint.
 			 */
 			kafka_conf_set(conf, "enable.idempotence", "false");
 			kafka_conf_set(conf, "acks", "all");
@@ -1098,11 +1101,12 @@ kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 }
 
 /*
- * Produce one record to a partition with a new idempotent producer and
- * wait for Kafka's acknowledgement; returns the record's offset.  Used for
- * control records written by SQL functions.  Fails if Kafka has not
- * acknowledged the record by deadline; the record may then still arrive,
- * which the protocol tolerates (a control record is idempotent in effect).
+ * Produce one record to a partition with a new producer and wait for
+ * Kafka's acknowledgement; returns the offset of the copy Kafka
+ * acknowledged, which may be a second one (see replkafka_kafka_new()).
+ * Used for control records written by SQL functions.  Fails if Kafka has
+ * not acknowledged the record by deadline; the record may then still
+ * arrive, even after this process is gone, which the callers allow for.
  */
 int64
 replkafka_kafka_produce_sync(const char *topic, int partition,

@@ -310,6 +310,7 @@ promote_partition(int partition, ReplkafkaRole role, const char *topic,
 	part->promotion.base = part->generation;
 	part->promotion.generation = 0;
 	part->promotion.pending = false;
+	part->promotion.won_offset = -1;
 	LWLockRelease(replkafka_shared->lock);
 	replkafka_begin_phases(partition, REPLKAFKA_PHASE_CATCHING_UP);
 	/* an offline partition: its apply worker starts applying it */
@@ -349,6 +350,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	int64		low;
 	int64		high;
 	int64		newgen_offset;
+	int64		won_offset;
 	XLogRecPtr	newgen_lsn;
 	uint32		generation;
 	uint32		lost_generation;
@@ -448,6 +450,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	state = part->promotion.state;
 	strlcpy(winner, part->promotion.winner, sizeof(winner));
 	lost_generation = part->promotion.generation;
+	won_offset = part->promotion.won_offset;
 	LWLockRelease(replkafka_shared->lock);
 	if (state == REPLKAFKA_PROMOTE_LOST)
 		promote_report_lost(partition, winner, lost_generation, role);
@@ -460,13 +463,21 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 						  generation + 1, (long long) newgen_offset),
 				errhint("Promote again with a longer timeout."));
 
-	/* Won: the apply worker applied everything before our NEW_GEN. */
+	/*
+	 * Won: the apply worker applied everything before our NEW_GEN.  The
+	 * producer checkpoint is the copy of it the worker read first, which is
+	 * not always the one Kafka acknowledged: the control producer writes a
+	 * record again when an acknowledgement is lost, and another node's
+	 * NEW_GEN may land between the copies.  The shipper reads the log from
+	 * its checkpoint on, and must see that NEW_GEN.
+	 */
+	Assert(won_offset >= 0 && won_offset <= newgen_offset);
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_PRIMARY,
 							   generation + 1, NULL, NULL);
 	pckpt.partition = partition;
 	pckpt.scn = RKM_SCN(generation + 1, 0);
 	pckpt.commit_lsn = newgen_lsn;
-	pckpt.kafka_offset = newgen_offset;
+	pckpt.kafka_offset = won_offset;
 	replkafka_catalog_save_producer_checkpoint(&pckpt);
 	/* from now on this node's rows hold its own writes (see check_not_stale) */
 	replkafka_catalog_delete_consumer_checkpoint(partition);
@@ -476,7 +487,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 			errmsg("node \"%s\" is primary of partition %d in generation %u",
 				   replkafka_node_name, partition, generation + 1),
 			errdetail("Its NEW_GEN record is at Kafka offset %lld.",
-					  (long long) newgen_offset));
+					  (long long) won_offset));
 	return generation + 1;
 }
 
@@ -527,6 +538,7 @@ replkafka_promotion_new_generation(int p, int64 offset, const RkmHeader *hdr,
 			strcmp(hdr->origin, replkafka_node_name) == 0)
 		{
 			part->promotion.state = REPLKAFKA_PROMOTE_WON;
+			part->promotion.won_offset = offset;
 			changed = true;
 		}
 		else if (offset < part->promotion.offset)
@@ -554,7 +566,10 @@ replkafka_promotion_new_generation(int p, int64 offset, const RkmHeader *hdr,
 		if (gen == part->promotion.generation &&
 			strcmp(hdr->origin, replkafka_node_name) == 0 &&
 			gen > prev_generation)
+		{
 			part->promotion.state = REPLKAFKA_PROMOTE_WON;
+			part->promotion.won_offset = offset;
+		}
 		else
 		{
 			/* the generation we wanted, or a newer one, began elsewhere */

@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 
 #include "catalog.h"
+#include "ended.h"
 #include "roles.h"
 #include "settings.h"
 #include "shmem.h"
@@ -69,6 +70,8 @@ replkafka_roles_ensure_loaded(void)
 {
 	List	   *roles;
 	int			partitions;
+	ReplkafkaCluster cluster;
+	uint32	   *ended;
 
 	replkafka_check_preloaded();
 	if (replkafka_shmem_roles_loaded())
@@ -82,8 +85,14 @@ replkafka_roles_ensure_loaded(void)
 				errmsg("cluster has %d partitions, more than \"replkafka.max_partitions\" (%d)",
 					   partitions, replkafka_max_partitions),
 				errhint("Raise \"replkafka.max_partitions\" and restart the server."));
-	if (partitions > 0)
-		replkafka_shmem_load_roles(partitions, roles);
+	if (partitions <= 0 || !replkafka_catalog_get_cluster(&cluster))
+		return;
+
+	/* the generations whose END_GEN this node may have written */
+	ended = palloc0(partitions * sizeof(uint32));
+	for (int p = 0; p < partitions; p++)
+		ended[p] = replkafka_ended_load(p, cluster.topic);
+	replkafka_shmem_load_roles(partitions, roles, ended);
 }
 
 /*

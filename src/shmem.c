@@ -143,11 +143,12 @@ replkafka_partition_state(int partition)
 
 /*
  * The roles of a cluster of npartitions partitions, read from the catalog
- * (a list of ReplkafkaRoleRow): the first process to load them since the
+ * (a list of ReplkafkaRoleRow), and the generation of each partition that
+ * this node ended (ended.c): the first process to load them since the
  * server started publishes them.
  */
 void
-replkafka_shmem_load_roles(int npartitions, List *rows)
+replkafka_shmem_load_roles(int npartitions, List *rows, const uint32 *ended)
 {
 	ListCell   *lc;
 
@@ -155,6 +156,8 @@ replkafka_shmem_load_roles(int npartitions, List *rows)
 	if (!replkafka_shared->loaded)
 	{
 		replkafka_shared->npartitions = npartitions;
+		for (int p = 0; p < npartitions; p++)
+			replkafka_shared->partitions[p].ended_generation = ended[p];
 		foreach(lc, rows)
 		{
 			ReplkafkaRoleRow *row = lfirst(lc);

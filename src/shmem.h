@@ -87,6 +87,8 @@ typedef struct ReplkafkaPromotion
 								 * promotion of the moment */
 	uint32		pending_generation;
 	int64		offset;			/* CATCHUP: the log end to read up to */
+	int64		won_offset;		/* WON: the offset of our NEW_GEN the worker
+								 * read first */
 	char		winner[64];		/* LOST (or pending): the node that won */
 } ReplkafkaPromotion;
 
@@ -172,9 +174,11 @@ typedef struct ReplkafkaPartition
 
 	/*
 	 * demote() writes (or may have written) END_GEN of this generation: it
-	 * takes no more writes, whatever becomes of the demoting session.  Set
-	 * before END_GEN is produced, cleared when a role change is published; if
-	 * the session ends without one, the shipper finishes the handover.
+	 * takes no more writes, whatever becomes of the demoting session or the
+	 * server.  Set before END_GEN is produced (and recorded on disk first, by
+	 * ended.c, which restores it at startup), cleared when a role change is
+	 * published; if the session ends without one, the shipper finishes the
+	 * handover.
 	 */
 	uint32		ended_generation;
 
@@ -299,7 +303,8 @@ extern ReplkafkaShared *replkafka_shared;
 /* Set-up, and the roles as loaded from the catalog and changed at commit. */
 extern void replkafka_shmem_init(void);
 extern ReplkafkaPartition *replkafka_partition_state(int partition);
-extern void replkafka_shmem_load_roles(int npartitions, List *rows);
+extern void replkafka_shmem_load_roles(int npartitions, List *rows,
+									   const uint32 *ended);
 extern bool replkafka_shmem_roles_loaded(void);
 extern void replkafka_shmem_forget_roles(void);
 extern void replkafka_shmem_publish_roles(List *changes);

@@ -30,14 +30,16 @@ exit.
 
 =over
 
-=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... }, auto_create => 1)
+=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... }, auto_create => 1, proxy => 1)
 
 Start a KRaft cluster of N brokers (default 1) and wait until it serves
 metadata.  With B<secure>, one broker whose clients connect over SASL_SSL
 with SCRAM-SHA-512 as one of the users given, and an authorizer that
 allows nothing without an ACL (see $kafka->acl); the harness's own kcat
 calls connect as the cluster's super user.  With B<auto_create>, the
-brokers create a topic a client asks for, as Kafka does by default.
+brokers create a topic a client asks for, as Kafka does by default.  With
+B<proxy>, one broker that every client reaches through
+test/kafka/kafka-proxy (see $kafka->proxy).
 
 =cut
 
@@ -94,6 +96,7 @@ sub start
 	  ? ('--secure', join(',', map { "$_:$params{secure}{$_}" } sort keys %{ $params{secure} }))
 	  : ();
 	push @secure, '--auto-create' if $params{auto_create};
+	push @secure, '--proxy' if $params{proxy};
 	my ($out, $err);
 	my $ok = IPC::Run::run(
 		[ $harness, 'start', $dir, '--brokers', $brokers, '--owner', $$, @secure ],
@@ -213,6 +216,26 @@ sub start_broker
 {
 	my ($self, $i) = @_;
 	$self->harness('start-node', $i);
+}
+
+=pod
+
+=item $kafka->proxy($command)
+
+For a cluster started with B<proxy>: send $command to its proxy
+(test/kafka/kafka-proxy lists them: hold CLIENT, drop-ack CLIENT, held,
+release) and return the answer.  A client is named by its client.id;
+replkafka's are "replkafka-NODE-KIND", KIND being producer, consumer,
+control (promote() and demote()) or admin.
+
+=cut
+
+sub proxy
+{
+	my ($self, $command) = @_;
+	my $out = $self->harness('proxy', split(/ /, $command));
+	chomp $out;
+	return $out;
 }
 
 =pod

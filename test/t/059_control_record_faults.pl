@@ -1,0 +1,185 @@
+
+# Copyright (c) 2026, replkafka authors
+
+# Control records whose acknowledgement is lost, or that are still on
+# their way when the node that sent them crashes.  Every client reaches the
+# broker through test/kafka/kafka-proxy, which loses acknowledgements and
+# holds produce requests on command.
+#
+# Partition 0, a NEW_GEN written twice: node_b promotes; the
+# acknowledgement of its NEW_GEN is lost, so librdkafka writes it again,
+# and the second copy is held while node_c promotes.  The log holds node_b's
+# NEW_GEN of generation 2, node_c's of generation 3, then the second copy.
+# node_b won generation 2 at the first copy, and its producer checkpoint
+# must be that copy: its shipper then reads node_c's NEW_GEN and stops,
+# instead of shipping transactions every replica skips as a zombie's.
+#
+# Partition 1, an END_GEN that lands after a crash: node_a demotes; its
+# END_GEN is held on its way, and the demoting backend is killed before the
+# role change commits (a crash of the node).  Once the END_GEN is sent
+# (the bytes were on their way), it lands whenever it lands: node_a,
+# restarted, must not take writes in the generation it ended, and its
+# shipper finishes the handover.  The replicas then read the END_GEN as the
+# end of the generation, and node_b goes on from there.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use ReplkafkaTest;
+use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
+use Test::More;
+
+my $kafka = ReplkafkaTest::Kafka->start(proxy => 1);
+my ($node_a, $node_b, $node_c) =
+  ReplkafkaTest::new_nodes($kafka, 3, conf => "restart_after_crash = on");
+ReplkafkaTest::setup_cluster([ $node_a, $node_b, $node_c ], 2,
+	{ node_a => [ 0, 1 ] }, q{
+CREATE TABLE items (id int PRIMARY KEY, v text);
+SELECT replkafka.add_table('items', 'id');
+});
+my @p0 = ReplkafkaTest::keys_of_partition($node_a, 'items', 0, 20);
+my @p1 = ReplkafkaTest::keys_of_partition($node_a, 'items', 1, 20);
+$node_a->safe_psql('postgres',
+	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($_, 'node_a')")
+  foreach @p0[ 0 .. 4 ], @p1[ 0 .. 4 ];
+ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
+	'the replicas caught up');
+
+# The records of a partition: header fields, offset.
+sub partition_log
+{
+	my ($partition) = @_;
+	return grep { $_->{partition} == $partition }
+	  ReplkafkaTest::Wire::transactions($kafka->consume('replkafka'));
+}
+
+# Wait until the proxy holds $count produce requests.
+sub wait_held
+{
+	my ($count) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return 1 if $kafka->proxy('held') >= $count;
+		Time::HiRes::usleep(100_000);
+	}
+	return 0;
+}
+
+# The role and last error of a partition on a node.
+sub partition_state
+{
+	my ($node, $partition) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT role || ' ' || coalesce(last_error, '') FROM replkafka.partitions WHERE partition = $partition"
+	);
+}
+
+#
+# Partition 0: node_a hands over, node_b promotes and its NEW_GEN is
+# written twice, node_c promotes between the copies.
+#
+$node_a->safe_psql('postgres', 'SELECT replkafka.demote(0)');
+is($kafka->proxy('drop-ack replkafka-node_b-control'), 'ok', 'the proxy will lose an acknowledgement');
+my $promote_b = ReplkafkaTest::background_psql($node_b, "SELECT replkafka.promote(0, '120s')");
+ok(wait_held(1), "node_b's NEW_GEN was not acknowledged, and is written again");
+
+my @log = partition_log(0);
+my ($first) = grep { $_->{type} eq 'NEW_GEN' && $_->{origin} eq 'node_b' } @log;
+ok($first, "the first copy of node_b's NEW_GEN is in the log");
+
+# node_c catches up past it and starts generation 3.
+$node_c->safe_psql('postgres', 'SELECT replkafka.promote(0)');
+is($kafka->proxy('release'), 'ok', 'the second copy goes on');
+$promote_b->{h}->finish;
+like(${ $promote_b->{out} }, qr/^2$/, 'node_b won generation 2, at its first copy');
+
+@log = partition_log(0);
+my @newgens = map { "$_->{origin}:$_->{generation}" }
+  grep { $_->{type} eq 'NEW_GEN' && $_->{offset} >= $first->{offset} } @log;
+is(join(' ', @newgens), 'node_b:2 node_c:3 node_b:2',
+	'the log holds node_c\'s NEW_GEN between the copies of node_b\'s');
+my ($newgen_c) = grep { $_->{type} eq 'NEW_GEN' && $_->{origin} eq 'node_c' } @log;
+
+is( $node_b->safe_psql('postgres',
+		'SELECT kafka_offset FROM replkafka.producer_checkpoints WHERE partition = 0'),
+	$first->{offset},
+	"node_b's producer checkpoint is the copy it won at");
+ok( $node_b->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 0"),
+	"node_b's shipper finds node_c's generation");
+like(partition_state($node_b, 0),
+	qr/another node wrote to the partition: Kafka offset $newgen_c->{offset} holds a NEW_GEN record of generation 3 from node "node_c"/,
+	'it names node_c\'s NEW_GEN');
+my ($ret, $stdout, $stderr) = $node_b->psql('postgres',
+	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($p0[10], 'node_b')");
+isnt($ret, 0, 'node_b acknowledges no write in generation 2');
+
+$node_c->safe_psql('postgres',
+	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($_, 'node_c')")
+  foreach @p0[ 11 .. 13 ];
+ok( $node_a->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM items WHERE v = 'node_c'"),
+	'node_c\'s writes reach node_a');
+is($node_a->safe_psql('postgres', "SELECT count(*) FROM items WHERE v = 'node_b'"),
+	'0', 'nothing of node_b\'s generation 2 is applied');
+
+#
+# Partition 1: node_a's END_GEN is held, the demoting backend is killed.
+#
+is($kafka->proxy('hold replkafka-node_a-control'), 'ok', 'the proxy holds node_a\'s control records');
+my $demote_a = ReplkafkaTest::background_psql($node_a, "SELECT replkafka.demote(1, '120s')");
+ok(wait_held(1), "node_a's END_GEN is on its way");
+my $pid = $node_a->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE '%replkafka.demote(1%' AND pid <> pg_backend_pid()");
+ok($pid =~ /^\d+$/, 'the demoting backend runs');
+kill 'KILL', $pid;
+$demote_a->{h}->finish;
+$node_a->poll_query_until('postgres', 'SELECT true')
+  or die 'node_a did not restart';
+
+# Restarted, node_a takes no write in generation 1 of partition 1.
+($ret, $stdout, $stderr) = $node_a->psql('postgres',
+	"INSERT INTO items VALUES ($p1[10], 'node_a, restarted')");
+like($stderr, qr/cannot write to partition 1 on node "node_a"/,
+	'node_a takes no more writes in the generation it ended');
+ok( $node_a->poll_query_until('postgres',
+		"SELECT role = 'replica' FROM replkafka.partitions WHERE partition = 1"),
+	'its shipper finishes the handover');
+ok($node_a->log_contains(
+		qr/finishes the handover of partition 1 that a demotion left after ending generation 1/),
+	'and says so');
+
+# The END_GEN lands now, after everything node_a wrote.
+is($kafka->proxy('release'), 'ok', 'the END_GEN goes on');
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (time < $deadline)
+{
+	@log = partition_log(1);
+	last if grep { $_->{type} eq 'END_GEN' } @log;
+	Time::HiRes::usleep(200_000);
+}
+is(join(' ', map { $_->{type} } grep { $_->{origin} eq 'node_a' } @log),
+	'NEW_GEN TXN TXN TXN TXN TXN END_GEN',
+	'the log of partition 1: node_a\'s generation, its END_GEN last');
+
+foreach my $node ($node_b, $node_c)
+{
+	is(partition_state($node, 1), 'replica ', $node->name . ' reads the END_GEN as the end of the generation');
+}
+$node_b->safe_psql('postgres', 'SELECT replkafka.promote(1)');
+$node_b->safe_psql('postgres',
+	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($_, 'node_b')")
+  foreach @p1[ 11 .. 13 ];
+my $rows = "SELECT string_agg(id || v, ',' ORDER BY id) FROM items WHERE replkafka.partition_of('items', id) = 1";
+my $expected = $node_b->safe_psql('postgres', $rows);
+foreach my $node ($node_a, $node_c)
+{
+	ok($node->poll_query_until('postgres', $rows, $expected),
+		$node->name . ' has every row of partition 1, once');
+	is(partition_state($node, 1), 'replica ', $node->name . ' applies generation 2 of partition 1');
+}
+
+done_testing();
