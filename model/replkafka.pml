@@ -734,11 +734,13 @@ inline shipper_recover(n_)
 #endif
 		sh[n_].skip_lsn = scan.lsn;
 		if
-		:: nd[n_].ended_gen == sh[n_].sg && ENDED_CLEANLY ->
-			/* a demotion's END_GEN: shipper_finish_handover() goes on */
-			sh[n_].acked_seq = scan.history_seq;
-			sh[n_].acked_lsn = scan.history_lsn;
-			sh[n_].acked_off = scan.history_off
+		:: nd[n_].ended_gen == sh[n_].sg && !scan.hole && !scan.orphans ->
+			/* a demotion ended the generation, its END_GEN in Kafka or
+			 * on its way: everything of ours is history, whatever came
+			 * after; shipper_finish_handover() goes on */
+			sh[n_].acked_seq = scan.seq;
+			sh[n_].acked_lsn = scan.lsn;
+			sh[n_].acked_off = scan.off
 		:: else ->
 			shipper_report_scan(n_);
 			if

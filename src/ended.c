@@ -89,12 +89,12 @@ replkafka_ended_save(int partition, uint32 generation, const char *topic)
 	COMP_CRC32C(file.crc, &file, offsetof(EndedFile, crc));
 	FIN_CRC32C(file.crc);
 
-	if (MakePGDirectory(ENDED_DIR) == 0)
-		fsync_fname(".", true);
-	else if (errno != EEXIST)
+	/* the directory's entry too, whichever demotion created it */
+	if (MakePGDirectory(ENDED_DIR) != 0 && errno != EEXIST)
 		ereport(ERROR,
 				errcode_for_file_access(),
 				errmsg("could not create directory \"%s\": %m", ENDED_DIR));
+	fsync_fname(".", true);
 
 	ended_path(path, partition);
 	snprintf(tmppath, sizeof(tmppath), "%s.tmp", path);
@@ -127,11 +127,14 @@ replkafka_ended_save(int partition, uint32 generation, const char *topic)
 }
 
 /*
- * The generation of partition this node ended, of the cluster whose topic
- * is topic, or 0 if none is recorded.
+ * Read the generation of partition this node ended, of the cluster whose
+ * topic is topic, into *generation (0 if none is recorded).  Returns false,
+ * with a WARNING, if the file cannot be read or is corrupt: the caller must
+ * then take the partition's current generation as ended, which is safe
+ * (the node takes no more writes in it, and the shipper hands it over).
  */
-uint32
-replkafka_ended_load(int partition, const char *topic)
+bool
+replkafka_ended_load(int partition, const char *topic, uint32 *generation)
 {
 	char		path[MAXPGPATH];
 	EndedFile	file;
@@ -139,43 +142,66 @@ replkafka_ended_load(int partition, const char *topic)
 	int			fd;
 	int			nread;
 
+	*generation = 0;
 	ended_path(path, partition);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
-			return 0;
-		ereport(ERROR,
+			return true;
+		ereport(WARNING,
 				errcode_for_file_access(),
-				errmsg("could not open file \"%s\": %m", path));
+				errmsg("could not open file \"%s\": %m", path),
+				errdetail("This node takes its current generation of partition %d for ended: it takes no more writes in it.",
+						  partition));
+		return false;
 	}
+	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	nread = read(fd, &file, sizeof(file));
+	pgstat_report_wait_end();
 	if (nread < 0)
 	{
 		int			save_errno = errno;
 
 		CloseTransientFile(fd);
 		errno = save_errno;
-		ereport(ERROR,
+		ereport(WARNING,
 				errcode_for_file_access(),
-				errmsg("could not read file \"%s\": %m", path));
+				errmsg("could not read file \"%s\": %m", path),
+				errdetail("This node takes its current generation of partition %d for ended: it takes no more writes in it.",
+						  partition));
+		return false;
 	}
 	CloseTransientFile(fd);
 
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, &file, offsetof(EndedFile, crc));
-	FIN_CRC32C(crc);
+	if (nread == sizeof(file))
+	{
+		INIT_CRC32C(crc);
+		COMP_CRC32C(crc, &file, offsetof(EndedFile, crc));
+		FIN_CRC32C(crc);
+	}
 	if (nread != sizeof(file) || file.magic != ENDED_MAGIC ||
 		!EQ_CRC32C(crc, file.crc) || file.partition != partition)
-		ereport(ERROR,
+	{
+		ereport(WARNING,
 				errcode(ERRCODE_DATA_CORRUPTED),
 				errmsg("file \"%s\" is corrupt", path),
-				errdetail("It records the generation of partition %d that this node ended.",
-						  partition),
-				errhint("Make sure no END_GEN record of this node follows its last transaction in the partition's log, then remove the file."));
+				nread != sizeof(file) ?
+				errdetail("It has %d bytes instead of %zu.  This node takes its current generation of partition %d for ended: it takes no more writes in it.",
+						  nread, sizeof(file), partition) :
+				errdetail("Its checksum, or what it names, does not match.  This node takes its current generation of partition %d for ended: it takes no more writes in it.",
+						  partition));
+		return false;
+	}
 	if (strcmp(file.topic, topic) != 0)
-		return 0;				/* a cluster created before this one */
-	return file.generation;
+	{
+		ereport(LOG,
+				errmsg("file \"%s\" belongs to the cluster of topic \"%s\", not \"%s\"; it is ignored",
+					   path, file.topic, topic));
+		return true;
+	}
+	*generation = file.generation;
+	return true;
 }
 
 /*

@@ -15,7 +15,8 @@
 
 extern void replkafka_ended_save(int partition, uint32 generation,
 								 const char *topic);
-extern uint32 replkafka_ended_load(int partition, const char *topic);
+extern bool replkafka_ended_load(int partition, const char *topic,
+								 uint32 *generation);
 extern void replkafka_ended_forget_all(void);
 
 #endif							/* REPLKAFKA_ENDED_H */

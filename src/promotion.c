@@ -471,7 +471,16 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	 * NEW_GEN may land between the copies.  The shipper reads the log from
 	 * its checkpoint on, and must see that NEW_GEN.
 	 */
-	Assert(won_offset >= 0 && won_offset <= newgen_offset);
+	if (won_offset < 0)
+		elog(ERROR, "promotion of partition %d won without an offset", partition);
+	Assert(won_offset <= newgen_offset);
+	if (won_offset != newgen_offset)
+		ereport(LOG,
+				errmsg("the NEW_GEN record of node \"%s\" for partition %d was written again",
+					   replkafka_node_name, partition),
+				errdetail("Its first copy, at Kafka offset %lld, started generation %u; Kafka acknowledged the copy at offset %lld.",
+						  (long long) won_offset, generation + 1,
+						  (long long) newgen_offset));
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_PRIMARY,
 							   generation + 1, NULL, NULL);
 	pckpt.partition = partition;

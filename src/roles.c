@@ -72,6 +72,7 @@ replkafka_roles_ensure_loaded(void)
 	int			partitions;
 	ReplkafkaCluster cluster;
 	uint32	   *ended;
+	ListCell   *lc;
 
 	replkafka_check_preloaded();
 	if (replkafka_shmem_roles_loaded())
@@ -88,10 +89,19 @@ replkafka_roles_ensure_loaded(void)
 	if (partitions <= 0 || !replkafka_catalog_get_cluster(&cluster))
 		return;
 
-	/* the generations whose END_GEN this node may have written */
+	/*
+	 * The generations whose END_GEN this node may have written; a record of
+	 * one that cannot be read counts for the partition's current generation.
+	 */
 	ended = palloc0(partitions * sizeof(uint32));
-	for (int p = 0; p < partitions; p++)
-		ended[p] = replkafka_ended_load(p, cluster.topic);
+	foreach(lc, roles)
+	{
+		ReplkafkaRoleRow *row = lfirst(lc);
+
+		if (!replkafka_ended_load(row->partition, cluster.topic,
+								  &ended[row->partition]))
+			ended[row->partition] = row->generation;
+	}
 	replkafka_shmem_load_roles(partitions, roles, ended);
 }
 

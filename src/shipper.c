@@ -1104,8 +1104,9 @@ shipper_read_deadline(void)
  * generation ends: a record another node wrote (it is, or was made,
  * primary), a transaction of ours that Kafka lacks before a later one (no
  * replica can get past the hole), or our own END_GEN while the role is
- * still primary (a demotion did not get to change it: the server stopped
- * in between; writes after END_GEN are skipped by every replica).  The
+ * still primary and the generation is not known to be ended (a data
+ * directory restored from before the demotion; writes after END_GEN are
+ * skipped by every replica).  The
  * scan counted the transactions of ours Kafka holds after that point;
  * those acknowledged later, and those decoded from now on, are counted as
  * they come.  Returns whether it stopped the partition.
@@ -1267,13 +1268,18 @@ shipper_recover(int partition)
 
 	/* what Kafka holds of ours is not shipped again, history or not */
 	sp->skip_lsn = scan.commit_lsn;
-	if (part->ended_generation == generation &&
-		replkafka_logscan_ended_cleanly(&scan))
+	if (part->ended_generation == generation && !scan.hole && scan.orphans == 0)
 	{
-		/* a demotion's END_GEN: shipper_finish_handover() takes it from here */
-		sp->acked_scn = RKM_SCN(generation, scan.history_seq);
-		sp->acked_lsn = scan.history_lsn;
-		sp->acked_offset = scan.history_offset;
+		/*
+		 * A demotion ended the generation, and its END_GEN is in Kafka or may
+		 * still land: every transaction of ours Kafka holds is history,
+		 * whatever came after the last (the END_GEN, another node's
+		 * promotion), and shipper_finish_handover() makes this node a replica
+		 * after it, as demote() would have.
+		 */
+		sp->acked_scn = RKM_SCN(generation, scan.seq);
+		sp->acked_lsn = scan.commit_lsn;
+		sp->acked_offset = scan.offset;
 		return;
 	}
 	if (shipper_report_scan(partition, &scan))

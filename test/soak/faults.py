@@ -22,13 +22,18 @@ STALE_ERROR = "another node wrote to the partition"
 DEMOTION_ERRORS = ("this node ended generation", "a demotion ended generation")
 
 
+# The faults of the brokers' stream (--streams 2); the rest are the nodes'.
+BROKER_FAULTS = ("kill broker", "kill two brokers", "kill a partition's leader broker",
+                 "pause broker")
+
+
 class Draw:
     """One fault of the schedule and every random choice it may make."""
 
-    def __init__(self, rng):
-        self.kind = rng.choices(list(FAULTS), weights=[w for w, _ in FAULTS.values()])[0]
+    def __init__(self, rng, kinds, before):
+        self.kind = rng.choices(kinds, weights=[FAULTS[k][0] for k in kinds])[0]
         self.u = [rng.random() for _ in range(6)]
-        self.before = 0.5 + 2.5 * self.u[5]
+        self.before = before[0] + (before[1] - before[0]) * self.u[5]
 
     def node(self, names):
         return names[int(self.u[0] * len(names))]
@@ -49,30 +54,57 @@ class Draw:
         return items
 
 
+class Tally:
+    """The faults done and the draws skipped, over every stream."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+        self.skipped = 0
+        self.drawn = 0
+
+
 class Schedule:
-    def __init__(self, rng, cluster, say):
+    """A stream of faults drawn from rng among kinds, one after the other;
+    with --streams 2 the brokers' faults run in a stream of their own, at
+    the same time as the nodes'.  Only the stream that owns the repairs
+    (the nodes') rebuilds what the protocol put in error, between its
+    faults and at the end."""
+
+    def __init__(self, rng, cluster, say, tally, kinds=None, before=(0.5, 3.0),
+                 repairs=True, label=""):
         self.rng = rng
         self.cluster = cluster
         self.say = say
-        self.count = 0
-        self.skipped = 0
+        self.tally = tally
+        self.kinds = list(kinds or FAULTS)
+        self.before = before
+        self.repairs = repairs
+        self.label = label
         self.orphaned = 0
         self.demotions_cut = set()  # (node, partition) whose demote() failed or warned
 
     def next_fault(self):
         """Let the load run a little, then inject the next fault drawn and
         recover from it; False if it found nothing to act on."""
-        d = Draw(self.rng)
+        d = Draw(self.rng, self.kinds, self.before)
         time.sleep(d.before)
-        self.say(f"fault {self.count + 1}: {d.kind}")
+        with self.tally.lock:
+            self.tally.drawn += 1
+            number = self.tally.drawn
+        self.say(f"fault {number}{self.label}: {d.kind}")
         if FAULTS[d.kind][1](self, d) is False:
-            self.skipped += 1
-            self.say("  nothing to act on: skipped")
-            if self.skipped > 20 and self.skipped > self.count:
+            with self.tally.lock:
+                self.tally.skipped += 1
+                too_many = self.tally.skipped > 20 and self.tally.skipped > self.tally.count
+            self.say(f"  fault {number}: nothing to act on, skipped")
+            if too_many:
                 raise SoakError("most faults find nothing to act on")
             return False
-        self.count += 1
-        self.repair()
+        with self.tally.lock:
+            self.tally.count += 1
+        if self.repairs:
+            self.repair()
         return True
 
     # -- helpers ------------------------------------------------------------
@@ -144,14 +176,23 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         except psycopg2.Error as e:
             self.cluster.problems.append(f"{name}: could not rebuild partition {p}: {str(e).strip()}")
 
-    def pause(self, pids, seconds):
+    def drawn_primary(self, d):
+        """The partition drawn, and its primary as the cluster knows it
+        now (None if it knows none)."""
+        self.cluster.refresh_primaries()
+        p = d.partition(self.cluster.partitions)
+        return p, self.cluster.primary_of(p)
+
+    def stop(self, pids):
         for pid in pids:
             self.cluster.signal(pid, signal.SIGSTOP)
+
+    def pause(self, pids, seconds):
+        self.stop(pids)
         try:
             time.sleep(seconds)
         finally:
-            for pid in pids:
-                self.cluster.signal(pid, signal.SIGCONT)
+            self.cluster.thaw(pids)
 
     # -- the faults ------------------------------------------------------------
 
@@ -190,9 +231,7 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         """SIGSTOP a partition's primary (the whole node, or its shipper
         only) while another node is promoted, then SIGCONT it: the stale
         primary must find out and write nothing that counts."""
-        self.cluster.refresh_primaries()
-        p = d.partition(self.cluster.partitions)
-        old = self.cluster.primary_of(p)
+        p, old = self.drawn_primary(d)
         if old is None:
             return False
         if whole_node:
@@ -201,8 +240,7 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         else:
             pids = self.cluster.worker_pids(old, "shipper")
             what = f"the shipper of {old}"
-            for pid in pids:
-                self.cluster.signal(pid, signal.SIGSTOP)
+            self.stop(pids)
         if not pids:
             return False
         self.say(f"  SIGSTOP {what}, fail partition {p} over")
@@ -261,9 +299,7 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
     def move(self, d):
         """demote() then promote() of a partition under load; a demotion
         that fails makes it a failover."""
-        self.cluster.refresh_primaries()
-        p = d.partition(self.cluster.partitions)
-        old = self.cluster.primary_of(p)
+        p, old = self.drawn_primary(d)
         if old is None:
             return False
         new = d.pick([n for n in self.cluster.names if n != old])
@@ -273,9 +309,7 @@ SELECT partition, last_error, orphaned_transactions FROM replkafka.partitions
         self.promote(new, p)
 
     def concurrent_promotes(self, d):
-        self.cluster.refresh_primaries()
-        p = d.partition(self.cluster.partitions)
-        old = self.cluster.primary_of(p)
+        p, old = self.drawn_primary(d)
         if old is None:
             return False
         pids = self.cluster.freeze_node(old)

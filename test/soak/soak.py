@@ -22,7 +22,7 @@ import psycopg2
 
 from checker import check
 from cluster import Cluster, SoakError
-from faults import Schedule
+from faults import BROKER_FAULTS, FAULTS, Schedule, Tally
 
 PARTITIONS = 8
 NODES = ["node_a", "node_b", "node_c"]
@@ -234,12 +234,39 @@ def sabotage(cluster, journal, kind, say):
     raise SoakError("nothing acknowledged to sabotage")
 
 
+class BrokerStream(threading.Thread):
+    """The brokers' faults, one after the other, while the nodes' run."""
+
+    def __init__(self, schedule):
+        super().__init__(name="broker faults", daemon=True)
+        self.schedule = schedule
+        self.finished = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            while not self.finished.is_set():
+                self.schedule.next_fault()
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            self.error = e
+
+    def finish(self):
+        """Let the fault under way end, then stop."""
+        self.finished.set()
+        self.join()
+        if self.error:
+            raise self.error
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--minutes", type=float)
     parser.add_argument("--faults", type=int)
     parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--streams", type=int, choices=(1, 2), default=1,
+                        help="2: the brokers' faults in a stream of their own, "
+                        "overlapping the nodes' faults")
     parser.add_argument("--sabotage", choices=sorted(SABOTAGE),
                         help="before checking, delete (lost) or write again (duplicate) "
                         "the row of an acknowledged write on one node, behind "
@@ -277,16 +304,29 @@ def main():
         for c in clients:
             c.start()
 
-        schedule = Schedule(random.Random(rng.random()), cluster, say)
+        tally = Tally()
+        if args.streams == 1:
+            schedule = Schedule(random.Random(rng.random()), cluster, say, tally)
+        else:
+            schedule = Schedule(random.Random(rng.random()), cluster, say, tally,
+                                kinds=[k for k in FAULTS if k not in BROKER_FAULTS])
+            brokers = BrokerStream(Schedule(random.Random(rng.random()), cluster, say,
+                                            tally, kinds=BROKER_FAULTS, before=(3.0, 12.0),
+                                            repairs=False, label=" (brokers)"))
+            brokers.start()
         deadline = time.time() + args.minutes * 60 if args.minutes else None
         while True:
-            if args.faults is not None and done >= args.faults:
+            if args.faults is not None and tally.count >= args.faults:
                 break
             if deadline is not None and time.time() >= deadline:
                 break
-            if schedule.next_fault():
-                done += 1
-        say(f"{done} faults done ({schedule.skipped} draws found nothing to act on); "
+            if args.streams == 2 and brokers.error:
+                raise brokers.error
+            schedule.next_fault()
+        if args.streams == 2:
+            brokers.finish()
+        done = tally.count
+        say(f"{done} faults done ({tally.skipped} draws found nothing to act on); "
             f"stopping the clients")
         stop.set()
         for c in clients:
@@ -331,7 +371,7 @@ def main():
     if not ok:
         print(f"soak FAILED with seed {args.seed}; logs kept in {args.dir}; replay: "
               f"test/soak/run --seed {args.seed} --faults {done} "
-              f"--clients {args.clients}"
+              f"--clients {args.clients} --streams {args.streams}"
               f"{' --sabotage ' + args.sabotage if args.sabotage else ''}", flush=True)
     sys.exit(0 if ok else 1)
 
