@@ -737,7 +737,9 @@ inline shipper_recover(n_)
 		:: nd[n_].ended_gen == sh[n_].sg && !scan.hole && !scan.orphans ->
 			/* a demotion ended the generation, its END_GEN in Kafka or
 			 * on its way: everything of ours is history, whatever came
-			 * after; shipper_finish_handover() goes on */
+			 * after; shipper_finish_handover() goes on (the C also
+			 * requires the last transaction ended.c recorded, which a
+			 * read to the log's end always finds here) */
 			sh[n_].acked_seq = scan.seq;
 			sh[n_].acked_lsn = scan.lsn;
 			sh[n_].acked_off = scan.off

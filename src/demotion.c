@@ -323,13 +323,17 @@ demote_end_generation(rd_kafka_t *consumer, int partition, const char *topic,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	ReplkafkaEnded ended;
 
 	/*
 	 * Whatever happens now, the generation takes no more writes, even after a
 	 * crash: the record may land later still.
 	 */
-	replkafka_ended_save(partition, generation, topic);
-	replkafka_partition_set_ended_generation(partition, generation);
+	ended.generation = generation;
+	ended.seq = end->seq;
+	ended.offset = end->offset;
+	replkafka_ended_save(partition, &ended, topic);
+	replkafka_partition_set_ended(partition, &ended);
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -392,6 +396,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 				XLogRecPtr lsn, DemoteEnd *end, TimestampTz deadline)
 {
 	rd_kafka_t *consumer;
+	ReplkafkaEnded ended;
 
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	PG_TRY();
@@ -401,6 +406,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 
 		demote_read_log(consumer, partition, topic, generation, &scan, &high,
 						deadline);
+		replkafka_partition_get_ended(partition, &ended);
 
 		/*
 		 * Our own END_GEN, from a demotion whose session ended, with nothing
@@ -411,6 +417,18 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 			end->seq = scan.seq;
 			end->offset = scan.ended_offset;
 			end->ended = true;
+		}
+		else if (replkafka_logscan_handed_over(&scan, ended.generation,
+											   ended.seq))
+		{
+			/*
+			 * A demotion that was cut short ended the generation, and another
+			 * node took the partition over after our last transaction: it is
+			 * handed over already, as the shipper would find.
+			 */
+			end->seq = scan.seq;
+			end->offset = scan.offset;
+			end->ended = false;
 		}
 		else if (scan.foreign || scan.hole || scan.ended)
 			ereport(ERROR,

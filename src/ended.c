@@ -52,6 +52,8 @@ typedef struct EndedFile
 	uint32		magic;
 	int32		partition;
 	uint32		generation;
+	uint32		seq;			/* our last transaction before END_GEN */
+	int64		offset;			/* and its Kafka offset */
 	char		topic[ENDED_TOPIC_LEN];
 	pg_crc32c	crc;			/* of everything before it */
 } EndedFile;
@@ -68,12 +70,13 @@ ended_path(char *path, int partition)
 }
 
 /*
- * Record, durably, that this node ended generation of partition of the
- * cluster whose topic is topic.  Fails if the file cannot be written; the
- * caller has not written END_GEN yet.
+ * Record, durably, that this node ended a generation of partition of the
+ * cluster whose topic is topic, after the transaction ended says.  Fails if
+ * the file cannot be written; the caller has not written END_GEN yet.
  */
 void
-replkafka_ended_save(int partition, uint32 generation, const char *topic)
+replkafka_ended_save(int partition, const ReplkafkaEnded *ended,
+					 const char *topic)
 {
 	char		path[MAXPGPATH];
 	char		tmppath[MAXPGPATH];
@@ -83,7 +86,9 @@ replkafka_ended_save(int partition, uint32 generation, const char *topic)
 	memset(&file, 0, sizeof(file));
 	file.magic = ENDED_MAGIC;
 	file.partition = partition;
-	file.generation = generation;
+	file.generation = ended->generation;
+	file.seq = ended->seq;
+	file.offset = ended->offset;
 	strlcpy(file.topic, topic, sizeof(file.topic));
 	INIT_CRC32C(file.crc);
 	COMP_CRC32C(file.crc, &file, offsetof(EndedFile, crc));
@@ -127,14 +132,13 @@ replkafka_ended_save(int partition, uint32 generation, const char *topic)
 }
 
 /*
- * Read the generation of partition this node ended, of the cluster whose
- * topic is topic, into *generation (0 if none is recorded).  Returns false,
- * with a WARNING, if the file cannot be read or is corrupt: the caller must
- * then take the partition's current generation as ended, which is safe
- * (the node takes no more writes in it, and the shipper hands it over).
+ * The generation of partition this node ended, of the cluster whose topic
+ * is topic, into *ended (generation 0 if none is recorded).  A file that
+ * cannot be read or is corrupt is an error: the partition's fence must not
+ * open if the generation was ended, nor close for good if it was not.
  */
-bool
-replkafka_ended_load(int partition, const char *topic, uint32 *generation)
+void
+replkafka_ended_load(int partition, const char *topic, ReplkafkaEnded *ended)
 {
 	char		path[MAXPGPATH];
 	EndedFile	file;
@@ -142,19 +146,16 @@ replkafka_ended_load(int partition, const char *topic, uint32 *generation)
 	int			fd;
 	int			nread;
 
-	*generation = 0;
+	memset(ended, 0, sizeof(ReplkafkaEnded));
 	ended_path(path, partition);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
-			return true;
-		ereport(WARNING,
+			return;
+		ereport(ERROR,
 				errcode_for_file_access(),
-				errmsg("could not open file \"%s\": %m", path),
-				errdetail("This node takes its current generation of partition %d for ended: it takes no more writes in it.",
-						  partition));
-		return false;
+				errmsg("could not open file \"%s\": %m", path));
 	}
 	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	nread = read(fd, &file, sizeof(file));
@@ -165,12 +166,9 @@ replkafka_ended_load(int partition, const char *topic, uint32 *generation)
 
 		CloseTransientFile(fd);
 		errno = save_errno;
-		ereport(WARNING,
+		ereport(ERROR,
 				errcode_for_file_access(),
-				errmsg("could not read file \"%s\": %m", path),
-				errdetail("This node takes its current generation of partition %d for ended: it takes no more writes in it.",
-						  partition));
-		return false;
+				errmsg("could not read file \"%s\": %m", path));
 	}
 	CloseTransientFile(fd);
 
@@ -182,26 +180,22 @@ replkafka_ended_load(int partition, const char *topic, uint32 *generation)
 	}
 	if (nread != sizeof(file) || file.magic != ENDED_MAGIC ||
 		!EQ_CRC32C(crc, file.crc) || file.partition != partition)
-	{
-		ereport(WARNING,
+		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),
 				errmsg("file \"%s\" is corrupt", path),
-				nread != sizeof(file) ?
-				errdetail("It has %d bytes instead of %zu.  This node takes its current generation of partition %d for ended: it takes no more writes in it.",
-						  nread, sizeof(file), partition) :
-				errdetail("Its checksum, or what it names, does not match.  This node takes its current generation of partition %d for ended: it takes no more writes in it.",
-						  partition));
-		return false;
-	}
+				errdetail("It records the generation of partition %d that a demotion on this node ended, if any.",
+						  partition),
+				errhint("If this node is not the partition's primary, remove the file.  Otherwise remove it and run replkafka.demote() for the partition: it hands the partition over, or finds that another node took it over."));
 	if (strcmp(file.topic, topic) != 0)
 	{
 		ereport(LOG,
 				errmsg("file \"%s\" belongs to the cluster of topic \"%s\", not \"%s\"; it is ignored",
 					   path, file.topic, topic));
-		return true;
+		return;
 	}
-	*generation = file.generation;
-	return true;
+	ended->generation = file.generation;
+	ended->seq = file.seq;
+	ended->offset = file.offset;
 }
 
 /*

@@ -13,10 +13,12 @@
 #ifndef REPLKAFKA_ENDED_H
 #define REPLKAFKA_ENDED_H
 
-extern void replkafka_ended_save(int partition, uint32 generation,
+#include "shmem.h"
+
+extern void replkafka_ended_save(int partition, const ReplkafkaEnded *ended,
 								 const char *topic);
-extern bool replkafka_ended_load(int partition, const char *topic,
-								 uint32 *generation);
+extern void replkafka_ended_load(int partition, const char *topic,
+								 ReplkafkaEnded *ended);
 extern void replkafka_ended_forget_all(void);
 
 #endif							/* REPLKAFKA_ENDED_H */

@@ -151,6 +151,22 @@ replkafka_logscan_ended_cleanly(const LogScan *scan)
 }
 
 /*
+ * Did the scan find every transaction of a generation this node ended
+ * after transaction ended_seq (a demotion, perhaps one cut short, read
+ * that one back as its last), and nothing of ours after a foreign record
+ * or a hole?  Then each is history, whatever came after the last (our
+ * END_GEN, another node's promotion), and the node becomes a replica
+ * after it.
+ */
+bool
+replkafka_logscan_handed_over(const LogScan *scan, uint32 ended_generation,
+							  uint32 ended_seq)
+{
+	return ended_generation == scan->generation && !scan->hole &&
+		scan->orphans == 0 && scan->seq == ended_seq;
+}
+
+/*
  * Callback of replkafka_kafka_read().
  */
 static bool

@@ -66,6 +66,9 @@ extern void replkafka_logscan_init(LogScan *scan, uint32 generation,
 extern void replkafka_logscan_record(LogScan *scan, int64 offset,
 									 const RkmHeader *hdr);
 extern bool replkafka_logscan_ended_cleanly(const LogScan *scan);
+extern bool replkafka_logscan_handed_over(const LogScan *scan,
+										  uint32 ended_generation,
+										  uint32 ended_seq);
 extern void replkafka_logscan_read(LogScan *scan, rd_kafka_t *consumer,
 								   const char *topic, int partition,
 								   int64 from, int64 to,

@@ -71,8 +71,7 @@ replkafka_roles_ensure_loaded(void)
 	List	   *roles;
 	int			partitions;
 	ReplkafkaCluster cluster;
-	uint32	   *ended;
-	ListCell   *lc;
+	ReplkafkaEnded *ended;
 
 	replkafka_check_preloaded();
 	if (replkafka_shmem_roles_loaded())
@@ -89,19 +88,10 @@ replkafka_roles_ensure_loaded(void)
 	if (partitions <= 0 || !replkafka_catalog_get_cluster(&cluster))
 		return;
 
-	/*
-	 * The generations whose END_GEN this node may have written; a record of
-	 * one that cannot be read counts for the partition's current generation.
-	 */
-	ended = palloc0(partitions * sizeof(uint32));
-	foreach(lc, roles)
-	{
-		ReplkafkaRoleRow *row = lfirst(lc);
-
-		if (!replkafka_ended_load(row->partition, cluster.topic,
-								  &ended[row->partition]))
-			ended[row->partition] = row->generation;
-	}
+	/* the generations whose END_GEN this node may have written */
+	ended = palloc(partitions * sizeof(ReplkafkaEnded));
+	for (int p = 0; p < partitions; p++)
+		replkafka_ended_load(p, cluster.topic, &ended[p]);
 	replkafka_shmem_load_roles(partitions, roles, ended);
 }
 

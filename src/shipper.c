@@ -1233,6 +1233,7 @@ shipper_recover(int partition)
 	LogScan		scan;
 	int64		low;
 	int64		high;
+	ReplkafkaEnded ended;
 
 	sp->generation = generation;
 	sp->stale = false;
@@ -1261,6 +1262,15 @@ shipper_recover(int partition)
 								(long long) sp->acked_offset, (long long) low);
 		return;
 	}
+
+	/*
+	 * A generation a demotion ended: read at least up to its last
+	 * transaction, which the end of the log Kafka reports can be behind (see
+	 * demote_read_log()).
+	 */
+	replkafka_partition_get_ended(partition, &ended);
+	if (ended.generation == generation)
+		high = Max(high, ended.offset + 1);
 	replkafka_logscan_init(&scan, generation, RKM_SCN_SEQUENCE(sp->acked_scn),
 						   sp->acked_lsn, sp->acked_offset);
 	replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
@@ -1268,18 +1278,24 @@ shipper_recover(int partition)
 
 	/* what Kafka holds of ours is not shipped again, history or not */
 	sp->skip_lsn = scan.commit_lsn;
-	if (part->ended_generation == generation && !scan.hole && scan.orphans == 0)
+	if (replkafka_logscan_handed_over(&scan, ended.generation, ended.seq))
 	{
 		/*
-		 * A demotion ended the generation, and its END_GEN is in Kafka or may
-		 * still land: every transaction of ours Kafka holds is history,
-		 * whatever came after the last (the END_GEN, another node's
-		 * promotion), and shipper_finish_handover() makes this node a replica
-		 * after it, as demote() would have.
+		 * Its END_GEN is in Kafka or may still land:
+		 * shipper_finish_handover() makes this node a replica after its last
+		 * transaction, as demote() would have, whatever came after it.
 		 */
 		sp->acked_scn = RKM_SCN(generation, scan.seq);
 		sp->acked_lsn = scan.commit_lsn;
 		sp->acked_offset = scan.offset;
+		sp->next_seq = scan.seq + 1;
+		return;
+	}
+	if (ended.generation == generation && !scan.hole && scan.orphans == 0)
+	{
+		shipper_partition_error(partition, -1,
+								"a demotion ended generation %u after transaction %u, but Kafka holds transaction %u of this node last",
+								generation, ended.seq, scan.seq);
 		return;
 	}
 	if (shipper_report_scan(partition, &scan))

@@ -148,7 +148,8 @@ replkafka_partition_state(int partition)
  * server started publishes them.
  */
 void
-replkafka_shmem_load_roles(int npartitions, List *rows, const uint32 *ended)
+replkafka_shmem_load_roles(int npartitions, List *rows,
+						   const ReplkafkaEnded *ended)
 {
 	ListCell   *lc;
 
@@ -157,7 +158,11 @@ replkafka_shmem_load_roles(int npartitions, List *rows, const uint32 *ended)
 	{
 		replkafka_shared->npartitions = npartitions;
 		for (int p = 0; p < npartitions; p++)
-			replkafka_shared->partitions[p].ended_generation = ended[p];
+		{
+			replkafka_shared->partitions[p].ended_generation = ended[p].generation;
+			replkafka_shared->partitions[p].ended_seq = ended[p].seq;
+			replkafka_shared->partitions[p].ended_offset = ended[p].offset;
+		}
 		foreach(lc, rows)
 		{
 			ReplkafkaRoleRow *row = lfirst(lc);
@@ -680,15 +685,32 @@ replkafka_partition_end_handover(int partition)
 }
 
 /*
- * demote() is about to write END_GEN of generation of partition.
+ * The generation of partition this node ended, if any (generation 0).
  */
 void
-replkafka_partition_set_ended_generation(int partition, uint32 generation)
+replkafka_partition_get_ended(int partition, ReplkafkaEnded *ended)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	ended->generation = part->ended_generation;
+	ended->seq = part->ended_seq;
+	ended->offset = part->ended_offset;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * demote() is about to write END_GEN of a generation of partition.
+ */
+void
+replkafka_partition_set_ended(int partition, const ReplkafkaEnded *ended)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->ended_generation = generation;
+	part->ended_generation = ended->generation;
+	part->ended_seq = ended->seq;
+	part->ended_offset = ended->offset;
 	LWLockRelease(replkafka_shared->lock);
 }
 

@@ -61,6 +61,19 @@
 
 #define REPLKAFKA_ERROR_LEN		512
 
+/*
+ * A generation this node ended (demote() may have written its END_GEN):
+ * the generation, and the last transaction of ours before the END_GEN, its
+ * sequence number and its Kafka offset, as demote() read them back.
+ * ended.c keeps it on disk.
+ */
+typedef struct ReplkafkaEnded
+{
+	uint32		generation;		/* 0: none */
+	uint32		seq;
+	int64		offset;
+} ReplkafkaEnded;
+
 /* Where a promotion of a partition stands (promotion.c has the diagram). */
 typedef enum ReplkafkaPromoteState
 {
@@ -181,6 +194,8 @@ typedef struct ReplkafkaPartition
 	 * handover.
 	 */
 	uint32		ended_generation;
+	uint32		ended_seq;		/* its last transaction, and that one's */
+	int64		ended_offset;	/* offset (ReplkafkaEnded) */
 
 	/*
 	 * The generation's sequence numbers are nearly used up: the fence lets no
@@ -304,7 +319,7 @@ extern ReplkafkaShared *replkafka_shared;
 extern void replkafka_shmem_init(void);
 extern ReplkafkaPartition *replkafka_partition_state(int partition);
 extern void replkafka_shmem_load_roles(int npartitions, List *rows,
-									   const uint32 *ended);
+									   const ReplkafkaEnded *ended);
 extern bool replkafka_shmem_roles_loaded(void);
 extern void replkafka_shmem_forget_roles(void);
 extern void replkafka_shmem_publish_roles(List *changes);
@@ -370,8 +385,10 @@ extern void replkafka_partition_writer_enter(int partition);
 extern void replkafka_partition_writer_leave(int partition);
 extern void replkafka_partition_begin_handover(int partition);
 extern void replkafka_partition_end_handover(int partition);
-extern void replkafka_partition_set_ended_generation(int partition,
-													 uint32 generation);
+extern void replkafka_partition_get_ended(int partition,
+										  ReplkafkaEnded *ended);
+extern void replkafka_partition_set_ended(int partition,
+										  const ReplkafkaEnded *ended);
 extern bool replkafka_shmem_forget_handovers(int pid);
 
 /* The background workers' status. */

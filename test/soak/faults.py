@@ -83,12 +83,14 @@ class Schedule:
         self.label = label
         self.orphaned = 0
         self.demotions_cut = set()  # (node, partition) whose demote() failed or warned
+        self.finished = threading.Event()  # set: no fault after the one under way
 
     def next_fault(self):
         """Let the load run a little, then inject the next fault drawn and
         recover from it; False if it found nothing to act on."""
         d = Draw(self.rng, self.kinds, self.before)
-        time.sleep(d.before)
+        if self.finished.wait(d.before):
+            return False
         with self.tally.lock:
             self.tally.drawn += 1
             number = self.tally.drawn

@@ -240,20 +240,19 @@ class BrokerStream(threading.Thread):
     def __init__(self, schedule):
         super().__init__(name="broker faults", daemon=True)
         self.schedule = schedule
-        self.finished = threading.Event()
         self.error = None
 
     def run(self):
         try:
-            while not self.finished.is_set():
+            while not self.schedule.finished.is_set():
                 self.schedule.next_fault()
         except Exception as e:  # noqa: BLE001 - reported by the main thread
             self.error = e
 
-    def finish(self):
+    def finish(self, timeout=None):
         """Let the fault under way end, then stop."""
-        self.finished.set()
-        self.join()
+        self.schedule.finished.set()
+        self.join(timeout)
         if self.error:
             raise self.error
 
@@ -293,6 +292,7 @@ def main():
     clients = []
     ok = False
     done = 0
+    brokers = None
     try:
         cluster.start()
         keys = cluster.keys_by_partition(args.clients * KEYS_PER_CLIENT)
@@ -366,6 +366,9 @@ def main():
         print(f"soak: FAILED, seed {args.seed}", flush=True)
     finally:
         stop.set()
+        if brokers is not None and brokers.is_alive():
+            brokers.schedule.finished.set()
+            brokers.join(120)
         journal.close()
         cluster.stop()
     if not ok:

@@ -226,10 +226,17 @@ $node_c->safe_psql('postgres',
 	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($_, 'node_c')")
   foreach @p2[ 11 .. 12 ];
 $node_a->start;
+($ret, $stdout, $stderr) = $node_a->psql('postgres',
+	"INSERT INTO items VALUES ($p2[14], 'node_a, restarted')");
+like($stderr, qr/cannot write to partition 2 on node "node_a"/,
+	'restarted, node_a takes no write in partition 2');
 ok( $node_a->poll_query_until('postgres',
 		"SELECT role = 'replica' FROM replkafka.partitions WHERE partition = 2"),
 	'node_a hands partition 2 over, node_c\'s NEW_GEN after its last transaction');
 is(partition_state($node_a, 2), 'replica ', 'without taking itself for a stale primary');
+ok($node_a->log_contains(
+		qr/finishes the handover of partition 2 that a demotion left after ending generation 1/),
+	'and says so');
 is($kafka->proxy('release'), 'ok', 'the END_GEN of partition 2 goes on');
 @log = wait_for_end_gen(2);
 is(join(' ', map { "$_->{type}:$_->{origin}" } grep { $_->{type} =~ /^(NEW|END)_GEN$/ } @log),
