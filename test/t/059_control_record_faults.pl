@@ -99,6 +99,23 @@ sub wait_for_end_gen
 	return @log;
 }
 
+# node_a, restarted primary of generation 1 of $partition which it ended:
+# it takes no write ($key) and its shipper finishes the handover.
+sub node_a_hands_over
+{
+	my ($partition, $key) = @_;
+	my ($ret, $stdout, $stderr) = $node_a->psql('postgres',
+		"INSERT INTO items VALUES ($key, 'node_a, restarted')");
+	like($stderr, qr/cannot write to partition $partition on node "node_a"/,
+		"node_a takes no more writes in the generation of partition $partition it ended");
+	ok( $node_a->poll_query_until('postgres',
+			"SELECT role = 'replica' FROM replkafka.partitions WHERE partition = $partition"),
+		"its shipper finishes the handover of partition $partition");
+	ok( $node_a->log_contains(
+			qr/finishes the handover of partition $partition that a demotion left after ending generation 1/),
+		'and says so');
+}
+
 # The rows of a partition, as one string.
 sub rows_of
 {
@@ -175,16 +192,7 @@ $node_a->wait_for_log(qr/all server processes terminated; reinitializing/, $log_
 $node_a->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
 
 # Restarted, node_a takes no write in generation 1 of partition 1.
-($ret, $stdout, $stderr) = $node_a->psql('postgres',
-	"INSERT INTO items VALUES ($p1[10], 'node_a, restarted')");
-like($stderr, qr/cannot write to partition 1 on node "node_a"/,
-	'node_a takes no more writes in the generation it ended');
-ok( $node_a->poll_query_until('postgres',
-		"SELECT role = 'replica' FROM replkafka.partitions WHERE partition = 1"),
-	'its shipper finishes the handover');
-ok($node_a->log_contains(
-		qr/finishes the handover of partition 1 that a demotion left after ending generation 1/),
-	'and says so');
+node_a_hands_over(1, $p1[10]);
 
 # The END_GEN lands now, after everything node_a wrote.
 is($kafka->proxy('release'), 'ok', 'the END_GEN goes on');
@@ -226,17 +234,8 @@ $node_c->safe_psql('postgres',
 	"SET replkafka.synchronous_commit = on; INSERT INTO items VALUES ($_, 'node_c')")
   foreach @p2[ 11 .. 12 ];
 $node_a->start;
-($ret, $stdout, $stderr) = $node_a->psql('postgres',
-	"INSERT INTO items VALUES ($p2[14], 'node_a, restarted')");
-like($stderr, qr/cannot write to partition 2 on node "node_a"/,
-	'restarted, node_a takes no write in partition 2');
-ok( $node_a->poll_query_until('postgres',
-		"SELECT role = 'replica' FROM replkafka.partitions WHERE partition = 2"),
-	'node_a hands partition 2 over, node_c\'s NEW_GEN after its last transaction');
+node_a_hands_over(2, $p2[14]);
 is(partition_state($node_a, 2), 'replica ', 'without taking itself for a stale primary');
-ok($node_a->log_contains(
-		qr/finishes the handover of partition 2 that a demotion left after ending generation 1/),
-	'and says so');
 is($kafka->proxy('release'), 'ok', 'the END_GEN of partition 2 goes on');
 @log = wait_for_end_gen(2);
 is(join(' ', map { "$_->{type}:$_->{origin}" } grep { $_->{type} =~ /^(NEW|END)_GEN$/ } @log),
