@@ -337,6 +337,18 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 			 * from what Kafka holds.
 			 */
 			kafka_conf_set(conf, "enable.gapless.guarantee", "true");
+
+			/*
+			 * One produce request at a time per broker.  A broker reads the
+			 * next request of a connection only once it has answered the one
+			 * before, which with acks=all waits for the followers: requests
+			 * queued behind it would land whenever that happens, even long
+			 * after this process is gone, and after the records of the next
+			 * shipper, which would ship their transactions again.  With one,
+			 * what a crashed shipper sent is appended when it is read, and
+			 * the next shipper's read-back up to its HEARTBEAT finds it.
+			 */
+			kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1");
 			break;
 		case REPLKAFKA_CLIENT_CONTROL:
 

@@ -33,6 +33,7 @@ static const char *const reserved_options[] = {
 	"group.id", "enable.auto.commit", "enable.auto.offset.store",
 	"auto.offset.reset", "enable.partition.eof", "isolation.level",
 	"log.queue", "internal.termination.signal", "enable.gapless.guarantee",
+	"max.in.flight.requests.per.connection", "max.in.flight",
 };
 
 /*

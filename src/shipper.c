@@ -49,7 +49,11 @@
  * count: another node's NEW_GEN of our generation lost its election, and
  * its commit LSN is another node's.  A transaction whose chunks reached
  * Kafka only in part is shipped again whole, with the same SCN; replicas
- * discard the incomplete copy.
+ * discard the incomplete copy.  When the shipper starts, the records its
+ * earlier run produced may still be in flight, or appended by the leader
+ * but not yet readable (above the high watermark): for the partitions it
+ * was primary of, the read-back goes on up to a HEARTBEAT it writes and
+ * Kafka acknowledges, before which all of them are readable.
  *
  * Any fatal producer error (librdkafka 2.0 can raise spurious fatal
  * idempotence errors after disconnects, and a record that fails for good
@@ -115,6 +119,7 @@
 #include "decoder.h"
 #include "kafka.h"
 #include "logscan.h"
+#include "mastership.h"
 #include "message.h"
 #include "partition.h"
 #include "roles.h"
@@ -169,6 +174,8 @@ typedef struct ShipperPartition
 	XLogRecPtr	skip_lsn;		/* transactions committed up to here are in
 								 * Kafka */
 	bool		stale;			/* a foreign record was found: do not ship */
+	uint32		earlier_generation; /* primary in it when the shipper started:
+									 * earlier runs may have shipped in it */
 	int64		orphans_from;	/* stale: our records acknowledged at or after
 								 * this offset are orphans */
 	XLogRecPtr	history_lsn;	/* stale: our transactions committed up to
@@ -373,7 +380,8 @@ replkafka_shipper_main(Datum main_arg)
 /*
  * Release Kafka handles and the shared-memory registration on exit.
  * Unacknowledged records are dropped: the slot was not confirmed past
- * them, so the next start ships them again.
+ * them, so the next start ships again those its read-back does not find in
+ * Kafka.
  */
 static void
 shipper_exit(int code, Datum arg)
@@ -1168,6 +1176,21 @@ shipper_recover_changed(void)
 
 	if (version == roles_seen || IsTransactionOrTransactionBlock())
 		return;
+
+	/*
+	 * The generations this node is primary in as the shipper starts: an
+	 * earlier run of the shipper may have produced records in them.
+	 */
+	if (!running)
+		for (int p = 0; p < npartitions; p++)
+		{
+			ReplkafkaPartition *part = replkafka_partition_state(p);
+
+			if (part->role == REPLKAFKA_ROLE_PRIMARY &&
+				partitions[p].generation == 0)
+				partitions[p].earlier_generation = part->generation;
+		}
+
 	roles_seen = version;
 	for (int p = 0; p < npartitions; p++)
 	{
@@ -1234,7 +1257,9 @@ shipper_recover(int partition)
 	int64		low;
 	int64		high;
 	ReplkafkaEnded ended;
+	bool		earlier = sp->earlier_generation == generation;
 
+	sp->earlier_generation = 0;
 	sp->generation = generation;
 	sp->stale = false;
 	sp->expect_offset = -1;
@@ -1275,6 +1300,32 @@ shipper_recover(int partition)
 						   sp->acked_lsn, sp->acked_offset);
 	replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
 							   sp->acked_offset + 1, high, SHIPPER_READ_STALL_MS);
+
+	/*
+	 * An earlier run of the shipper may have left records of ours in the
+	 * leader's log above the high watermark: appended, not yet replicated to
+	 * every in-sync replica, so not yet readable, but part of the log once
+	 * they are.  Shipping their transactions again would put them in the log
+	 * twice.  A HEARTBEAT that Kafka acknowledges (acks=all) has everything
+	 * before it in the log replicated: the read goes on up to it.  (A
+	 * generation a demotion ended has nothing in flight: it waited for every
+	 * acknowledgement.)
+	 */
+	if (earlier && ended.generation != generation &&
+		!scan.foreign && !scan.hole && !scan.ended)
+	{
+		int64		beat;
+
+		beat = replkafka_mastership_write_control(RKM_HEARTBEAT, partition,
+												  topic_name,
+												  RKM_SCN(generation, scan.seq),
+												  GetXLogInsertRecPtr(),
+												  shipper_read_deadline());
+		replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
+								   Max(high, sp->acked_offset + 1), beat + 1,
+								   SHIPPER_READ_STALL_MS);
+		high = Max(high, beat + 1);
+	}
 
 	/* what Kafka holds of ours is not shipped again, history or not */
 	sp->skip_lsn = scan.commit_lsn;

@@ -70,6 +70,11 @@ sub notice_like
 }
 
 write_rows($node_a, 300);
+# The catch-up goes to the log's end when the replica first hears of it:
+# all 300 transactions are in Kafka before it starts.
+$node_a->poll_query_until('postgres',
+	q{SELECT scn & 4294967295 = 300 FROM replkafka.partitions WHERE partition = 0})
+  or die 'node_a did not ship the records node_b has to catch up with';
 
 # follow(): the apply worker waits for the lock after its first record.
 my $lock = lock_items($node_b);

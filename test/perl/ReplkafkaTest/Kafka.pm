@@ -30,7 +30,7 @@ exit.
 
 =over
 
-=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... }, auto_create => 1, proxy => 1)
+=item ReplkafkaTest::Kafka->start(brokers => N, secure => { user => password, ... }, auto_create => 1, proxy => 1, config => [ 'key=value', ... ])
 
 Start a KRaft cluster of N brokers (default 1) and wait until it serves
 metadata.  With B<secure>, one broker whose clients connect over SASL_SSL
@@ -39,7 +39,8 @@ allows nothing without an ACL (see $kafka->acl); the harness's own kcat
 calls connect as the cluster's super user.  With B<auto_create>, the
 brokers create a topic a client asks for, as Kafka does by default.  With
 B<proxy>, one broker that every client reaches through
-test/kafka/kafka-proxy (see $kafka->proxy).
+test/kafka/kafka-proxy (see $kafka->proxy).  B<config> adds settings to
+every broker's server.properties.
 
 =cut
 
@@ -97,6 +98,7 @@ sub start
 	  : ();
 	push @secure, '--auto-create' if $params{auto_create};
 	push @secure, '--proxy' if $params{proxy};
+	push @secure, map { ('--config', $_) } @{ $params{config} || [] };
 	my ($out, $err);
 	my $ok = IPC::Run::run(
 		[ $harness, 'start', $dir, '--brokers', $brokers, '--owner', $$, @secure ],
@@ -260,6 +262,46 @@ sub resume_broker
 {
 	my ($self, $i) = @_;
 	kill 'CONT', slurp_file("$self->{dir}/node$i/pid") =~ s/\s+//gr;
+}
+
+=pod
+
+=item $kafka->log_batches($i, $topic, $partition)
+
+The record batches in broker I's copy of a partition of $topic, read from
+its segment files: what it appended, replicated or not (consumers read only
+up to the high watermark).  A list of hashes: B<first> and B<last> offset,
+B<producer> id (-1 for a producer that is not idempotent).  Message format
+2.
+
+=cut
+
+sub log_batches
+{
+	my ($self, $i, $topic, $partition) = @_;
+	my @batches;
+	foreach my $file (sort glob("$self->{dir}/node$i/data/$topic-$partition/*.log"))
+	{
+		open(my $fh, '<:raw', $file) or die "could not open $file: $!";
+		my $data = do { local $/; <$fh> };
+		close($fh);
+		my $pos = 0;
+		# baseOffset int64, batchLength int32, ...: lastOffsetDelta int32
+		# at 23, producerId int64 at 43
+		while ($pos + 61 <= length($data))
+		{
+			my ($base, $len) = unpack('q> l>', substr($data, $pos, 12));
+			last if $len <= 0 || $pos + 12 + $len > length($data);
+			push @batches,
+			  {
+				first => $base,
+				last => $base + unpack('l>', substr($data, $pos + 23, 4)),
+				producer => unpack('q>', substr($data, $pos + 43, 8))
+			  };
+			$pos += 12 + $len;
+		}
+	}
+	return @batches;
 }
 
 sub partition_leader
