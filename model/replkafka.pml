@@ -56,8 +56,9 @@
  * budget (below).
  *
  * Abstracted away (doc/testing.md, "The model", says why each is safe to
- * leave out): other partitions, HEARTBEAT records (they change no state),
- * row contents, the write fence's writer counting (a client's fence check
+ * leave out): other partitions, HEARTBEAT records (written only before a
+ * restarted shipper's first transaction), records not yet readable (above
+ * Kafka's high watermark), row contents, the write fence's writer counting (a client's fence check
  * and commit are one step), prepared transactions, apply retries, the
  * sequence number limit, record deletion by retention, the slot's
  * position going back at a crash, timers (every timed check may happen at

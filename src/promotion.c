@@ -604,7 +604,8 @@ replkafka_promotion_new_generation(int p, int64 offset, const RkmHeader *hdr,
  * The worker read a record of partition p other than a NEW_GEN: one of the
  * generation a promotion found pending while catching up means that
  * generation's primary wrote, so it is history, not a promotion of the
- * moment.
+ * moment.  (A HEARTBEAT too: only a shipper writes one, for a role that
+ * its promotion committed.)
  */
 void
 replkafka_promotion_record_read(int p, const RkmHeader *hdr)

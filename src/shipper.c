@@ -176,6 +176,17 @@ typedef struct ShipperPartition
 	bool		stale;			/* a foreign record was found: do not ship */
 	uint32		earlier_generation; /* primary in it when the shipper started:
 									 * earlier runs may have shipped in it */
+
+	/*
+	 * A HEARTBEAT the recovery of generation beat_generation waits for (0:
+	 * none): once Kafka acknowledged it, at beat_offset (-1 until then), the
+	 * read-back goes on from beat_from up to it, with beat_scan.
+	 */
+	uint32		beat_generation;
+	int64		beat_offset;
+	int64		beat_from;
+	TimestampTz beat_sent;
+	LogScan		beat_scan;
 	int64		orphans_from;	/* stale: our records acknowledged at or after
 								 * this offset are orphans */
 	XLogRecPtr	history_lsn;	/* stale: our transactions committed up to
@@ -232,10 +243,16 @@ static void shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 static void shipper_allow_own_plugin(void);
 static void shipper_service(bool idle);
 static void shipper_produce(const char *data, size_t len, int partition,
-							Shipment *shipment);
+							void *opaque);
 static void shipper_check_sequence(int partition);
 static void shipper_recover_changed(void);
 static void shipper_recover(int partition);
+static void shipper_send_heartbeat(int partition, const LogScan *scan,
+								   int64 from);
+static void shipper_heartbeat_acknowledged(const rd_kafka_message_t *msg);
+static void shipper_read_to_heartbeats(void);
+static void shipper_recover_finish(int partition, const LogScan *scan,
+								   int64 high);
 static bool shipper_load_checkpoint(int partition);
 static void shipper_partition_error(int partition, int64 history_before,
 									const char *fmt,...) pg_attribute_printf(3, 4);
@@ -261,6 +278,9 @@ static ShipperPartition *partitions = NULL;
 
 /* Shipments in decoding order. */
 static dlist_head shipments = DLIST_STATIC_INIT(shipments);
+
+/* The opaque of the HEARTBEAT records the shipper produces. */
+static char heartbeat_opaque;
 
 /* The decoding context, while decoding. */
 static LogicalDecodingContext *decoding_ctx = NULL;
@@ -655,6 +675,17 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 	if (hdr.chunk == 0)
 	{
+		/*
+		 * The partition's recovery waits for a HEARTBEAT: the sequence number
+		 * of its next transaction is not known before.
+		 */
+		while (sp->beat_generation != 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			rd_kafka_poll(producer, 100);
+			shipper_service(false);
+		}
+
 		part = replkafka_partition_state(hdr.partition);
 		sp->cur = NULL;
 		sp->cur_skip = true;
@@ -711,13 +742,14 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 	replkafka_message_set_scn(ctx->out->data, sp->cur->scn);
 	shipper_produce(ctx->out->data, ctx->out->len, hdr.partition, sp->cur);
+	sp->cur->pending++;
 }
 
 /*
  * Hand a record to the producer, waiting while its queue is full.
  */
 static void
-shipper_produce(const char *data, size_t len, int partition, Shipment *shipment)
+shipper_produce(const char *data, size_t len, int partition, void *opaque)
 {
 	for (;;)
 	{
@@ -728,7 +760,7 @@ shipper_produce(const char *data, size_t len, int partition, Shipment *shipment)
 								RD_KAFKA_V_PARTITION(partition),
 								RD_KAFKA_V_VALUE((void *) data, len),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-								RD_KAFKA_V_OPAQUE(shipment),
+								RD_KAFKA_V_OPAQUE(opaque),
 								RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			break;
@@ -742,7 +774,6 @@ shipper_produce(const char *data, size_t len, int partition, Shipment *shipment)
 		CHECK_FOR_INTERRUPTS();
 		shipper_service(false);
 	}
-	shipment->pending++;
 }
 
 /*
@@ -795,6 +826,11 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 			snprintf(delivery_error, sizeof(delivery_error),
 					 "partition %d: Kafka acknowledged a record without its offset",
 					 (int) msg->partition);
+		return;
+	}
+	if (msg->_private == &heartbeat_opaque)
+	{
+		shipper_heartbeat_acknowledged(msg);
 		return;
 	}
 	if (s == NULL)
@@ -904,6 +940,8 @@ shipper_service(bool idle)
 		replkafka_shmem_report_acked(confirm);
 	}
 
+	shipper_read_to_heartbeats();
+
 	/* Kafka trouble, or no acknowledgement for a while: show why. */
 	stalled = !dlist_is_empty(&shipments) &&
 		TimestampDifferenceExceeds(last_ack, GetCurrentTimestamp(), SHIPPER_STALL_MS);
@@ -911,6 +949,16 @@ shipper_service(bool idle)
 		snprintf(stall, sizeof(stall),
 				 "Kafka has acknowledged none of the records sent for %d s",
 				 SHIPPER_STALL_MS / 1000);
+	for (int p = 0; p < npartitions && !stalled; p++)
+	{
+		stalled = partitions[p].beat_generation != 0 &&
+			TimestampDifferenceExceeds(partitions[p].beat_sent,
+									   GetCurrentTimestamp(), SHIPPER_STALL_MS);
+		if (stalled)
+			snprintf(stall, sizeof(stall),
+					 "Kafka has not acknowledged for %d s the HEARTBEAT record that partition %d waits for",
+					 SHIPPER_STALL_MS / 1000, p);
+	}
 	replkafka_worker_check_kafka(producer, topic_name, stalled ? stall : NULL);
 
 	/* The rest needs a transaction of our own. */
@@ -1260,6 +1308,7 @@ shipper_recover(int partition)
 	bool		earlier = sp->earlier_generation == generation;
 
 	sp->earlier_generation = 0;
+	sp->beat_generation = 0;
 	sp->generation = generation;
 	sp->stale = false;
 	sp->expect_offset = -1;
@@ -1314,64 +1363,141 @@ shipper_recover(int partition)
 	if (earlier && ended.generation != generation &&
 		!scan.foreign && !scan.hole && !scan.ended)
 	{
-		int64		beat;
-
-		beat = replkafka_mastership_write_control(RKM_HEARTBEAT, partition,
-												  topic_name,
-												  RKM_SCN(generation, scan.seq),
-												  GetXLogInsertRecPtr(),
-												  shipper_read_deadline());
-		replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
-								   Max(high, sp->acked_offset + 1), beat + 1,
-								   SHIPPER_READ_STALL_MS);
-		high = Max(high, beat + 1);
+		shipper_send_heartbeat(partition, &scan, Max(high, sp->acked_offset + 1));
+		return;
 	}
+	shipper_recover_finish(partition, &scan, high);
+}
+
+/*
+ * Write a HEARTBEAT to partition, whose recovery read the log up to from
+ * with scan: shipper_read_to_heartbeats() goes on with it once Kafka
+ * acknowledged the HEARTBEAT, and until then the partition's transactions
+ * wait (shipper_write()).  Its SCN is the last transaction of ours the
+ * scan found.
+ */
+static void
+shipper_send_heartbeat(int partition, const LogScan *scan, int64 from)
+{
+	ShipperPartition *sp = &partitions[partition];
+	StringInfoData record;
+
+	sp->beat_generation = scan->generation;
+	sp->beat_offset = -1;
+	sp->beat_from = from;
+	sp->beat_scan = *scan;
+	sp->beat_sent = GetCurrentTimestamp();
+
+	initStringInfo(&record);
+	replkafka_message_write_control(&record, RKM_HEARTBEAT, partition,
+									RKM_SCN(scan->generation, scan->seq),
+									GetXLogInsertRecPtr(),
+									sp->beat_sent + RKM_UNIX_EPOCH_OFFSET,
+									replkafka_node_name);
+	shipper_produce(record.data, record.len, partition, &heartbeat_opaque);
+	pfree(record.data);
+}
+
+/*
+ * Delivery report of a HEARTBEAT: note its offset if a recovery waits for
+ * it (not one a later recovery of the partition gave up).
+ */
+static void
+shipper_heartbeat_acknowledged(const rd_kafka_message_t *msg)
+{
+	RkmHeader	hdr;
+	const char *err;
+	ShipperPartition *sp;
+
+	if (msg->partition < 0 || msg->partition >= npartitions ||
+		!replkafka_message_read_header(msg->payload, msg->len, &hdr, &err))
+		return;
+	sp = &partitions[msg->partition];
+	if (sp->beat_generation == RKM_SCN_GENERATION(hdr.scn))
+		sp->beat_offset = msg->offset;
+}
+
+/*
+ * Finish the recoveries whose HEARTBEAT Kafka acknowledged: read on up to
+ * it.
+ */
+static void
+shipper_read_to_heartbeats(void)
+{
+	for (int p = 0; p < npartitions; p++)
+	{
+		ShipperPartition *sp = &partitions[p];
+		LogScan		scan;
+		int64		to;
+
+		if (sp->beat_generation == 0 || sp->beat_offset < 0)
+			continue;
+		scan = sp->beat_scan;
+		to = sp->beat_offset + 1;
+		replkafka_logscan_read_all(&scan, consumer, topic_name, p,
+								   sp->beat_from, to, SHIPPER_READ_STALL_MS);
+		sp->beat_generation = 0;
+		shipper_recover_finish(p, &scan, Max(sp->beat_from, to));
+	}
+}
+
+/*
+ * The end of the recovery of partition: scan read the log of its
+ * generation from the producer checkpoint up to high.
+ */
+static void
+shipper_recover_finish(int partition, const LogScan *scan, int64 high)
+{
+	ShipperPartition *sp = &partitions[partition];
+	uint32		generation = sp->generation;
+	ReplkafkaEnded ended;
 
 	/* what Kafka holds of ours is not shipped again, history or not */
-	sp->skip_lsn = scan.commit_lsn;
-	if (replkafka_logscan_handed_over(&scan, ended.generation, ended.seq))
+	sp->skip_lsn = scan->commit_lsn;
+	replkafka_partition_get_ended(partition, &ended);
+	if (replkafka_logscan_handed_over(scan, ended.generation, ended.seq))
 	{
 		/*
 		 * Its END_GEN is in Kafka or may still land:
 		 * shipper_finish_handover() makes this node a replica after its last
 		 * transaction, as demote() would have, whatever came after it.
 		 */
-		sp->acked_scn = RKM_SCN(generation, scan.seq);
-		sp->acked_lsn = scan.commit_lsn;
-		sp->acked_offset = scan.offset;
-		sp->next_seq = scan.seq + 1;
+		sp->acked_scn = RKM_SCN(generation, scan->seq);
+		sp->acked_lsn = scan->commit_lsn;
+		sp->acked_offset = scan->offset;
+		sp->next_seq = scan->seq + 1;
 		return;
 	}
-	if (ended.generation == generation && !scan.hole && scan.orphans == 0)
+	if (ended.generation == generation && !scan->hole && scan->orphans == 0)
 	{
 		shipper_partition_error(partition, -1,
 								"a demotion ended generation %u after transaction %u, but Kafka holds transaction %u of this node last",
-								generation, ended.seq, scan.seq);
+								generation, ended.seq, scan->seq);
 		return;
 	}
-	if (shipper_report_scan(partition, &scan))
+	if (shipper_report_scan(partition, scan))
 		return;
 
 	sp->expect_offset = high;
 	sp->last_check = GetCurrentTimestamp();
-	sp->next_seq = scan.seq + 1;
+	sp->next_seq = scan->seq + 1;
 	shipper_check_sequence(partition);
 
 	/* the last transaction of ours Kafka holds, checked: the new checkpoint */
-	if (scan.offset > sp->acked_offset)
+	if (scan->offset > sp->acked_offset)
 	{
-		sp->acked_scn = RKM_SCN(generation, scan.seq);
-		sp->acked_lsn = scan.commit_lsn;
-		sp->acked_offset = scan.offset;
+		sp->acked_scn = RKM_SCN(generation, scan->seq);
+		sp->acked_lsn = scan->commit_lsn;
+		sp->acked_offset = scan->offset;
 		sp->dirty = true;
 	}
-	replkafka_partition_report_shipped(partition, RKM_SCN(generation, scan.seq),
-									   scan.offset);
+	replkafka_partition_report_shipped(partition, RKM_SCN(generation, scan->seq),
+									   scan->offset);
 	ereport(LOG,
 			errmsg("replkafka shipper resumes partition %d of generation %u at sequence %u",
 				   partition, generation, sp->next_seq),
 			errdetail("Kafka holds the transactions committed up to %X/%X.",
-					  LSN_FORMAT_ARGS(scan.commit_lsn)));
+					  LSN_FORMAT_ARGS(scan->commit_lsn)));
 }
 
 /*

@@ -123,14 +123,20 @@ ok($node->poll_query_until('postgres', $shipped),
 my @txns = ReplkafkaTest::Wire::transactions($kafka->consume('replkafka'));
 is($ReplkafkaTest::Wire::incomplete, 0, 'no incomplete chunk sequence');
 
-my (%ids, %seqs, $bad_gen, $dups);
+my (%ids, %seqs, $bad_gen, $dups, $heartbeats);
 $dups = 0;
 $bad_gen = 0;
+$heartbeats = 0;
 foreach my $t (@txns)
 {
 	if ($t->{type} ne 'TXN')
 	{
-		$bad_gen++ unless $t->{type} eq 'NEW_GEN' && $t->{generation} == 1;
+		# the NEW_GENs, and the HEARTBEAT each restarted shipper writes
+		$bad_gen++
+		  unless ($t->{type} eq 'NEW_GEN' || $t->{type} eq 'HEARTBEAT')
+		  && $t->{generation} == 1
+		  && $t->{origin} eq 'node_a';
+		$heartbeats++ if $t->{type} eq 'HEARTBEAT';
 		next;
 	}
 	$bad_gen++ unless $t->{generation} == 1 && $t->{origin} eq 'node_a';
@@ -141,6 +147,8 @@ foreach my $t (@txns)
 	}
 }
 is($bad_gen, 0, 'every record belongs to generation 1 of node_a');
+cmp_ok($heartbeats, '>=', 5 * 8,
+	'each shipper started after a kill wrote a HEARTBEAT to each partition');
 is($dups, 0, 'no row appears twice in Kafka');
 
 my @table_ids = split /\n/,

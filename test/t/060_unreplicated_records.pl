@@ -90,7 +90,16 @@ SELECT count(*) = 1 FROM pg_stat_activity
 # like the rest) before the follower comes back.
 ok(wait_until(sub { grep { $_->{producer} != $producer } appended($end) }),
 	'the new shipper writes to the partition while the follower stalls');
+my $waiting = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
+ok( $node_a->poll_query_until(
+		'postgres', q{
+SELECT state = 'retrying' AND last_error ~ 'HEARTBEAT record that partition 0 waits for'
+  FROM replkafka.workers WHERE kind = 'shipper'}),
+	'the shipper shows that it waits for the HEARTBEAT')
+  or diag $node_a->safe_psql('postgres', 'SELECT * FROM replkafka.workers');
 $kafka->resume_broker($follower);
+is(ReplkafkaTest::worker_pid($node_a, 'replkafka shipper'),
+	$waiting, 'it waited without restarting');
 
 ok( $node_a->wait_for_log(
 		qr/replkafka shipper resumes partition 0 of generation 1 at sequence \d+/, $log_at),
