@@ -97,8 +97,8 @@ replkafka_mastership_notice_progress(int partition, const char *change)
 }
 
 /*
- * Write a control record (NEW_GEN, END_GEN or HEARTBEAT) of this node to
- * the partition; returns its offset.  Its commit LSN is lsn, its time now.
+ * Write a control record (NEW_GEN or END_GEN) of this node to the
+ * partition; returns its offset.  Its commit LSN is lsn, its time now.
  */
 int64
 replkafka_mastership_write_control(RkmType type, int partition,

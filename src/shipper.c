@@ -49,11 +49,12 @@
  * count: another node's NEW_GEN of our generation lost its election, and
  * its commit LSN is another node's.  A transaction whose chunks reached
  * Kafka only in part is shipped again whole, with the same SCN; replicas
- * discard the incomplete copy.  When the shipper starts, the records its
- * earlier run produced may still be in flight, or appended by the leader
- * but not yet readable (above the high watermark): for the partitions it
- * was primary of, the read-back goes on up to a HEARTBEAT it writes and
- * Kafka acknowledges, before which all of them are readable.
+ * discard the incomplete copy.  When the shipper starts, records its
+ * earlier run produced may be appended by the leader but not yet readable
+ * (above the high watermark): for the partitions it was primary of, the
+ * read-back goes on up to a HEARTBEAT it writes and Kafka acknowledges,
+ * before which they are readable (doc/design.md, section 9, says what this
+ * leaves out).
  *
  * Any fatal producer error (librdkafka 2.0 can raise spurious fatal
  * idempotence errors after disconnects, and a record that fails for good
@@ -119,7 +120,6 @@
 #include "decoder.h"
 #include "kafka.h"
 #include "logscan.h"
-#include "mastership.h"
 #include "message.h"
 #include "partition.h"
 #include "roles.h"
@@ -250,6 +250,7 @@ static void shipper_recover(int partition);
 static void shipper_send_heartbeat(int partition, const LogScan *scan,
 								   int64 from);
 static void shipper_heartbeat_acknowledged(const rd_kafka_message_t *msg);
+static bool shipper_heartbeat_pending(int partition);
 static void shipper_read_to_heartbeats(void);
 static void shipper_recover_finish(int partition, const LogScan *scan,
 								   int64 high);
@@ -679,7 +680,7 @@ shipper_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 		 * The partition's recovery waits for a HEARTBEAT: the sequence number
 		 * of its next transaction is not known before.
 		 */
-		while (sp->beat_generation != 0)
+		while (shipper_heartbeat_pending(hdr.partition))
 		{
 			CHECK_FOR_INTERRUPTS();
 			rd_kafka_poll(producer, 100);
@@ -772,7 +773,9 @@ shipper_produce(const char *data, size_t len, int partition, void *opaque)
 		/* back-pressure: serve delivery reports until there is room */
 		rd_kafka_poll(producer, 100);
 		CHECK_FOR_INTERRUPTS();
-		shipper_service(false);
+		/* a HEARTBEAT is sent in the middle of recovery: no more than that */
+		if (opaque != &heartbeat_opaque)
+			shipper_service(false);
 	}
 }
 
@@ -988,6 +991,9 @@ shipper_handover_left(int partition)
 
 	if (part->role != REPLKAFKA_ROLE_PRIMARY || part->ended_generation == 0 ||
 		part->ended_generation != part->generation)
+		return false;
+	/* its last transaction in Kafka is known once the read-back is done */
+	if (partitions[partition].beat_generation != 0)
 		return false;
 	return !part->handover || part->handover_pid == 0 ||
 		BackendPidGetProc(part->handover_pid) == NULL;
@@ -1418,6 +1424,23 @@ shipper_heartbeat_acknowledged(const rd_kafka_message_t *msg)
 }
 
 /*
+ * Does the recovery of partition wait for a HEARTBEAT?  Not once the node
+ * is no longer primary in that generation: nothing is shipped in it.
+ */
+static bool
+shipper_heartbeat_pending(int partition)
+{
+	ShipperPartition *sp = &partitions[partition];
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	if (sp->beat_generation != 0 &&
+		(part->role != REPLKAFKA_ROLE_PRIMARY ||
+		 part->generation != sp->beat_generation))
+		sp->beat_generation = 0;
+	return sp->beat_generation != 0;
+}
+
+/*
  * Finish the recoveries whose HEARTBEAT Kafka acknowledged: read on up to
  * it.
  */
@@ -1430,7 +1453,7 @@ shipper_read_to_heartbeats(void)
 		LogScan		scan;
 		int64		to;
 
-		if (sp->beat_generation == 0 || sp->beat_offset < 0)
+		if (!shipper_heartbeat_pending(p) || sp->beat_offset < 0)
 			continue;
 		scan = sp->beat_scan;
 		to = sp->beat_offset + 1;

@@ -4,8 +4,9 @@
 # A shipper that crashes while its records are in the partition leader's
 # log but not yet replicated: one of the two followers stalls (SIGSTOP),
 # and stays in the in-sync replicas (the brokers wait long before they drop
-# it), node_a commits five transactions, the leader appends them and cannot
-# acknowledge them, and node_a's shipper is killed (a crash of the node).
+# it), node_a commits five transactions, the leader appends the first it
+# receives and cannot acknowledge it, and node_a's shipper is killed (a
+# crash of the node).
 # Consumers read only up to the high watermark, so the shipper that starts
 # next cannot see those records; they become part of the log as soon as
 # the follower is back.  It must not ship their transactions again (the
