@@ -187,6 +187,29 @@ SELECT (SELECT string_agg(partition || ':' || coalesce(scn, 0), ' ' ORDER BY par
 
 =pod
 
+=item ReplkafkaTest::wait_until($cond)
+
+Call $cond every 100 ms until it returns true; returns true if it did
+within $PostgreSQL::Test::Utils::timeout_default seconds.  For conditions
+outside the database (the Kafka log, the proxy); poll_query_until serves
+those a query answers.
+
+=cut
+
+sub wait_until
+{
+	my ($cond) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		Time::HiRes::usleep(100_000);
+	}
+	return 0;
+}
+
+=pod
+
 =item ReplkafkaTest::worker_pid($node, $type)
 
 The pid of $node's background worker of type $type ('replkafka shipper',

@@ -66,13 +66,7 @@ sub partition_log
 sub wait_held
 {
 	my ($count) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		return 1 if $kafka->proxy('held') >= $count;
-		Time::HiRes::usleep(100_000);
-	}
-	return 0;
+	return ReplkafkaTest::wait_until(sub { $kafka->proxy('held') >= $count });
 }
 
 # The role and last error of a partition on a node.

@@ -45,19 +45,6 @@ $node_a->safe_psql('postgres',
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b ], 'items'),
 	'node_b caught up');
 
-# Wait until $cond->() holds.
-sub wait_until
-{
-	my ($cond) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		Time::HiRes::usleep(100_000);
-	}
-	return 0;
-}
-
 # The batches the leader appended at or after offset $from.
 my $leader = $kafka->partition_leader('replkafka', 0);
 
@@ -74,7 +61,7 @@ my $end = ($kafka->log_batches($leader, 'replkafka', 0))[-1]{last} + 1;
 $kafka->pause_broker($follower);
 $node_a->safe_psql('postgres', "INSERT INTO items VALUES ($_, 'unreplicated')")
   foreach 11 .. 15;
-ok(wait_until(sub { appended($end) > 0 }),
+ok(ReplkafkaTest::wait_until(sub { appended($end) > 0 }),
 	"the leader appended node_a's transactions");
 my $producer = (appended($end))[0]{producer};
 
@@ -89,7 +76,7 @@ SELECT count(*) = 1 FROM pg_stat_activity
 
 # It writes to the partition (a HEARTBEAT, which waits for the follower
 # like the rest) before the follower comes back.
-ok(wait_until(sub { grep { $_->{producer} != $producer } appended($end) }),
+ok(ReplkafkaTest::wait_until(sub { grep { $_->{producer} != $producer } appended($end) }),
 	'the new shipper writes to the partition while the follower stalls');
 my $waiting = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 ok( $node_a->poll_query_until(
