@@ -4,9 +4,11 @@ MODULE_big = replkafka
 OBJS = \
 	$(WIN32RES) \
 	src/apply.o \
+	src/bootstrap.o \
 	src/catalog.o \
 	src/decoder.o \
 	src/demotion.o \
+	src/directory.o \
 	src/ended.o \
 	src/fence.o \
 	src/functions.o \
@@ -17,6 +19,8 @@ OBJS = \
 	src/message_json.o \
 	src/options.o \
 	src/partition.o \
+	src/partition_rows.o \
+	src/peer.o \
 	src/promotion.o \
 	src/replkafka.o \
 	src/roles.o \
@@ -32,10 +36,11 @@ EXTENSION = replkafka
 DATA = replkafka--0.1.sql
 PGFILEDESC = "replkafka - partitioned replication through Apache Kafka"
 
-PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir) $(shell pkg-config --cflags rdkafka)
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers $(if $(WERROR),-Werror)
 SHLIB_LINK = $(shell pkg-config --libs rdkafka)
+SHLIB_LINK_INTERNAL = $(libpq)
 
 # The regression suites need a Kafka broker and several server
 # configurations; test/regress/run starts the broker and runs them.

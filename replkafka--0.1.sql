@@ -75,7 +75,7 @@ COMMENT ON TABLE replkafka.tables IS
 CREATE TABLE replkafka.partition_roles (
 	partition integer PRIMARY KEY CHECK (partition >= 0),
 	role text NOT NULL DEFAULT 'offline'
-		CHECK (role IN ('offline', 'replica', 'primary', 'error')),
+		CHECK (role IN ('offline', 'replica', 'primary', 'error', 'bootstrapping')),
 	generation bigint NOT NULL DEFAULT 0
 		CHECK (generation BETWEEN 0 AND 4294967295),
 	last_error text,
@@ -122,6 +122,18 @@ CREATE TABLE replkafka.consumer_checkpoints (
 COMMENT ON TABLE replkafka.consumer_checkpoints IS
 	'Last applied transaction of each partition this node is replica of';
 
+-- Partitions to copy from a peer (role bootstrapping), and from which.
+CREATE TABLE replkafka.bootstraps (
+	partition integer PRIMARY KEY REFERENCES replkafka.partition_roles,
+	-- libpq connection string of the peer; NULL: one the node finds
+	source text,
+	-- drop this node's rows of the partition first
+	rebuild boolean NOT NULL,
+	requested_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE replkafka.bootstraps IS
+	'Partitions this node copies from a peer, and where from';
+
 --
 -- Monitoring.
 --
@@ -144,7 +156,9 @@ CREATE FUNCTION replkafka.partition_status(
 	OUT records_done bigint,
 	OUT records_total bigint,
 	OUT apply_retries bigint,
-	OUT error_sqlstate text)
+	OUT error_sqlstate text,
+	OUT copied_bytes bigint,
+	OUT estimated_bytes bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'replkafka_partition_status'
 LANGUAGE C STRICT VOLATILE;
@@ -195,7 +209,17 @@ CREATE VIEW replkafka.partitions AS
 		   s.transition_started,
 		   s.records_done,
 		   s.records_total,
-		   coalesce(s.apply_retries, 0) AS apply_retries
+		   coalesce(s.apply_retries, 0) AS apply_retries,
+		   s.copied_bytes,
+		   s.estimated_bytes,
+		   CASE WHEN s.copied_bytes OPERATOR(pg_catalog.>) 0
+					 AND s.estimated_bytes OPERATOR(pg_catalog.>) s.copied_bytes
+				THEN (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) s.transition_started)
+					 OPERATOR(pg_catalog.*)
+					 ((s.estimated_bytes OPERATOR(pg_catalog.-) s.copied_bytes)::pg_catalog.float8
+					  OPERATOR(pg_catalog./) s.copied_bytes)
+				WHEN s.copied_bytes IS NOT NULL THEN '0'::pg_catalog.interval
+		   END AS time_remaining
 	  FROM replkafka.partition_roles r
 	  LEFT JOIN replkafka.partition_status() s
 		ON s.partition OPERATOR(pg_catalog.=) r.partition
@@ -210,12 +234,23 @@ COMMENT ON VIEW replkafka.partitions IS
 -- Administration.
 --
 CREATE FUNCTION replkafka.create_cluster(partitions integer,
-										 replication_factor integer DEFAULT 3)
+										 replication_factor integer DEFAULT 3,
+										 retention text DEFAULT '7 days')
 RETURNS void
 AS 'MODULE_PATHNAME', 'replkafka_create_cluster'
 LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION replkafka.create_cluster(integer, integer) IS
-	'Sets up this node''s membership: records the partition count and creates or checks the Kafka topic';
+COMMENT ON FUNCTION replkafka.create_cluster(integer, integer, text) IS
+	'Sets up this node''s membership: records the partition count and creates or checks the Kafka topic, keeping records for retention (an interval, or infinity)';
+
+-- The same with an interval value (PostgreSQL 15's interval has no infinity).
+CREATE FUNCTION replkafka.create_cluster(partitions integer,
+										 replication_factor integer,
+										 retention interval)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_create_cluster'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.create_cluster(integer, integer, interval) IS
+	'Sets up this node''s membership: records the partition count and creates or checks the Kafka topic, keeping records for retention';
 
 CREATE FUNCTION replkafka.add_table(rel regclass, partition_key text)
 RETURNS void
@@ -254,12 +289,48 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.demote(integer, interval) IS
 	'Hands a partition this node is primary of over cleanly: stops writes, ships them all, ends the generation and makes this node a replica';
 
-CREATE FUNCTION replkafka.follow(partition integer)
+CREATE FUNCTION replkafka.follow(partition integer, source text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'replkafka_follow'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION replkafka.follow(integer, text) IS
+	'Starts applying a partition on this node: from its checkpoint or the start of the log, or, with a source, after copying the partition from that peer';
+
+CREATE FUNCTION replkafka.rebuild(partition integer, source text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'replkafka_rebuild'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION replkafka.rebuild(integer, text) IS
+	'Replaces this node''s copy of a partition with one copied from a peer (the source, or one the node finds)';
+
+CREATE FUNCTION replkafka.drop_partition(partition integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'replkafka_drop_partition'
 LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION replkafka.follow(integer) IS
-	'Starts applying a partition on this node, from its checkpoint or from the start of the log';
+COMMENT ON FUNCTION replkafka.drop_partition(integer) IS
+	'Deletes this node''s rows of a partition it no longer holds, without shipping the deletes';
+
+CREATE FUNCTION replkafka.peer_state(partition integer,
+	OUT node_name text,
+	OUT topic text,
+	OUT partitions integer,
+	OUT role text,
+	OUT generation bigint,
+	OUT stale boolean,
+	OUT history_end pg_lsn,
+	OUT shipped_lsn pg_lsn,
+	OUT last_error text)
+AS 'MODULE_PATHNAME', 'replkafka_peer_state'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.peer_state(integer) IS
+	'What a node bootstrapping a partition from this one asks first: the cluster, the role, and how far Kafka holds this node''s commits';
+
+CREATE FUNCTION replkafka.key_partition(rel regclass, VARIADIC key "any")
+RETURNS integer
+AS 'MODULE_PATHNAME', 'replkafka_key_partition'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION replkafka.key_partition(regclass, "any") IS
+	'The partition of the partition key values of a replicated table''s row, in key order and of the key columns'' types';
 
 CREATE FUNCTION replkafka.unfollow(partition integer)
 RETURNS void

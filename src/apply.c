@@ -94,9 +94,11 @@
 #include "message.h"
 #include "partition.h"
 #include "promotion.h"
+#include "roles.h"
 #include "rules.h"
 #include "settings.h"
 #include "shmem.h"
+#include "table.h"
 #include "worker.h"
 
 /* Longest sleep when nothing arrives (1s). */
@@ -199,14 +201,6 @@ typedef struct ApplyRelation
 	ExprState **defaults;		/* by attribute number - 1, once needed */
 } ApplyRelation;
 
-/* The worker's identity, saved while it acts as a table's owner. */
-typedef struct ApplyUserContext
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} ApplyUserContext;
-
 /* Context of an error while applying, for errcontext. */
 typedef struct ApplyErrorContext
 {
@@ -253,11 +247,10 @@ static void apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot,
 static void apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot);
 static void apply_find(ApplyRelation *ar, const RkmValue *key, const char *what);
 static void apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot);
-static void apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc);
-static void apply_restore_user(const ApplyUserContext *uc);
 static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
 static void apply_partition_error(int p, int sqlerrcode, const char *fmt,...) pg_attribute_printf(3, 4);
 static void apply_partition_failed(int p, ErrorData *edata, const char *what);
+static void apply_past_retention(int p);
 static bool apply_error_is_transient(int sqlerrcode);
 static void apply_partition_retry(int p, int sqlerrcode, const char *msg);
 static bool apply_retry_due(int p, long *wait_ms);
@@ -591,9 +584,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 		if ((msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			 msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
 			p >= 0 && p < npartitions && parts[p].assigned)
-			apply_partition_error(p, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-								  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt",
-								  (long long) parts[p].next_offset);
+			apply_past_retention(p);
 		else
 		{
 			/* the topic is gone, access was revoked...: see if Kafka answers */
@@ -1363,7 +1354,7 @@ apply_open_relation(const RkmRecord *rec)
 	TupleDesc	desc;
 	RangeTblEntry *rte;
 	Oid			relid;
-	ApplyUserContext uc;
+	ReplkafkaOwnerContext uc;
 
 	/*
 	 * Everything the relation needs lives in a context of its own, deleted
@@ -1406,7 +1397,7 @@ apply_open_relation(const RkmRecord *rec)
 	 * the table's owner: opening the indexes evaluates the constant parts of
 	 * their expressions and predicates, which call the owner's functions.
 	 */
-	apply_become_owner(ar, &uc);
+	replkafka_table_become_owner(ar->rel, &uc);
 	ar->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -1425,7 +1416,7 @@ apply_open_relation(const RkmRecord *rec)
 	ar->localslot = table_slot_create(ar->rel, &ar->estate->es_tupleTable);
 	ar->newslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
 	ar->keyslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
-	apply_restore_user(&uc);
+	replkafka_table_restore_user(&uc);
 	MemoryContextSwitchTo(oldcxt);
 	return ar;
 }
@@ -1595,41 +1586,6 @@ apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 }
 
 /*
- * Act as the owner of a table while applying a change to it, as
- * PostgreSQL's own logical replication does: the table's triggers,
- * defaults, constraints, index expressions and domain checks run with the
- * owner's privileges, never the worker's.  Unless the owner is a
- * superuser, in a security-restricted operation (no SET ROLE, no temporary
- * objects, no deferred triggers), and in any case at a new GUC nesting
- * level, so that a setting the owner's code changes (search_path,
- * session_replication_role) is undone with the change.  An error restores
- * all of it with the transaction's abort.
- */
-static void
-apply_become_owner(ApplyRelation *ar, ApplyUserContext *uc)
-{
-	Oid			owner = ar->rel->rd_rel->relowner;
-
-	GetUserIdAndSecContext(&uc->save_userid, &uc->save_sec_context);
-	if (superuser_arg(owner))
-		SetUserIdAndSecContext(owner, uc->save_sec_context);
-	else
-		SetUserIdAndSecContext(owner,
-							   uc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
-	uc->save_nestlevel = NewGUCNestLevel();
-}
-
-/*
- * Back to the worker's own identity after a change.
- */
-static void
-apply_restore_user(const ApplyUserContext *uc)
-{
-	AtEOXact_GUC(false, uc->save_nestlevel);
-	SetUserIdAndSecContext(uc->save_userid, uc->save_sec_context);
-}
-
-/*
  * Apply one change through the executor, as the table's owner.  Each
  * change is a query of its own: its AFTER triggers fire before the owner's
  * identity is dropped.  As in the executor, the change runs in the
@@ -1642,7 +1598,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 {
 	TupleTableSlot *newslot = ar->newslot;
 	int			natts = RelationGetDescr(ar->rel)->natts;
-	ApplyUserContext uc;
+	ReplkafkaOwnerContext uc;
 	MemoryContext oldcxt;
 
 	if ((rec->new_values && rec->new_natts != ar->map->nremote) ||
@@ -1652,7 +1608,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 				errmsg("tuple does not have the relation's %d columns", ar->map->nremote));
 
 	errctx.relation = ar->name;
-	apply_become_owner(ar, &uc);
+	replkafka_table_become_owner(ar->rel, &uc);
 	oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
 	PushActiveSnapshot(GetLatestSnapshot());
 	AfterTriggerBeginQuery();
@@ -1702,7 +1658,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(oldcxt);
 	ResetPerTupleExprContext(ar->estate);
-	apply_restore_user(&uc);
+	replkafka_table_restore_user(&uc);
 	CommandCounterIncrement();
 }
 
@@ -1743,6 +1699,44 @@ apply_partition_error(int p, int sqlerrcode, const char *fmt,...)
 	parts[p].assigned = false;
 	if (!exiting)
 		apply_refresh_assignment(true);
+}
+
+/*
+ * Kafka no longer holds the next record of partition p: its retention
+ * deleted it before this node applied it.  With replkafka.auto_rebuild,
+ * the partition is bootstrapped again from a peer; otherwise it stops in
+ * error, saying how to rebuild it.
+ */
+static void
+apply_past_retention(int p)
+{
+	int64		next = parts[p].next_offset;
+
+	if (!replkafka_auto_rebuild)
+	{
+		apply_partition_error(p, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt: SELECT replkafka.rebuild(%d);",
+							  (long long) next, p);
+		return;
+	}
+
+	ereport(LOG,
+			errmsg("Kafka no longer holds offset %lld of partition %d: rebuilding the partition from a peer",
+				   (long long) next, p));
+	parts[p].stopped = true;
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	replkafka_catalog_request_bootstrap(p, NULL, true);
+	replkafka_catalog_set_role(p, REPLKAFKA_ROLE_BOOTSTRAPPING,
+							   replkafka_partition_state(p)->generation,
+							   NULL, NULL);
+	replkafka_roles_set_at_commit(p, REPLKAFKA_ROLE_BOOTSTRAPPING,
+								  replkafka_partition_state(p)->generation);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	apply_discard_collected(&parts[p]);
+	parts[p].assigned = false;
+	apply_refresh_assignment(true);
 }
 
 /*

@@ -40,6 +40,7 @@ static const char *const role_names[] = {
 	[REPLKAFKA_ROLE_REPLICA] = "replica",
 	[REPLKAFKA_ROLE_PRIMARY] = "primary",
 	[REPLKAFKA_ROLE_ERROR] = "error",
+	[REPLKAFKA_ROLE_BOOTSTRAPPING] = "bootstrapping",
 };
 
 static List *catalog_scan_tables(Oid relid);
@@ -48,6 +49,7 @@ static bool catalog_partition_row(const char *sql, int partition,
 static bool catalog_lock_partition(int partition, bool skip_locked,
 								   ReplkafkaRole *role,
 								   uint32 *generation);
+static void catalog_delete_partition_row(const char *sql, int partition);
 static void catalog_spi_execute(const char *sql, int nargs, Oid *argtypes,
 								Datum *values, bool read_only, int expected);
 
@@ -90,7 +92,7 @@ catalog_partition_row(const char *sql, int partition, bool read_only)
 const char *
 replkafka_role_name(ReplkafkaRole role)
 {
-	Assert(role >= REPLKAFKA_ROLE_OFFLINE && role <= REPLKAFKA_ROLE_ERROR);
+	Assert(role >= REPLKAFKA_ROLE_OFFLINE && role <= REPLKAFKA_ROLE_BOOTSTRAPPING);
 	return role_names[role];
 }
 
@@ -764,14 +766,23 @@ replkafka_catalog_prepared_gids(void)
 void
 replkafka_catalog_delete_consumer_checkpoint(int partition)
 {
+	catalog_delete_partition_row("DELETE FROM replkafka.consumer_checkpoints"
+								 " WHERE partition OPERATOR(pg_catalog.=) $1",
+								 partition);
+}
+
+/*
+ * Run a DELETE whose $1 is a partition number.
+ */
+static void
+catalog_delete_partition_row(const char *sql, int partition)
+{
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 
 	values[0] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_spi_execute("DELETE FROM replkafka.consumer_checkpoints"
-						" WHERE partition OPERATOR(pg_catalog.=) $1",
-						1, types, values, false, SPI_OK_DELETE);
+	catalog_spi_execute(sql, 1, types, values, false, SPI_OK_DELETE);
 	SPI_finish();
 }
 
@@ -794,4 +805,85 @@ replkafka_catalog_primary_since_applied(int partition, uint32 *generation)
 	if (!replkafka_catalog_get_consumer_checkpoint(partition, &cckpt))
 		return true;
 	return cckpt.generation < *generation;
+}
+
+/*
+ * Ask for partition to be bootstrapped from source (a libpq connection
+ * string; NULL: from a peer the node finds), its local rows dropped first
+ * if rebuild.
+ */
+void
+replkafka_catalog_request_bootstrap(int partition, const char *source,
+									bool rebuild)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, BOOLOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', source ? ' ' : 'n', ' '};
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = source ? CStringGetTextDatum(source) : (Datum) 0;
+	values[2] = BoolGetDatum(rebuild);
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO replkafka.bootstraps"
+							  " (partition, source, rebuild) VALUES ($1, $2, $3)"
+							  " ON CONFLICT (partition) DO UPDATE"
+							  " SET source = EXCLUDED.source,"
+							  " rebuild = EXCLUDED.rebuild,"
+							  " requested_at = pg_catalog.now()",
+							  3, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the bootstrap of partition %d", partition);
+	SPI_finish();
+}
+
+/*
+ * The bootstrap asked for partition: false if none; else *source (NULL:
+ * any peer) and *rebuild, allocated in the caller's memory context.
+ */
+bool
+replkafka_catalog_get_bootstrap(int partition, char **source, bool *rebuild)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	bool		found;
+
+	SPI_connect();
+	found = catalog_partition_row("SELECT source, rebuild FROM replkafka.bootstraps"
+								  " WHERE partition OPERATOR(pg_catalog.=) $1",
+								  partition, true);
+	if (found)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+		bool		isnull;
+		Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
+
+		*source = isnull ? NULL : TextDatumGetCString(d);
+		*rebuild = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Forget the bootstrap of partition: done, or no longer wanted.
+ */
+void
+replkafka_catalog_end_bootstrap(int partition)
+{
+	catalog_delete_partition_row("DELETE FROM replkafka.bootstraps"
+								 " WHERE partition OPERATOR(pg_catalog.=) $1",
+								 partition);
+}
+
+/*
+ * Forget the producer checkpoint of partition: the node's rows of it were
+ * replaced by a peer's.
+ */
+void
+replkafka_catalog_delete_producer_checkpoint(int partition)
+{
+	catalog_delete_partition_row("DELETE FROM replkafka.producer_checkpoints"
+								 " WHERE partition OPERATOR(pg_catalog.=) $1",
+								 partition);
 }

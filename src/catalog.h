@@ -26,6 +26,7 @@ typedef enum ReplkafkaRole
 	REPLKAFKA_ROLE_REPLICA,
 	REPLKAFKA_ROLE_PRIMARY,
 	REPLKAFKA_ROLE_ERROR,
+	REPLKAFKA_ROLE_BOOTSTRAPPING,	/* copying the partition from a peer */
 } ReplkafkaRole;
 
 typedef struct ReplkafkaCluster
@@ -109,6 +110,13 @@ extern bool replkafka_catalog_get_consumer_checkpoint(int partition,
 													  ReplkafkaConsumerCheckpoint *ckpt);
 extern void replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt);
 extern void replkafka_catalog_delete_consumer_checkpoint(int partition);
+extern void replkafka_catalog_delete_producer_checkpoint(int partition);
+extern void replkafka_catalog_request_bootstrap(int partition,
+												const char *source,
+												bool rebuild);
+extern bool replkafka_catalog_get_bootstrap(int partition, char **source,
+											bool *rebuild);
+extern void replkafka_catalog_end_bootstrap(int partition);
 extern List *replkafka_catalog_prepared_gids(void);
 extern bool replkafka_catalog_primary_since_applied(int partition,
 													uint32 *generation);

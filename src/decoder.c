@@ -102,6 +102,8 @@ static void decoder_truncate(LogicalDecodingContext *ctx,
 							 ReorderBufferTXN *txn, int nrelations,
 							 Relation relations[], ReorderBufferChange *change);
 static bool decoder_applied_origin(RepOriginId origin_id);
+static bool decoder_filter_origin(LogicalDecodingContext *ctx,
+								  RepOriginId origin_id);
 static void decoder_invalidate(Datum arg, Oid relid);
 static void decoder_cache_reset(void *arg);
 static DecoderRelation *decoder_relation(DecoderData *data, Relation rel);
@@ -139,6 +141,7 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->truncate_cb = decoder_truncate;
 	cb->commit_cb = decoder_commit;
 	cb->shutdown_cb = decoder_shutdown;
+	cb->filter_by_origin_cb = decoder_filter_origin;
 }
 
 /*
@@ -276,6 +279,18 @@ decoder_invalidate(Datum arg, Oid relid)
 }
 
 /*
+ * Skip changes marked as not to be replicated at once, before the reorder
+ * buffer keeps them: a partition's copy bootstrapped or dropped
+ * (partition_rows.c), whose changes can be many.  Other origins need a
+ * catalog lookup, which only the begin callback can make.
+ */
+static bool
+decoder_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
+{
+	return origin_id == DoNotReplicateId;
+}
+
+/*
  * Did replkafka's apply workers write a transaction of this origin?  Their
  * origins are named "replkafka_apply_<n>".  This looks the name up in the
  * catalog, so it runs where decoding has a transaction (the begin
@@ -288,6 +303,8 @@ decoder_applied_origin(RepOriginId origin_id)
 
 	if (origin_id == InvalidRepOriginId)
 		return false;
+	if (origin_id == DoNotReplicateId)
+		return true;
 	if (!replorigin_by_oid(origin_id, true, &name))
 		return false;
 	return strncmp(name, REPLKAFKA_EXTENSION_NAME,

@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/inval.h"
+#include "utils/pg_lsn.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -42,13 +43,16 @@
 #include "utils/varlena.h"
 
 #include "apply.h"
+#include "bootstrap.h"
 #include "catalog.h"
+#include "directory.h"
 #include "kafka.h"
 #include "demotion.h"
 #include "ended.h"
 #include "mastership.h"
 #include "promotion.h"
 #include "partition.h"
+#include "partition_rows.h"
 #include "roles.h"
 #include "settings.h"
 #include "shmem.h"
@@ -68,6 +72,10 @@ PG_FUNCTION_INFO_V1(replkafka_promote_partition);
 PG_FUNCTION_INFO_V1(replkafka_demote_partition);
 PG_FUNCTION_INFO_V1(replkafka_follow);
 PG_FUNCTION_INFO_V1(replkafka_unfollow);
+PG_FUNCTION_INFO_V1(replkafka_rebuild);
+PG_FUNCTION_INFO_V1(replkafka_drop_partition);
+PG_FUNCTION_INFO_V1(replkafka_peer_state);
+PG_FUNCTION_INFO_V1(replkafka_key_partition);
 
 static void check_node_configured(void);
 static int	check_cluster_exists(void);
@@ -111,18 +119,57 @@ check_node_configured(void)
 }
 
 /*
- * replkafka.create_cluster(partitions int, replication_factor int default 3)
+ * The retention argument of create_cluster(), an interval or its text
+ * ("infinity" too, which PostgreSQL 15's interval lacks), in milliseconds;
+ * -1 for infinity.
+ */
+static int64
+retention_to_ms(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *interval;
+	double		ms;
+
+	if (get_fn_expr_argtype(fcinfo->flinfo, argno) == TEXTOID)
+	{
+		char	   *str = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+		if (pg_strcasecmp(str, "infinity") == 0)
+			return -1;
+		interval = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+														 CStringGetDatum(str),
+														 ObjectIdGetDatum(InvalidOid),
+														 Int32GetDatum(-1)));
+	}
+	else
+		interval = PG_GETARG_INTERVAL_P(argno);
+
+	ms = (interval->time / 1000.0) +
+		((double) interval->day * SECS_PER_DAY +
+		 (double) interval->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000.0;
+	if (ms < 1)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("retention must be positive, or \"infinity\""));
+	return (int64) Min(ms, (double) PG_INT64_MAX / 2);
+}
+
+/*
+ * replkafka.create_cluster(partitions int, replication_factor int default 3,
+ *							retention interval default '7 days')
  *
  * One-time set-up of this node: records the partition count P and makes
  * sure the cluster's topic exists with P partitions, creating it if
- * missing.  Every node of a cluster calls it with the same P; a call with
- * the P already recorded only checks the topic again.
+ * missing, with the retention given ('infinity' keeps every record), and
+ * the directory of nodes beside it.  Every node of a cluster calls it with
+ * the same P; a call with the P already recorded only checks the topic
+ * again, leaving its retention as it is.
  */
 Datum
 replkafka_create_cluster(PG_FUNCTION_ARGS)
 {
 	int32		partitions = PG_GETARG_INT32(0);
 	int32		replication_factor = PG_GETARG_INT32(1);
+	int64		retention_ms = retention_to_ms(fcinfo, 2);
 	ReplkafkaCluster existing;
 	ReplkafkaCluster cluster;
 	ReplkafkaTopicSpec spec;
@@ -166,7 +213,10 @@ replkafka_create_cluster(PG_FUNCTION_ARGS)
 	spec.name = replkafka_topic;
 	spec.partitions = partitions;
 	spec.replication_factor = replication_factor;
+	spec.retention_ms = retention_ms;
+	spec.compacted = false;
 	replkafka_kafka_ensure_topic(&spec);
+	replkafka_directory_ensure_topic(replkafka_topic, replication_factor);
 
 	if (!exists)
 	{
@@ -471,17 +521,33 @@ replkafka_worker_status(PG_FUNCTION_ARGS)
 	replkafka_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	for (int slot = 0; slot < 1 + replkafka_apply_workers; slot++)
+	for (int i = 0; i < 1 + replkafka_apply_workers + replkafka_max_bootstraps; i++)
 	{
 		ReplkafkaWorkerStatus w;
 		Datum		values[10];
 		bool		nulls[10];
+		int			slot = i;
 
+		/* the shipper, the apply workers, the bootstrap workers */
+		if (i > replkafka_apply_workers)
+			slot = REPLKAFKA_BOOTSTRAP_SLOT(i - 1 - replkafka_apply_workers);
 		replkafka_worker_status_get(slot, &w);
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = CStringGetTextDatum(slot == REPLKAFKA_SHIPPER_SLOT ? "shipper" : "apply");
-		values[1] = Int32GetDatum(slot == REPLKAFKA_SHIPPER_SLOT ? 0 :
-								  REPLKAFKA_SLOT_APPLY_INDEX(slot));
+		if (slot == REPLKAFKA_SHIPPER_SLOT)
+		{
+			values[0] = CStringGetTextDatum("shipper");
+			values[1] = Int32GetDatum(0);
+		}
+		else if (slot >= REPLKAFKA_BOOTSTRAP_SLOT(0))
+		{
+			values[0] = CStringGetTextDatum("bootstrap");
+			values[1] = Int32GetDatum(REPLKAFKA_SLOT_BOOTSTRAP_INDEX(slot));
+		}
+		else
+		{
+			values[0] = CStringGetTextDatum("apply");
+			values[1] = Int32GetDatum(REPLKAFKA_SLOT_APPLY_INDEX(slot));
+		}
 		values[2] = Int32GetDatum(w.pid);
 		nulls[2] = w.pid == 0;
 		values[3] = CStringGetTextDatum(replkafka_worker_state_name(w.state));
@@ -517,6 +583,22 @@ partition_progress(const ReplkafkaPartition *part, const ReplkafkaProgress *pr,
 	int64		from = 0;
 	int64		to = 0;
 
+	if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+	{
+		/* the copy's rows against the source's estimate */
+		*null = false;
+		*value = CStringGetTextDatum("bootstrapping");
+		nulls2[0] = nulls2[1] = pr->phase == REPLKAFKA_PHASE_NONE;
+		if (!nulls2[0])
+		{
+			values2[0] = CStringGetTextDatum(replkafka_phase_name(pr->phase));
+			values2[1] = TimestampTzGetDatum(pr->phase_started);
+		}
+		nulls2[2] = nulls2[3] = pr->phase == REPLKAFKA_PHASE_NONE;
+		values2[2] = Int64GetDatum(pr->copied_rows);
+		values2[3] = Int64GetDatum(Max(pr->estimated_rows, pr->copied_rows));
+		return;
+	}
 	if (part->promotion.state != REPLKAFKA_PROMOTE_NONE || part->handover)
 	{
 		transition = part->handover ? "demoting" : "promoting";
@@ -606,8 +688,8 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
 		ReplkafkaProgress pr;
-		Datum		values[20];
-		bool		nulls[20];
+		Datum		values[23];
+		bool		nulls[23];
 		bool		replica = part->role == REPLKAFKA_ROLE_REPLICA;
 		int64		lag;
 		char	   *error;
@@ -650,6 +732,12 @@ replkafka_partition_status(PG_FUNCTION_ARGS)
 		nulls[18] = sqlstate == NULL;
 		if (sqlstate)
 			values[18] = CStringGetTextDatum(sqlstate);
+
+		/* a bootstrap: bytes copied, and the source's estimate of its size */
+		nulls[19] = nulls[20] = part->role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
+			pr.phase == REPLKAFKA_PHASE_NONE;
+		values[19] = Int64GetDatum(pr.copied_bytes);
+		values[20] = Int64GetDatum(Max(pr.estimated_bytes, pr.copied_bytes));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(replkafka_shared->lock);
@@ -740,8 +828,32 @@ replkafka_demote_partition(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Check a call that changes this node's role in partition between
+ * offline, replica, error and bootstrapping, and lock the partition's role
+ * until the transaction ends: returns the role, and the generation.
+ */
+static ReplkafkaRole
+lock_partition_role(int32 partition, uint32 *generation)
+{
+	ReplkafkaRole role;
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	replkafka_roles_ensure_loaded();
+	replkafka_roles_lock(partition, &role, generation);
+	if (role == REPLKAFKA_ROLE_PRIMARY)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is primary of partition %d",
+					   replkafka_node_name, partition),
+				errhint("Demote it first with replkafka.demote(%d).", partition));
+	return role;
+}
+
+/*
  * Move this node's role in a partition between replica and offline (the
  * two roles an apply worker cares about), from any role but primary.
+ * Going offline stops a bootstrap too.
  */
 static void
 set_replica_role(int32 partition, ReplkafkaRole to)
@@ -749,10 +861,7 @@ set_replica_role(int32 partition, ReplkafkaRole to)
 	ReplkafkaRole role;
 	uint32		generation;
 
-	check_node_configured();
-	check_partition_number(partition, check_cluster_exists());
-	replkafka_roles_ensure_loaded();
-	replkafka_roles_lock(partition, &role, &generation);
+	role = lock_partition_role(partition, &generation);
 	if (role == to)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -761,40 +870,283 @@ set_replica_role(int32 partition, ReplkafkaRole to)
 					   replkafka_node_name, partition) :
 				errmsg("node \"%s\" does not apply partition %d",
 					   replkafka_node_name, partition));
-	if (role == REPLKAFKA_ROLE_PRIMARY)
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING && to == REPLKAFKA_ROLE_REPLICA)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is primary of partition %d",
-					   replkafka_node_name, partition));
+				errmsg("node \"%s\" is bootstrapping partition %d",
+					   replkafka_node_name, partition),
+				errdetail("It becomes replica of the partition once the copy is done."),
+				errhint("Watch its progress in replkafka.partitions, or stop it with replkafka.unfollow(%d).",
+						partition));
 	if (to == REPLKAFKA_ROLE_REPLICA)
 		replkafka_check_not_stale(partition);
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		replkafka_catalog_end_bootstrap(partition);
 	replkafka_catalog_set_role(partition, to, generation, NULL, NULL);
 	replkafka_roles_set_at_commit(partition, to, generation);
 }
 
 /*
- * replkafka.follow(partition int)
+ * Have partition bootstrapped from source (NULL: a peer the node finds),
+ * its local rows replaced if rebuild: the partition becomes bootstrapping
+ * when the transaction commits, and a bootstrap worker copies it.
+ */
+static void
+request_bootstrap(int32 partition, const char *source, bool rebuild)
+{
+	uint32		generation;
+
+	if (source)
+		replkafka_bootstrap_check_source(source, partition);
+	(void) lock_partition_role(partition, &generation);
+	replkafka_catalog_request_bootstrap(partition, source, rebuild);
+	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_BOOTSTRAPPING,
+							   generation, NULL, NULL);
+	replkafka_roles_set_at_commit(partition, REPLKAFKA_ROLE_BOOTSTRAPPING,
+								  generation);
+	if (replkafka_max_bootstraps == 0)
+		ereport(WARNING,
+				errmsg("this node runs no bootstrap worker"),
+				errdetail("\"replkafka.max_bootstraps\" is 0, so partition %d waits until it is raised.",
+						  partition));
+}
+
+/*
+ * replkafka.follow(partition int, source text default null)
  *
  * Start applying a partition here: offline (or error, once its cause is
- * fixed) to replica.  The apply worker starts from this node's consumer
- * checkpoint, or from the start of the log.
+ * fixed) to replica.  Without a source, the apply worker starts from this
+ * node's consumer checkpoint, or from the start of the log.  With one (a
+ * libpq connection string of a peer that is primary or replica of the
+ * partition), the node, which must have no rows of the partition, first
+ * copies them from a snapshot of the peer (role bootstrapping), then
+ * applies the log from where that snapshot stands.
  */
 Datum
 replkafka_follow(PG_FUNCTION_ARGS)
 {
-	set_replica_role(PG_GETARG_INT32(0), REPLKAFKA_ROLE_REPLICA);
+	int32		partition;
+	ReplkafkaRole role;
+	uint32		generation;
+	char	   *table;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("partition cannot be null"));
+	partition = PG_GETARG_INT32(0);
+	if (PG_ARGISNULL(1))
+	{
+		set_replica_role(partition, REPLKAFKA_ROLE_REPLICA);
+		PG_RETURN_VOID();
+	}
+
+	role = lock_partition_role(partition, &generation);
+	if (role == REPLKAFKA_ROLE_REPLICA || role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is already %s of partition %d",
+					   replkafka_node_name, replkafka_role_name(role), partition),
+				role == REPLKAFKA_ROLE_REPLICA ?
+				errhint("To copy the partition again, call replkafka.rebuild(%d).", partition) : 0);
+	table = replkafka_partition_rows_table(partition);
+	if (table)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" has rows of partition %d", replkafka_node_name,
+					   partition),
+				errdetail("Table %s has rows of the partition; a bootstrap copies the partition into a node that has none.",
+						  table),
+				errhint("To replace them with the source's, call replkafka.rebuild(%d, source => ...); to delete them, replkafka.drop_partition(%d).",
+						partition, partition));
+	request_bootstrap(partition, text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
 	PG_RETURN_VOID();
 }
 
 /*
  * replkafka.unfollow(partition int)
  *
- * Stop applying a partition here: replica (or error) to offline.  The
- * consumer checkpoint stays; follow() resumes from it.
+ * Stop applying a partition here: replica (or error, or bootstrapping) to
+ * offline.  The consumer checkpoint stays; follow() resumes from it.  A
+ * bootstrap in progress stops, leaving nothing of its copy.
  */
 Datum
 replkafka_unfollow(PG_FUNCTION_ARGS)
 {
 	set_replica_role(PG_GETARG_INT32(0), REPLKAFKA_ROLE_OFFLINE);
 	PG_RETURN_VOID();
+}
+
+/*
+ * replkafka.rebuild(partition int, source text default null)
+ *
+ * Replace this node's copy of a partition: a replica (in error, past the
+ * log's retention, or a stale primary's) drops its rows of the partition
+ * and bootstraps it again, from source, or from a peer it finds in the
+ * cluster's directory.  Other partitions go on meanwhile.
+ */
+Datum
+replkafka_rebuild(PG_FUNCTION_ARGS)
+{
+	int32		partition;
+	ReplkafkaRole role;
+	uint32		generation;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("partition cannot be null"));
+	partition = PG_GETARG_INT32(0);
+	role = lock_partition_role(partition, &generation);
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is already bootstrapping partition %d",
+					   replkafka_node_name, partition));
+	request_bootstrap(partition,
+					  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+					  true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * replkafka.drop_partition(partition int) returns bigint
+ *
+ * Delete this node's rows of a partition it no longer holds (offline), the
+ * last step of moving a copy away, and forget its checkpoints; returns how
+ * many rows.  The deletes are not shipped: they change this node's copy,
+ * not the cluster's data.
+ */
+Datum
+replkafka_drop_partition(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	ReplkafkaRole role;
+	uint32		generation;
+	volatile int64 n = 0;
+
+	role = lock_partition_role(partition, &generation);
+	if (role != REPLKAFKA_ROLE_OFFLINE)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is %s of partition %d",
+					   replkafka_node_name, replkafka_role_name(role), partition),
+				errdetail("Only the rows of a partition the node no longer holds can be dropped."),
+				errhint("Stop applying it first with replkafka.unfollow(%d).", partition));
+
+	replkafka_do_not_replicate(true);
+	PG_TRY();
+	{
+		n = replkafka_partition_drop_rows(partition);
+	}
+	PG_FINALLY();
+	{
+		replkafka_do_not_replicate(false);
+	}
+	PG_END_TRY();
+	replkafka_catalog_delete_consumer_checkpoint(partition);
+	replkafka_catalog_delete_producer_checkpoint(partition);
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * replkafka.peer_state(partition int): what a node that bootstraps a
+ * partition from this one asks first: this node's cluster, and its role
+ * in the partition, whether it is a stale primary, and how far Kafka holds
+ * its commits.
+ */
+Datum
+replkafka_peer_state(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(0);
+	TupleDesc	desc;
+	Datum		values[9];
+	bool		nulls[9];
+	ReplkafkaCluster cluster;
+	ReplkafkaPartition *part;
+
+	check_node_configured();
+	check_partition_number(partition, check_cluster_exists());
+	replkafka_roles_ensure_loaded();
+	if (!replkafka_catalog_get_cluster(&cluster))
+		elog(ERROR, "cluster disappeared");
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(replkafka_node_name);
+	values[1] = CStringGetTextDatum(cluster.topic);
+	values[2] = Int32GetDatum(cluster.partitions);
+	part = replkafka_partition_state(partition);
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	values[3] = CStringGetTextDatum(replkafka_role_name(part->role));
+	values[4] = Int64GetDatum((int64) part->generation);
+	values[5] = BoolGetDatum(part->stale_generation != 0 &&
+							 part->stale_generation == part->generation);
+	values[6] = LSNGetDatum(part->history_end);
+	nulls[6] = !DatumGetBool(values[5]);
+	nulls[8] = part->last_error[0] == '\0';
+	if (!nulls[8])
+		values[8] = CStringGetTextDatum(part->last_error);
+	LWLockRelease(replkafka_shared->lock);
+	values[7] = LSNGetDatum(pg_atomic_read_u64(&replkafka_shared->acked_lsn));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * replkafka.key_partition(rel regclass, VARIADIC key "any") returns int
+ *
+ * The partition of the key values of a replicated table's row, given in
+ * the order of its partition key and of its key columns' types: what a
+ * bootstrap's source selects its rows of a partition with.  The key is
+ * looked up once per query.
+ */
+Datum
+replkafka_key_partition(PG_FUNCTION_ARGS)
+{
+	ReplkafkaTableKey *key = fcinfo->flinfo->fn_extra;
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (key == NULL || key->relid != PG_GETARG_OID(0))
+	{
+		Relation	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+		ReplkafkaTableKey *found = replkafka_table_key(rel);
+
+		if (found == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_OBJECT),
+					errmsg("table \"%s\" is not replicated",
+						   RelationGetRelationName(rel)));
+		if (PG_NARGS() - 1 != found->nkeys)
+			ereport(ERROR,
+					errcode(ERRCODE_DATATYPE_MISMATCH),
+					errmsg("partition key of table \"%s\" has %d columns, not %d",
+						   RelationGetRelationName(rel), found->nkeys,
+						   PG_NARGS() - 1));
+		for (int i = 0; i < found->nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  found->attnums[i] - 1);
+
+			if (get_fn_expr_argtype(fcinfo->flinfo, i + 1) != att->atttypid)
+				ereport(ERROR,
+						errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("partition key column \"%s\" of table \"%s\" is of type %s",
+							   NameStr(att->attname), RelationGetRelationName(rel),
+							   format_type_be(att->atttypid)));
+		}
+		key = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ReplkafkaTableKey));
+		memcpy(key, found, sizeof(ReplkafkaTableKey));
+		fcinfo->flinfo->fn_extra = key;
+		table_close(rel, AccessShareLock);
+	}
+	for (int i = 0; i < key->nkeys; i++)
+	{
+		values[i] = PG_GETARG_DATUM(i + 1);
+		isnull[i] = PG_ARGISNULL(i + 1);
+	}
+	PG_RETURN_INT32(replkafka_partition_of_values(key, values, isnull));
 }

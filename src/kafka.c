@@ -648,8 +648,10 @@ kafka_create_topic(rd_kafka_t *rk, const ReplkafkaTopicSpec *spec,
 	snprintf(isr, sizeof(isr), "%d", Min(2, spec->replication_factor));
 	rd_kafka_NewTopic_set_config(newt, "min.insync.replicas", isr);
 	rd_kafka_NewTopic_set_config(newt, "unclean.leader.election.enable", "false");
-	rd_kafka_NewTopic_set_config(newt, "cleanup.policy", "delete");
-	rd_kafka_NewTopic_set_config(newt, "retention.ms", "-1");
+	rd_kafka_NewTopic_set_config(newt, "cleanup.policy",
+								 spec->compacted ? "compact" : "delete");
+	rd_kafka_NewTopic_set_config(newt, "retention.ms",
+								 psprintf(INT64_FORMAT, spec->retention_ms));
 	rd_kafka_NewTopic_set_config(newt, "retention.bytes", "-1");
 
 	options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -1113,8 +1115,8 @@ kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 }
 
 /*
- * Produce one record to a partition with a new producer and wait for
- * Kafka's acknowledgement; returns the offset of the copy Kafka
+ * Produce one record to a partition, with key if not NULL, with a new
+ * producer and wait for Kafka's acknowledgement; returns the offset of the copy Kafka
  * acknowledged, which may be a second one (see replkafka_kafka_new()).
  * Used for control records written by SQL functions.  Fails if Kafka has
  * not acknowledged the record by deadline; the record may then still
@@ -1122,7 +1124,7 @@ kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
  */
 int64
 replkafka_kafka_produce_sync(const char *topic, int partition,
-							 const char *data, size_t len,
+							 const char *key, const char *data, size_t len,
 							 TimestampTz deadline)
 {
 	rd_kafka_t *rk;
@@ -1148,6 +1150,7 @@ replkafka_kafka_produce_sync(const char *topic, int partition,
 		err = rd_kafka_producev(rk,
 								RD_KAFKA_V_RKT(rkt),
 								RD_KAFKA_V_PARTITION(partition),
+								RD_KAFKA_V_KEY((void *) key, key ? strlen(key) : 0),
 								RD_KAFKA_V_VALUE((void *) data, len),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_OPAQUE(&delivery),

@@ -33,6 +33,8 @@ typedef struct ReplkafkaTopicSpec
 	const char *name;
 	int			partitions;
 	int			replication_factor;
+	int64		retention_ms;	/* -1: keep every record */
+	bool		compacted;		/* keep the last record of each key instead */
 } ReplkafkaTopicSpec;
 
 /* Delivery report callback of a producer. */
@@ -74,6 +76,7 @@ extern void replkafka_kafka_read_all(rd_kafka_t *consumer, const char *topic,
 									 int stall_ms, ReplkafkaRecordCallback cb,
 									 void *arg);
 extern int64 replkafka_kafka_produce_sync(const char *topic, int partition,
+										  const char *key,
 										  const char *data, size_t len,
 										  TimestampTz deadline);
 

@@ -77,6 +77,21 @@ replkafka_logscan_init(LogScan *scan, uint32 generation, uint32 seq,
 	scan->history_seq = seq;
 	scan->history_lsn = commit_lsn;
 	scan->history_offset = offset;
+	strlcpy(scan->origin, replkafka_node_name, sizeof(scan->origin));
+	scan->before_lsn = InvalidXLogRecPtr;
+}
+
+/*
+ * Make the scan one of node's generation, counting only its transactions
+ * that commit before before_lsn (if valid): a bootstrap finds where a
+ * snapshot of its source, a primary, stands in the log.
+ */
+void
+replkafka_logscan_set_writer(LogScan *scan, const char *node,
+							 XLogRecPtr before_lsn)
+{
+	strlcpy(scan->origin, node, sizeof(scan->origin));
+	scan->before_lsn = before_lsn;
 }
 
 /*
@@ -88,7 +103,7 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 	uint32		gen = RKM_SCN_GENERATION(hdr->scn);
 	uint32		seq = RKM_SCN_SEQUENCE(hdr->scn);
 
-	if (replkafka_message_foreign_record(hdr, scan->generation, replkafka_node_name))
+	if (replkafka_message_foreign_record(hdr, scan->generation, scan->origin))
 	{
 		if (!scan->foreign)
 		{
@@ -101,7 +116,7 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 		}
 		return;
 	}
-	if (gen != scan->generation || strcmp(hdr->origin, replkafka_node_name) != 0)
+	if (gen != scan->generation || strcmp(hdr->origin, scan->origin) != 0)
 		return;
 
 	switch ((RkmType) hdr->type)
@@ -109,6 +124,12 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 		case RKM_TXN:
 			if (!hdr->last || seq <= scan->seq)
 				return;			/* a chunk, or a transaction written again */
+			if (!XLogRecPtrIsInvalid(scan->before_lsn) &&
+				hdr->commit_lsn >= scan->before_lsn)
+			{
+				scan->past_before_lsn = true;
+				return;
+			}
 			if (seq != scan->seq + 1 && !scan->hole)
 			{
 				if (!scan->foreign)

@@ -30,6 +30,15 @@ typedef struct LogScan
 {
 	uint32		generation;		/* this node's generation */
 
+	/*
+	 * The node whose generation it is (this node, unless a bootstrap reads
+	 * its source's), and if valid, the commit LSN from which its transactions
+	 * are not counted: a snapshot of it holds those before.
+	 */
+	char		origin[RKM_MAX_ORIGIN + 1];
+	XLogRecPtr	before_lsn;
+	bool		past_before_lsn;	/* a transaction at or after it came */
+
 	/* this node's last complete transaction of the generation */
 	uint32		seq;
 	XLogRecPtr	commit_lsn;
@@ -63,6 +72,8 @@ typedef struct LogScan
 extern void replkafka_logscan_init(LogScan *scan, uint32 generation,
 								   uint32 seq, XLogRecPtr commit_lsn,
 								   int64 offset);
+extern void replkafka_logscan_set_writer(LogScan *scan, const char *node,
+										 XLogRecPtr before_lsn);
 extern void replkafka_logscan_record(LogScan *scan, int64 offset,
 									 const RkmHeader *hdr);
 extern bool replkafka_logscan_ended_cleanly(const LogScan *scan);

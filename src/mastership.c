@@ -111,7 +111,7 @@ replkafka_mastership_write_control(RkmType type, int partition,
 	replkafka_message_write_control(&record, type, partition, scn, lsn,
 									GetCurrentTimestamp() + RKM_UNIX_EPOCH_OFFSET,
 									replkafka_node_name);
-	return replkafka_kafka_produce_sync(topic, partition, record.data,
+	return replkafka_kafka_produce_sync(topic, partition, NULL, record.data,
 										record.len, deadline);
 }
 
@@ -134,5 +134,6 @@ replkafka_check_not_stale(int partition)
 					   replkafka_node_name, partition, generation),
 				errdetail("Its rows of the partition include its own writes of generation %u; applying the log from its consumer checkpoint would apply them again.",
 						  generation),
-				errhint("Rebuild the partition as doc/operations.md describes under \"A stale primary\"."));
+				errhint("Replace its rows of the partition with a peer's: SELECT replkafka.rebuild(%d);",
+						partition));
 }

@@ -164,6 +164,12 @@ replkafka_promote(int partition, int timeout_ms)
 				errmsg("partition %d is in error on node \"%s\"",
 					   partition, replkafka_node_name),
 				errhint("See the last_error column of replkafka.partitions."));
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is bootstrapping partition %d",
+					   replkafka_node_name, partition),
+				errhint("Promote it once it is replica of the partition."));
 	replkafka_check_not_stale(partition);
 	return promote_partition(partition, role, cluster.topic, deadline);
 }

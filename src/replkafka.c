@@ -24,6 +24,7 @@
 #include "utils/guc.h"
 
 #include "apply.h"
+#include "bootstrap.h"
 #include "fence.h"
 #include "kafka.h"
 #include "settings.h"
@@ -58,4 +59,5 @@ _PG_init(void)
 	replkafka_utility_init();
 	replkafka_shipper_register();
 	replkafka_apply_register();
+	replkafka_bootstrap_register();
 }

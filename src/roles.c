@@ -222,6 +222,7 @@ roles_xact_callback(XactEvent event, void *arg)
 				pending_reload = false;
 				replkafka_wake_shipper();
 				replkafka_wake_apply_workers();
+				replkafka_wake_bootstrap_workers();
 			}
 			if (pending_roles != NIL)
 			{
@@ -230,6 +231,7 @@ roles_xact_callback(XactEvent event, void *arg)
 				pending_roles = NIL;
 				replkafka_wake_shipper();
 				replkafka_wake_apply_workers();
+				replkafka_wake_bootstrap_workers();
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
@@ -267,4 +269,5 @@ roles_undo_pending(void)
 	pending_roles = NIL;
 	replkafka_wake_shipper();
 	replkafka_wake_apply_workers();
+	replkafka_wake_bootstrap_workers();
 }

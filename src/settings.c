@@ -30,6 +30,9 @@ bool		replkafka_synchronous_commit = false;
 int			replkafka_apply_workers = 2;
 int			replkafka_max_partitions = 1024;
 int			replkafka_chunk_size = 512 * 1024;
+char	   *replkafka_node_conninfo = NULL;
+bool		replkafka_auto_rebuild = false;
+int			replkafka_max_bootstraps = 2;
 
 bool		replkafka_preloaded = false;
 
@@ -105,6 +108,34 @@ replkafka_settings_define(void)
 							REPLKAFKA_MIN_CHUNK_SIZE, REPLKAFKA_MAX_CHUNK_SIZE,
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replkafka.node_conninfo",
+							   gettext_noop("Sets how peers reach this node to bootstrap a partition from it."),
+							   gettext_noop("A libpq connection string, published to the cluster; keep passwords out of it."),
+							   &replkafka_node_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("replkafka.auto_rebuild",
+							 gettext_noop("Makes a replica whose next record left Kafka's retention rebuild itself from a peer."),
+							 NULL,
+							 &replkafka_auto_rebuild,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replkafka.max_bootstraps",
+							gettext_noop("Sets how many partitions this node bootstraps from peers at once."),
+							gettext_noop("Each runs in a bootstrap worker of its own."),
+							&replkafka_max_bootstraps,
+							2,
+							0, REPLKAFKA_MAX_BOOTSTRAPS,
+							PGC_POSTMASTER,
+							0,
 							NULL, NULL, NULL);
 }
 

@@ -27,6 +27,9 @@
 /* Most apply workers a node can run. */
 #define REPLKAFKA_MAX_APPLY_WORKERS	64
 
+/* Most bootstrap workers a node can run. */
+#define REPLKAFKA_MAX_BOOTSTRAPS	16
+
 /* Kafka allows at most this many characters in a topic name. */
 #define REPLKAFKA_MAX_TOPIC_NAME	249
 
@@ -38,6 +41,9 @@ extern bool replkafka_synchronous_commit;
 extern int	replkafka_apply_workers;
 extern int	replkafka_max_partitions;
 extern int	replkafka_chunk_size;
+extern char *replkafka_node_conninfo;
+extern bool replkafka_auto_rebuild;
+extern int	replkafka_max_bootstraps;
 
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool replkafka_preloaded;

@@ -240,6 +240,13 @@ replkafka_shmem_publish_roles(List *changes)
 		SpinLockRelease(&part->mutex);
 		if (part->generation != change->generation)
 			part->sequence_exhausted = false;
+		if (change->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
+			part->role != REPLKAFKA_ROLE_BOOTSTRAPPING)
+		{
+			/* asked for anew: at once */
+			part->bootstrap_failures = 0;
+			part->bootstrap_not_before = 0;
+		}
 		part->role = change->role;
 		part->generation = change->generation;
 		part->handover = false;
@@ -301,6 +308,179 @@ replkafka_shmem_set_apply_latch(int index, Latch *latch)
 }
 
 /*
+ * The latch of bootstrap worker index (NULL: the worker whose latch it was
+ * exits).
+ */
+void
+replkafka_shmem_set_bootstrap_latch(int index, Latch *latch)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (latch != NULL || replkafka_shared->bootstrap_latches[index] == MyLatch)
+		replkafka_shared->bootstrap_latches[index] = latch;
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Wake the bootstrap workers: a partition may have a bootstrap to begin.
+ */
+void
+replkafka_wake_bootstrap_workers(void)
+{
+	for (int i = 0; i < REPLKAFKA_MAX_BOOTSTRAPS; i++)
+	{
+		Latch	   *latch = replkafka_shared->bootstrap_latches[i];
+
+		if (latch)
+			SetLatch(latch);
+	}
+}
+
+/*
+ * A bootstrap worker takes up the partition that waits longest for one
+ * (lowest number first), and returns it; -1 if none is due.  The partition
+ * is the calling process's until it releases it.
+ */
+int
+replkafka_partition_claim_bootstrap(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			claimed = -1;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int p = 0; p < replkafka_shared->npartitions && claimed < 0; p++)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
+
+		if (part->role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
+			part->bootstrap_pid != 0 || part->bootstrap_not_before > now)
+			continue;
+		part->bootstrap_pid = MyProcPid;
+		claimed = p;
+	}
+	LWLockRelease(replkafka_shared->lock);
+
+	if (claimed >= 0)
+	{
+		ReplkafkaPartition *part = &replkafka_shared->partitions[claimed];
+
+		SpinLockAcquire(&part->mutex);
+		part->progress.copied_rows = 0;
+		part->progress.copied_bytes = 0;
+		part->progress.estimated_rows = 0;
+		part->progress.estimated_bytes = 0;
+		part->progress.phase = REPLKAFKA_PHASE_CONNECTING;
+		part->progress.phase_started = now;
+		part->progress.phase_from = 0;
+		part->progress.phase_to = 0;
+		SpinLockRelease(&part->mutex);
+	}
+	return claimed;
+}
+
+/*
+ * The bootstrap worker is done with partition: if the attempt failed,
+ * the partition shows why (message, sqlstate) and waits a while before the
+ * next, twice as long after each failure in a row, up to a minute.
+ */
+void
+replkafka_partition_release_bootstrap(int partition, bool failed,
+									  const char *sqlstate,
+									  const char *message)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->bootstrap_pid == MyProcPid)
+	{
+		part->bootstrap_pid = 0;
+		if (failed)
+		{
+			int			delay_ms = 1000 << Min(part->bootstrap_failures, 6);
+
+			part->bootstrap_failures++;
+			part->bootstrap_not_before =
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											Min(delay_ms, 60000));
+			if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+			{
+				strlcpy(part->last_error, message, REPLKAFKA_ERROR_LEN);
+				strlcpy(part->error_sqlstate, sqlstate, sizeof(part->error_sqlstate));
+			}
+		}
+		else
+		{
+			part->bootstrap_failures = 0;
+			part->bootstrap_not_before = 0;
+		}
+	}
+	LWLockRelease(replkafka_shared->lock);
+	SpinLockAcquire(&part->mutex);
+	part->progress.phase = REPLKAFKA_PHASE_NONE;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * A bootstrap worker exits: the partitions it copied wait for another.
+ */
+void
+replkafka_shmem_release_bootstraps(int pid)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int p = 0; p < replkafka_shared->npartitions; p++)
+	{
+		if (replkafka_shared->partitions[p].bootstrap_pid == pid)
+			replkafka_shared->partitions[p].bootstrap_pid = 0;
+	}
+	LWLockRelease(replkafka_shared->lock);
+}
+
+/*
+ * Is partition still to be bootstrapped by this process?  False once
+ * unfollow() (or anything else) changed its role.
+ */
+bool
+replkafka_partition_still_bootstrapping(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	bool		still;
+
+	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+	still = part->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
+		part->bootstrap_pid == MyProcPid;
+	LWLockRelease(replkafka_shared->lock);
+	return still;
+}
+
+/*
+ * A bootstrap of partition copied rows rows and bytes bytes so far.
+ */
+void
+replkafka_partition_report_copy(int partition, int64 rows, int64 bytes)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.copied_rows = rows;
+	part->progress.copied_bytes = bytes;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * The source of a bootstrap of partition estimates it holds rows rows in
+ * bytes bytes.
+ */
+void
+replkafka_partition_set_copy_estimate(int partition, int64 rows, int64 bytes)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	SpinLockAcquire(&part->mutex);
+	part->progress.estimated_rows = rows;
+	part->progress.estimated_bytes = bytes;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
  * A copy of the progress of partition.
  */
 void
@@ -322,10 +502,11 @@ replkafka_phase_name(ReplkafkaPhase phase)
 	static const char *const names[] = {
 		"", "catching up", "writing NEW_GEN", "reading NEW_GEN back",
 		"waiting for writers", "waiting for Kafka", "reading the log back",
-		"writing END_GEN"
+		"writing END_GEN", "connecting", "taking a snapshot",
+		"dropping rows", "copying", "finding the position"
 	};
 
-	StaticAssertStmt(lengthof(names) == REPLKAFKA_PHASE_WRITING_END_GEN + 1,
+	StaticAssertStmt(lengthof(names) == REPLKAFKA_PHASE_FINDING_POSITION + 1,
 					 "a name for each phase");
 	return names[phase];
 }

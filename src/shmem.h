@@ -116,6 +116,11 @@ typedef enum ReplkafkaPhase
 	REPLKAFKA_PHASE_WAITING_FOR_KAFKA,
 	REPLKAFKA_PHASE_READING_LOG,
 	REPLKAFKA_PHASE_WRITING_END_GEN,
+	REPLKAFKA_PHASE_CONNECTING, /* a bootstrap: to its source */
+	REPLKAFKA_PHASE_TAKING_SNAPSHOT,
+	REPLKAFKA_PHASE_DROPPING_ROWS,
+	REPLKAFKA_PHASE_COPYING,
+	REPLKAFKA_PHASE_FINDING_POSITION,
 } ReplkafkaPhase;
 
 /* The progress of one partition, under its mutex. */
@@ -169,6 +174,15 @@ typedef struct ReplkafkaProgress
 	TimestampTz catchup_started;
 	int64		catchup_from;
 	int64		catchup_to;
+
+	/*
+	 * A bootstrap, written by its worker: rows and bytes copied so far, and
+	 * how many the source estimated it holds (0: unknown).
+	 */
+	int64		copied_rows;
+	int64		copied_bytes;
+	int64		estimated_rows;
+	int64		estimated_bytes;
 } ReplkafkaProgress;
 
 /* Shared state of one partition. */
@@ -215,6 +229,15 @@ typedef struct ReplkafkaPartition
 
 	/* Under the LWLock, promotion.c's. */
 	ReplkafkaPromotion promotion;
+
+	/*
+	 * Under the LWLock, while bootstrapping: the bootstrap worker copying the
+	 * partition (its pid, 0 if none), and after a failed attempt, when the
+	 * next may begin.
+	 */
+	int			bootstrap_pid;
+	TimestampTz bootstrap_not_before;
+	int			bootstrap_failures; /* in a row */
 
 	/* Why the partition is in error (or why shipping it failed last). */
 	char		last_error[REPLKAFKA_ERROR_LEN];
@@ -265,7 +288,11 @@ typedef struct ReplkafkaWorkerStatus
 #define REPLKAFKA_SHIPPER_SLOT			0
 #define REPLKAFKA_APPLY_SLOT(i)			(1 + (i))
 #define REPLKAFKA_SLOT_APPLY_INDEX(slot)	((slot) - 1)
-#define REPLKAFKA_WORKER_SLOTS		(1 + REPLKAFKA_MAX_APPLY_WORKERS)
+#define REPLKAFKA_BOOTSTRAP_SLOT(i)		(1 + REPLKAFKA_MAX_APPLY_WORKERS + (i))
+#define REPLKAFKA_SLOT_BOOTSTRAP_INDEX(slot) \
+	((slot) - 1 - REPLKAFKA_MAX_APPLY_WORKERS)
+#define REPLKAFKA_WORKER_SLOTS \
+	(1 + REPLKAFKA_MAX_APPLY_WORKERS + REPLKAFKA_MAX_BOOTSTRAPS)
 
 /* A role change published at commit (roles.c). */
 typedef struct ReplkafkaRoleChange
@@ -286,6 +313,9 @@ typedef struct ReplkafkaShared
 
 	/* The apply workers, woken when roles change. */
 	Latch	   *apply_latches[REPLKAFKA_MAX_APPLY_WORKERS];
+
+	/* The bootstrap workers, woken when roles change. */
+	Latch	   *bootstrap_latches[REPLKAFKA_MAX_BOOTSTRAPS];
 
 	/* The shipper, woken at commit of transactions it has to ship. */
 	Latch	   *shipper_latch;
@@ -330,6 +360,8 @@ extern void replkafka_shmem_set_shipper_latch(Latch *latch);
 extern void replkafka_shmem_set_apply_latch(int index, Latch *latch);
 extern void replkafka_wake_shipper(void);
 extern void replkafka_wake_apply_workers(void);
+extern void replkafka_shmem_set_bootstrap_latch(int index, Latch *latch);
+extern void replkafka_wake_bootstrap_workers(void);
 
 /* The progress of a partition. */
 extern void replkafka_partition_get_progress(int partition,
@@ -379,6 +411,18 @@ extern void replkafka_partition_report_retry(int partition,
 extern void replkafka_partition_stop_applying(int partition,
 											  const char *sqlstate,
 											  const char *message);
+
+/* The bootstrap workers. */
+extern int	replkafka_partition_claim_bootstrap(void);
+extern void replkafka_partition_release_bootstrap(int partition, bool failed,
+												  const char *sqlstate,
+												  const char *message);
+extern void replkafka_shmem_release_bootstraps(int pid);
+extern bool replkafka_partition_still_bootstrapping(int partition);
+extern void replkafka_partition_report_copy(int partition, int64 rows,
+											int64 bytes);
+extern void replkafka_partition_set_copy_estimate(int partition, int64 rows,
+												  int64 bytes);
 
 /* The write fence, and demote() */
 extern void replkafka_partition_writer_enter(int partition);

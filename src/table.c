@@ -40,6 +40,7 @@
 #include "storage/lock.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -578,4 +579,39 @@ replkafka_check_fence(Oid relid)
 	rel = table_open(relid, AccessShareLock);
 	table_check_fence(rel);
 	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Act as the owner of rel while writing rows into it from the log (the
+ * apply workers) or from a peer (a bootstrap), as PostgreSQL's own logical
+ * replication does: the table's triggers, defaults, constraints, index
+ * expressions and domain checks run with the owner's privileges, never the
+ * worker's.  Unless the owner is a superuser, in a security-restricted
+ * operation (no SET ROLE, no temporary objects, no deferred triggers), and
+ * in any case at a new GUC nesting level, so that a setting the owner's
+ * code changes (search_path, session_replication_role) is undone after.
+ * An error restores all of it with the transaction's abort.
+ */
+void
+replkafka_table_become_owner(Relation rel, ReplkafkaOwnerContext *ctx)
+{
+	Oid			owner = rel->rd_rel->relowner;
+
+	GetUserIdAndSecContext(&ctx->save_userid, &ctx->save_sec_context);
+	if (superuser_arg(owner))
+		SetUserIdAndSecContext(owner, ctx->save_sec_context);
+	else
+		SetUserIdAndSecContext(owner,
+							   ctx->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	ctx->save_nestlevel = NewGUCNestLevel();
+}
+
+/*
+ * Back to the process's own identity.
+ */
+void
+replkafka_table_restore_user(const ReplkafkaOwnerContext *ctx)
+{
+	AtEOXact_GUC(false, ctx->save_nestlevel);
+	SetUserIdAndSecContext(ctx->save_userid, ctx->save_sec_context);
 }

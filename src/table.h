@@ -31,4 +31,16 @@ extern TableGuard *replkafka_table_before_utility(Node *stmt);
 extern void replkafka_table_after_utility(TableGuard *guard);
 extern void replkafka_check_fence(Oid relid);
 
+/* A process's identity, saved while it acts as a table's owner. */
+typedef struct ReplkafkaOwnerContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} ReplkafkaOwnerContext;
+
+extern void replkafka_table_become_owner(Relation rel,
+										 ReplkafkaOwnerContext *ctx);
+extern void replkafka_table_restore_user(const ReplkafkaOwnerContext *ctx);
+
 #endif							/* REPLKAFKA_TABLE_H */

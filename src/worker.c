@@ -280,6 +280,8 @@ replkafka_worker_describe(int slot, const ReplkafkaWorkerStatus *w)
 
 	if (slot == REPLKAFKA_SHIPPER_SLOT)
 		name = "shipper";
+	else if (slot >= REPLKAFKA_BOOTSTRAP_SLOT(0))
+		name = psprintf("bootstrap worker %d", REPLKAFKA_SLOT_BOOTSTRAP_INDEX(slot));
 	else
 		name = psprintf("apply worker %d", REPLKAFKA_SLOT_APPLY_INDEX(slot));
 	return psprintf("%s %s at %s with SQLSTATE %s: %s", name,

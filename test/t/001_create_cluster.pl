@@ -3,8 +3,9 @@
 
 # create_cluster() on two nodes sharing one real Kafka broker: the same
 # partition count is accepted by both, a different one is refused, and the
-# topic really has the recorded number of partitions and the no-data-loss
-# settings.
+# topic really has the recorded number of partitions, the no-data-loss
+# settings and the retention asked for, with the directory of nodes beside
+# it.
 use strict;
 use warnings;
 
@@ -46,10 +47,16 @@ my $description = $kafka->describe_topic('replkafka');
 like($description, qr/PartitionCount: 4\s+ReplicationFactor: 1/,
 	'Kafka describes 4 partitions with replication factor 1');
 like($description, qr/min\.insync\.replicas=1/, 'min.insync.replicas is 1');
-like($description, qr/retention\.ms=-1/, 'retention is unlimited');
+like($description, qr/retention\.ms=604800000/, 'retention is 7 days by default');
 like($description, qr/cleanup\.policy=delete/, 'cleanup policy is delete');
 like($description, qr/unclean\.leader\.election\.enable=false/,
 	'unclean leader election is off');
+
+# Beside it, the directory of nodes keeps the last record of each.
+$description = $kafka->describe_topic('replkafka-nodes');
+like($description, qr/PartitionCount: 1\s+ReplicationFactor: 1/,
+	'the directory of nodes has one partition');
+like($description, qr/cleanup\.policy=compact/, 'and is compacted');
 
 # A second cluster on another topic, where the nodes disagree on P.
 foreach my $node ($node_a, $node_b)
@@ -59,8 +66,15 @@ foreach my $node ($node_a, $node_b)
 	$node->safe_psql('postgres',
 		'DROP EXTENSION replkafka; CREATE EXTENSION replkafka');
 }
-$node_a->safe_psql('postgres', 'SELECT replkafka.create_cluster(3, 1)');
-my ($ret, $stdout, $stderr) =
+my ($ret, $stdout, $stderr) = $node_a->psql('postgres',
+	q{SELECT replkafka.create_cluster(3, 1, retention => '0 days')});
+like($stderr, qr/retention must be positive, or "infinity"/,
+	'a retention of nothing is refused');
+$node_a->safe_psql('postgres',
+	q{SELECT replkafka.create_cluster(3, 1, retention => 'infinity')});
+like($kafka->describe_topic('second'), qr/retention\.ms=-1/,
+	'retention "infinity" keeps every record');
+($ret, $stdout, $stderr) =
   $node_b->psql('postgres', 'SELECT replkafka.create_cluster(5, 1)',
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 isnt($ret, 0, 'create_cluster with a different partition count fails');
@@ -73,6 +87,13 @@ like($stderr, qr/HINT:  Create the cluster with 3 partitions/,
 is($node_b->safe_psql('postgres', 'SELECT count(*) FROM replkafka.partitions'),
 	'0', 'the failed call recorded nothing');
 is($kafka->topic_partitions('second', wait => 1), 3, 'topic "second" keeps 3 partitions');
+
+# An interval value works as well.
+my $node_d = ReplkafkaTest::new_node('node_d', $kafka, conf => "replkafka.topic = 'third'");
+$node_d->safe_psql('postgres',
+	q{SELECT replkafka.create_cluster(1, 1, interval '36 hours')});
+like($kafka->describe_topic('third'), qr/retention\.ms=129600000/,
+	'an interval retention is set on the topic');
 
 # The first node cannot change its mind either.
 ($ret, $stdout, $stderr) =

@@ -63,7 +63,8 @@ is($node->safe_psql('postgres', "SELECT coalesce(last_error, '') FROM replkafka.
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(kind || ' ' || state || ' ' || failing || ' ' || coalesce(error_sqlstate, '-'), ', ' ORDER BY kind DESC, index)
 		    FROM replkafka.workers}),
-	'shipper running false -, apply running false -, apply running false -',
+	'shipper running false -, bootstrap running false -, bootstrap running false -, '
+	  . 'apply running false -, apply running false -',
 	'every worker runs and never failed: the plugin is allowed to the shipper');
 
 done_testing();

@@ -165,7 +165,8 @@ sub grant_node
 	my ($self, $user) = @_;
 	$self->acl('--add', '--allow-principal', "User:$user",
 		map({ ('--operation', $_) } qw(Write Read Describe Create DescribeConfigs)),
-		'--topic', 'replkafka');
+		'--topic', $_)
+	  foreach qw(replkafka replkafka-nodes);
 	$self->acl('--add', '--allow-principal', "User:$user",
 		'--operation', 'Read', '--operation', 'Describe', '--group', "replkafka-$user");
 	$self->acl('--add', '--allow-principal', "User:$user",

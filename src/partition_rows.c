@@ -1,0 +1,129 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_rows.c
+ *		This node's rows of a partition: whether it has any, and dropping
+ *		them without shipping the deletes.
+ *
+ * A partition's rows live in the replicated tables beside the rows of the
+ * other partitions, so both read every table whole and hash each row's
+ * key.  Dropping a copy of a partition (drop_partition(), a rebuild) is not
+ * a change of the cluster's data: the deletes are marked with the
+ * replication origin DoNotReplicateId, which the output plugin skips, and
+ * they fire no trigger, as TRUNCATE of a table would not fire row triggers.
+ *
+ * Copyright (c) 2026, replkafka authors
+ *
+ * IDENTIFICATION
+ *		src/partition_rows.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "replication/origin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "partition.h"
+#include "partition_rows.h"
+
+static int64 partition_rows_scan(Oid relid, int partition, bool drop);
+
+/*
+ * Read relid whole, counting its rows of partition (deleting them if drop);
+ * without drop, stop at the first.
+ */
+static int64
+partition_rows_scan(Oid relid, int partition, bool drop)
+{
+	Relation	rel;
+	ReplkafkaTableKey *key;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot = GetActiveSnapshot();
+	int64		n = 0;
+
+	rel = table_open(relid, drop ? RowExclusiveLock : AccessShareLock);
+	key = replkafka_table_key(rel);
+	if (key == NULL)
+	{
+		table_close(rel, NoLock);
+		return 0;
+	}
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (replkafka_partition_of_slot(key, slot) != partition)
+			continue;
+		n++;
+		if (!drop)
+			break;
+		simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	return n;
+}
+
+/*
+ * The first replicated table that has a row of partition on this node, as
+ * a qualified name, or NULL if none has.  Needs an active snapshot.
+ */
+char *
+replkafka_partition_rows_table(int partition)
+{
+	ListCell   *lc;
+
+	foreach(lc, replkafka_catalog_tables())
+	{
+		ReplkafkaTableRow *row = lfirst(lc);
+
+		if (partition_rows_scan(row->relid, partition, false) > 0)
+			return quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->relid)),
+											  get_rel_name(row->relid));
+	}
+	return NULL;
+}
+
+/*
+ * Delete this node's rows of partition from every replicated table, in the
+ * current transaction, which must not be shipped (replkafka_do_not_replicate);
+ * returns how many.  Needs an active snapshot.
+ */
+int64
+replkafka_partition_drop_rows(int partition)
+{
+	ListCell   *lc;
+	int64		n = 0;
+
+	Assert(replorigin_session_origin == DoNotReplicateId);
+	foreach(lc, replkafka_catalog_tables())
+		n += partition_rows_scan(((ReplkafkaTableRow *) lfirst(lc))->relid,
+								 partition, true);
+	return n;
+}
+
+/*
+ * Mark what this session writes from now on (on) or no longer (off) with
+ * the replication origin DoNotReplicateId: the output plugin skips it, so
+ * the shipper never ships it.  A session with a replication origin of its
+ * own must not call this.
+ */
+void
+replkafka_do_not_replicate(bool on)
+{
+	Assert(replorigin_session_origin == InvalidRepOriginId ||
+		   replorigin_session_origin == DoNotReplicateId);
+	replorigin_session_origin = on ? DoNotReplicateId : InvalidRepOriginId;
+}
