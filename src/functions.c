@@ -942,13 +942,17 @@ replkafka_follow(PG_FUNCTION_ARGS)
 	}
 
 	role = lock_partition_role(partition, &generation);
-	if (role == REPLKAFKA_ROLE_REPLICA || role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+	if (role == REPLKAFKA_ROLE_REPLICA)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is already %s of partition %d",
-					   replkafka_node_name, replkafka_role_name(role), partition),
-				role == REPLKAFKA_ROLE_REPLICA ?
-				errhint("To copy the partition again, call replkafka.rebuild(%d).", partition) : 0);
+				errmsg("node \"%s\" is already replica of partition %d",
+					   replkafka_node_name, partition),
+				errhint("To copy the partition again, call replkafka.rebuild(%d).", partition));
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is already bootstrapping partition %d",
+					   replkafka_node_name, partition));
 	table = replkafka_partition_rows_table(partition);
 	if (table)
 		ereport(ERROR,
