@@ -339,6 +339,157 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.unfollow(integer) IS
 	'Stops applying a partition on this node';
 
+--
+-- Growing the cluster.
+--
+CREATE FUNCTION replkafka.cluster_layout(
+	OUT node_name text,
+	OUT conninfo text,
+	OUT partition integer,
+	OUT role text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'replkafka_cluster_layout'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replkafka.cluster_layout() IS
+	'Every node of the directory of nodes with its role in each partition, as the node reports it';
+
+-- The moves that give new_node its share of the partitions: copies of
+-- partitions (follow from a replica), a share of the primaries (demote on
+-- the old primary, promote on new_node), and the surplus copies dropped
+-- (unfollow, drop_partition), in the order to run them; "wait" steps are
+-- queries to repeat on their node until they return true.  Every node,
+-- new_node included, must have published its replkafka.node_conninfo.
+CREATE FUNCTION replkafka.plan_expansion(new_node text)
+RETURNS TABLE (step integer, node_name text, conninfo text, action text,
+			   partition integer, command text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	npart integer;
+	nnodes integer;
+	ncopies integer;
+	want_primaries integer;
+	want_copies integer;
+	new_conninfo text;
+	victim text;
+	p integer;
+	src text;
+	chosen integer[] := '{}';
+	moves integer[] := '{}';
+	n integer := 0;
+BEGIN
+	DROP TABLE IF EXISTS pg_temp.layout, pg_temp.holds, pg_temp.drops;
+	CREATE TEMP TABLE pg_temp.layout ON COMMIT DROP AS
+		SELECT l.node_name, l.conninfo, l.partition, l.role
+		  FROM replkafka.cluster_layout() l;
+	CREATE TEMP TABLE pg_temp.drops (ord integer, node_name text, partition integer)
+		ON COMMIT DROP;
+	SELECT min(l.conninfo) INTO new_conninfo FROM pg_temp.layout l
+	 WHERE l.node_name = new_node;
+	IF new_conninfo IS NULL THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = format('node "%s" is not in the directory of nodes', new_node),
+			HINT = 'Set "replkafka.node_conninfo" on that node and reload its configuration.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_temp.layout l WHERE l.node_name = new_node
+				AND l.role <> 'offline') THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = format('node "%s" already holds partitions', new_node);
+	END IF;
+	SELECT count(DISTINCT l.partition), count(DISTINCT l.node_name)
+	  INTO npart, nnodes FROM pg_temp.layout l;
+	SELECT count(*) INTO ncopies FROM pg_temp.layout l
+	 WHERE l.role IN ('primary', 'replica');
+	want_primaries := npart / nnodes;
+	want_copies := ncopies / nnodes;
+
+	-- Copies each node keeps, as the plan goes.
+	CREATE TEMP TABLE pg_temp.holds ON COMMIT DROP AS
+		SELECT l.node_name, l.partition, l.role FROM pg_temp.layout l
+		 WHERE l.role IN ('primary', 'replica') AND l.node_name <> new_node;
+
+	-- A share of the primaries, from the nodes that have the most.
+	FOR i IN 1 .. want_primaries LOOP
+		SELECT h.node_name, min(h.partition) INTO victim, p
+		  FROM pg_temp.holds h
+		 WHERE h.role = 'primary'
+		 GROUP BY h.node_name
+		 ORDER BY count(*) DESC, h.node_name
+		 LIMIT 1;
+		EXIT WHEN p IS NULL;
+		moves := moves || p;
+		chosen := chosen || p;
+		DELETE FROM pg_temp.holds h WHERE h.node_name = victim AND h.partition = p;
+		INSERT INTO pg_temp.drops VALUES (cardinality(chosen), victim, p);
+	END LOOP;
+
+	-- More copies, from the nodes that keep the most.
+	WHILE cardinality(chosen) < want_copies LOOP
+		SELECT h.node_name INTO victim
+		  FROM pg_temp.holds h
+		 WHERE h.role = 'replica' AND NOT h.partition = ANY (chosen)
+		 GROUP BY h.node_name
+		 ORDER BY (SELECT count(*) FROM pg_temp.holds k WHERE k.node_name = h.node_name) DESC,
+				  h.node_name
+		 LIMIT 1;
+		EXIT WHEN victim IS NULL;
+		SELECT min(h.partition) INTO p FROM pg_temp.holds h
+		 WHERE h.node_name = victim AND h.role = 'replica'
+		   AND NOT h.partition = ANY (chosen);
+		chosen := chosen || p;
+		DELETE FROM pg_temp.holds h WHERE h.node_name = victim AND h.partition = p;
+		INSERT INTO pg_temp.drops VALUES (cardinality(chosen), victim, p);
+	END LOOP;
+
+	-- 1. new_node copies each chosen partition from one of its replicas.
+	FOREACH p IN ARRAY chosen LOOP
+		SELECT l.conninfo INTO src FROM pg_temp.layout l
+		 WHERE l.partition = p AND l.role = 'replica'
+		 ORDER BY l.node_name LIMIT 1;
+		IF src IS NULL THEN
+			SELECT l.conninfo INTO src FROM pg_temp.layout l
+			 WHERE l.partition = p AND l.role = 'primary';
+		END IF;
+		n := n + 1;
+		RETURN QUERY SELECT n, new_node, new_conninfo, 'copy'::text, p,
+			format('SELECT replkafka.follow(%s, source => %L)', p, src);
+	END LOOP;
+	n := n + 1;
+	RETURN QUERY SELECT n, new_node, new_conninfo, 'wait'::text, NULL::integer,
+		format('SELECT count(*) = %s FROM replkafka.partitions WHERE role = ''replica'' AND partition = ANY (%L)',
+			   cardinality(chosen), chosen);
+
+	-- 2. the primaries move: a clean handover each.
+	FOREACH p IN ARRAY moves LOOP
+		n := n + 1;
+		RETURN QUERY SELECT n, l.node_name, l.conninfo, 'demote'::text, p,
+			format('SELECT replkafka.demote(%s)', p)
+		  FROM pg_temp.layout l WHERE l.partition = p AND l.role = 'primary';
+		n := n + 1;
+		RETURN QUERY SELECT n, new_node, new_conninfo, 'promote'::text, p,
+			format('SELECT replkafka.promote(%s)', p);
+	END LOOP;
+
+	-- 3. the surplus copies go.
+	FOR victim, p IN SELECT d.node_name, d.partition FROM pg_temp.drops d ORDER BY d.ord LOOP
+		n := n + 1;
+		RETURN QUERY SELECT n, victim, l.conninfo, 'unfollow'::text, p,
+			format('SELECT replkafka.unfollow(%s)', p)
+		  FROM pg_temp.layout l WHERE l.node_name = victim AND l.partition = p;
+		n := n + 1;
+		RETURN QUERY SELECT n, victim, l.conninfo, 'drop'::text, p,
+			format('SELECT replkafka.drop_partition(%s)', p)
+		  FROM pg_temp.layout l WHERE l.node_name = victim AND l.partition = p;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION replkafka.plan_expansion(text) IS
+	'The steps that give a new node its share of the partitions and of the primaries, to run in order on the nodes named';
+
 -- The write fence: installed on every replicated table by add_table().
 CREATE FUNCTION replkafka.fence()
 RETURNS trigger

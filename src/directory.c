@@ -16,6 +16,9 @@
  * the topic: it should name a host, a port, a database and a user, and
  * leave passwords to the password file of the node that connects.
  *
+ * replkafka.cluster_layout() asks every node of the directory for its roles,
+ * for replkafka.plan_expansion() (in the extension's SQL script).
+ *
  * Copyright (c) 2026, replkafka authors
  *
  * IDENTIFICATION
@@ -25,11 +28,16 @@
  */
 #include "postgres.h"
 
+#include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "directory.h"
+#include "peer.h"
 #include "settings.h"
 
 /* How long a failed publication waits before the next try (30s). */
@@ -41,6 +49,8 @@ static TimestampTz tried = 0;
 
 static bool directory_callback(void *arg, int64 offset, const void *data,
 							   size_t len);
+static void directory_ask_node(const ReplkafkaDirectoryEntry *e,
+							   ReturnSetInfo *rsinfo);
 
 /*
  * The directory's topic, beside the cluster's topic.
@@ -169,4 +179,88 @@ replkafka_directory_read(rd_kafka_t *consumer, const char *topic)
 	replkafka_kafka_read(consumer, dir, 0, low, high, deadline,
 						 directory_callback, &entries);
 	return entries;
+}
+
+PG_FUNCTION_INFO_V1(replkafka_cluster_layout);
+
+/*
+ * replkafka.cluster_layout(): every node of the directory, with its role in
+ * each partition, as the node itself reports it.  Every node must answer:
+ * a plan made from part of the cluster would be wrong.  Superusers only,
+ * since it connects with the server's own credentials.
+ */
+Datum
+replkafka_cluster_layout(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ReplkafkaCluster cluster;
+	rd_kafka_t *consumer;
+	List	   *volatile entries = NIL;
+	ListCell   *lc;
+
+	replkafka_check_preloaded();
+	if (!superuser())
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be superuser to ask every node of the cluster"),
+				errdetail("It connects to them with the server's own credentials."));
+	if (!replkafka_catalog_get_cluster(&cluster))
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("replkafka cluster does not exist on this node"),
+				errhint("Call replkafka.create_cluster() first."));
+	InitMaterializedSRF(fcinfo, 0);
+
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	PG_TRY();
+	{
+		entries = replkafka_directory_read(consumer, cluster.topic);
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	PG_END_TRY();
+
+	foreach(lc, entries)
+		directory_ask_node(lfirst(lc), rsinfo);
+	return (Datum) 0;
+}
+
+/*
+ * Add node e's role in each partition to rsinfo's result.
+ */
+static void
+directory_ask_node(const ReplkafkaDirectoryEntry *e, ReturnSetInfo *rsinfo)
+{
+	PGconn	   *conn = replkafka_peer_connect(e->conninfo, false,
+											  "replkafka layout");
+
+	PG_TRY();
+	{
+		PGresult   *res;
+
+		res = replkafka_peer_query(conn,
+								   "SELECT partition, role FROM replkafka.partitions"
+								   " ORDER BY partition",
+								   0, NULL, PGRES_TUPLES_OK);
+		for (int i = 0; i < PQntuples(res); i++)
+		{
+			Datum		values[4];
+			bool		nulls[4] = {false, false, false, false};
+
+			values[0] = CStringGetTextDatum(e->node_name);
+			values[1] = CStringGetTextDatum(e->conninfo);
+			values[2] = Int32GetDatum(pg_strtoint32(PQgetvalue(res, i, 0)));
+			values[3] = CStringGetTextDatum(PQgetvalue(res, i, 1));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+								 values, nulls);
+		}
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		replkafka_peer_close(conn);
+	}
+	PG_END_TRY();
 }
