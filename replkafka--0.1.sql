@@ -380,7 +380,10 @@ DECLARE
 	moves integer[] := '{}';
 	n integer := 0;
 BEGIN
-	DROP TABLE IF EXISTS pg_temp.layout, pg_temp.holds, pg_temp.drops;
+	-- left by an earlier call in this transaction
+	IF to_regclass('pg_temp.layout') IS NOT NULL THEN
+		DROP TABLE pg_temp.layout, pg_temp.holds, pg_temp.drops;
+	END IF;
 	CREATE TEMP TABLE pg_temp.layout ON COMMIT DROP AS
 		SELECT l.node_name, l.conninfo, l.partition, l.role
 		  FROM replkafka.cluster_layout() l;
