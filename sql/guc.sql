@@ -9,6 +9,9 @@ SHOW replkafka.synchronous_commit;
 SHOW replkafka.apply_workers;
 SHOW replkafka.max_partitions;
 SHOW replkafka.request_timeout;
+SHOW replkafka.node_conninfo;
+SHOW replkafka.auto_rebuild;
+SHOW replkafka.max_bootstraps;
 
 -- Contexts: identity is fixed at start-up, Kafka settings need a reload.
 SET replkafka.node_name = 'other';
@@ -32,10 +35,14 @@ RESET replkafka.request_timeout;
 SET replkafka.node_nam = 'x';
 \echo :LAST_ERROR_SQLSTATE
 
--- kafka_options may hold secrets: superusers only.
+-- kafka_options may hold secrets, node_conninfo names a server: superusers only.
 CREATE ROLE regress_replkafka_guc;
 SET ROLE regress_replkafka_guc;
 SHOW replkafka.kafka_options;
+\echo :LAST_ERROR_SQLSTATE
+SHOW replkafka.node_conninfo;
+\echo :LAST_ERROR_SQLSTATE
+SET replkafka.auto_rebuild = on;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DROP ROLE regress_replkafka_guc;
@@ -72,4 +79,6 @@ ALTER SYSTEM SET replkafka.topic = 'a/b';
 ALTER SYSTEM SET replkafka.apply_workers = 0;
 \echo :LAST_ERROR_SQLSTATE
 ALTER SYSTEM SET replkafka.max_partitions = 100000;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET replkafka.max_bootstraps = 17;
 \echo :LAST_ERROR_SQLSTATE
