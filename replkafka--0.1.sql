@@ -319,7 +319,8 @@ CREATE FUNCTION replkafka.peer_state(partition integer,
 	OUT stale boolean,
 	OUT history_end pg_lsn,
 	OUT shipped_lsn pg_lsn,
-	OUT last_error text)
+	OUT last_error text,
+	OUT applied_offset bigint)
 AS 'MODULE_PATHNAME', 'replkafka_peer_state'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION replkafka.peer_state(integer) IS

@@ -261,6 +261,7 @@ static void apply_publish_lag(int p, int64 next, bool received);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
 static void apply_release_partition(int p);
+static void apply_unassign(int p);
 
 static int	worker_index;
 static char *topic_name = NULL;
@@ -399,7 +400,10 @@ apply_exit(int code, Datum arg)
 	/* an error may have left it held: nothing aborted the transaction yet */
 	LWLockReleaseAll();
 	if (replkafka_shared && worker_index >= 0)
+	{
 		replkafka_shmem_set_apply_latch(worker_index, NULL);
+		replkafka_shmem_release_applying(MyProcPid);
+	}
 	if (current_msg)
 		rd_kafka_message_destroy(current_msg);
 	current_msg = NULL;
@@ -465,6 +469,7 @@ apply_load_partition(int p)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ap->assigned = true;
+	replkafka_partition_set_applying(p, true);
 
 	replkafka_partition_report_taken_up(p, ap->rules.generation,
 										ap->next_offset, ap->rules.last_scn,
@@ -519,7 +524,7 @@ apply_refresh_assignment(bool force)
 		}
 		else if (!want && parts[p].assigned)
 		{
-			parts[p].assigned = false;
+			apply_unassign(p);
 			apply_discard_collected(&parts[p]);
 			changed = true;
 		}
@@ -1696,7 +1701,7 @@ apply_partition_error(int p, int sqlerrcode, const char *fmt,...)
 			errmsg("partition %d stops applying on node \"%s\": %s",
 				   p, replkafka_node_name, msg));
 	apply_discard_collected(&parts[p]);
-	parts[p].assigned = false;
+	apply_unassign(p);
 	if (!exiting)
 		apply_refresh_assignment(true);
 }
@@ -1711,8 +1716,24 @@ static void
 apply_past_retention(int p)
 {
 	int64		next = parts[p].next_offset;
+	int64		low;
+	int64		high;
+	ReplkafkaRole role;
+	uint32		generation;
 
-	if (!replkafka_auto_rebuild)
+	/* before the log's start, or past its end (the topic is not the one) */
+	replkafka_kafka_watermarks(consumer, topic_name, p, &low, &high,
+							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   replkafka_request_timeout));
+	if (next >= low)
+	{
+		apply_partition_error(p, ERRCODE_DATA_CORRUPTED,
+							  "Kafka has no offset %lld of the partition, which holds offsets %lld to %lld: the topic was recreated or its records deleted past this replica",
+							  (long long) next, (long long) low, (long long) high - 1);
+		return;
+	}
+	if (!replkafka_auto_rebuild ||
+		replkafka_partition_state(p)->role != REPLKAFKA_ROLE_REPLICA)
 	{
 		apply_partition_error(p, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 							  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt: SELECT replkafka.rebuild(%d);",
@@ -1726,16 +1747,20 @@ apply_past_retention(int p)
 	parts[p].stopped = true;
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	replkafka_catalog_request_bootstrap(p, NULL, true);
-	replkafka_catalog_set_role(p, REPLKAFKA_ROLE_BOOTSTRAPPING,
-							   replkafka_partition_state(p)->generation,
-							   NULL, NULL);
-	replkafka_roles_set_at_commit(p, REPLKAFKA_ROLE_BOOTSTRAPPING,
-								  replkafka_partition_state(p)->generation);
+	/* unless unfollow() or promote() changed the role meanwhile */
+	replkafka_roles_lock(p, &role, &generation);
+	if (role == REPLKAFKA_ROLE_REPLICA)
+	{
+		replkafka_catalog_request_bootstrap(p, NULL, true);
+		replkafka_catalog_set_role(p, REPLKAFKA_ROLE_BOOTSTRAPPING, generation,
+								   NULL, NULL);
+		replkafka_roles_set_at_commit(p, REPLKAFKA_ROLE_BOOTSTRAPPING,
+									  generation);
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	apply_discard_collected(&parts[p]);
-	parts[p].assigned = false;
+	apply_unassign(p);
 	apply_refresh_assignment(true);
 }
 
@@ -2021,6 +2046,18 @@ apply_error_callback(void *arg)
 }
 
 /*
+ * This worker no longer applies partition p: a bootstrap of it may begin
+ * (replkafka_partition_claim_bootstrap() waits for that), since no
+ * transaction of it is being applied any more.
+ */
+static void
+apply_unassign(int p)
+{
+	parts[p].assigned = false;
+	replkafka_partition_set_applying(p, false);
+}
+
+/*
  * Stop applying partition p now, records fetched already included.
  */
 static void
@@ -2031,6 +2068,6 @@ apply_release_partition(int p)
 	 * twice in a row can trip an assertion of librdkafka 2.0 (a second stop
 	 * of a partition whose first stop is pending).
 	 */
-	parts[p].assigned = false;
+	apply_unassign(p);
 	apply_discard_collected(&parts[p]);
 }

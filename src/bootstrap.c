@@ -85,6 +85,7 @@
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "bootstrap.h"
@@ -107,6 +108,9 @@
 /* A source that sends nothing for this long (60s) is given up. */
 #define BOOTSTRAP_STALL_MS			60000
 
+/* A primary source's shipper that does not move for this long (5 min). */
+#define BOOTSTRAP_SHIP_STALL_MS		300000
+
 /* How often a primary source is asked how far it shipped (100ms). */
 #define BOOTSTRAP_POLL_MS			100
 
@@ -125,7 +129,18 @@ typedef struct SourceState
 	XLogRecPtr	history_end;	/* ...whose history ends there */
 	XLogRecPtr	shipped_lsn;	/* Kafka holds every commit before it */
 	char	   *last_error;
+	int64		applied_offset; /* a replica's last record applied, or -1 */
 } SourceState;
+
+/* A column of a replicated table of the source, and its type. */
+typedef struct SourceColumn
+{
+	char	   *name;
+	char	   *type;			/* as format_type() shows it there */
+	char	   *typnsp;			/* the type's schema and name */
+	char	   *typname;
+	int32		typmod;
+}			SourceColumn;
 
 /* A replicated table of the source, and the local table it matches. */
 typedef struct SourceTable
@@ -133,6 +148,7 @@ typedef struct SourceTable
 	char	   *schema;
 	char	   *name;
 	Oid			relid;			/* the local table */
+	List	   *sourcecols;		/* of SourceColumn: the source's */
 	List	   *columns;		/* of String: the columns copied */
 	List	   *keys;			/* of String: the partition key, in order */
 	bool		binary;			/* COPY in binary */
@@ -193,10 +209,12 @@ static void bootstrap_primary_position(PGconn *conn, int partition,
 static void bootstrap_finish(int partition, const SourceSnapshot *snap,
 							 bool has_position,
 							 const ReplkafkaConsumerCheckpoint *pos);
+static void bootstrap_check_retention(int partition, int64 next);
 static XLogRecPtr bootstrap_lsn(const char *text);
 static char *bootstrap_value(PGresult *res, int row, int col);
 
 static int	worker_index = -1;
+static uint32 attempts = 0;		/* bootstraps this process began */
 static char *topic_name = NULL;
 static int	npartitions = 0;
 static rd_kafka_t *consumer = NULL;
@@ -323,6 +341,9 @@ bootstrap_attempt(int partition)
 		replkafka_peer_close(source_conn);
 		source_conn = NULL;
 		copy_partition = -1;
+		if (copy_buf)
+			PQfreemem(copy_buf);
+		copy_buf = NULL;
 		snprintf(msg, sizeof(msg), "bootstrap failed: %s", edata->message);
 		msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
 		replkafka_partition_release_bootstrap(partition, true,
@@ -369,6 +390,7 @@ bootstrap_partition(int partition)
 	bool		has_position;
 	int64		rows = 0;
 	int64		bytes = 0;
+	char		done[512];
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -398,6 +420,9 @@ bootstrap_partition(int partition)
 				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				errmsg("peer %s changed its role in partition %d while the bootstrap began",
 					   peer, partition));
+	if (snap.role == REPLKAFKA_ROLE_REPLICA)
+		bootstrap_check_retention(partition,
+								  snap.has_consumer ? snap.consumer.kafka_offset + 1 : 0);
 	foreach(lc, tables)
 	{
 		SourceTable *t = lfirst(lc);
@@ -437,12 +462,14 @@ bootstrap_partition(int partition)
 	source_conn = NULL;
 
 	bootstrap_finish(partition, &snap, has_position, &pos);
+	/* the transaction's memory goes with its commit */
+	snprintf(done, sizeof(done),
+			 "partition %d bootstrapped from peer %s: %lld rows, applied from Kafka offset %lld",
+			 partition, peer, (long long) copy_rows,
+			 (long long) (has_position ? pos.kafka_offset + 1 : 0));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	ereport(LOG,
-			errmsg("partition %d bootstrapped from peer %s: %lld rows, applied from Kafka offset %lld",
-				   partition, peer, (long long) copy_rows,
-				   (long long) (has_position ? pos.kafka_offset + 1 : 0)));
+	ereport(LOG, errmsg_internal("%s", done));
 }
 
 /*
@@ -458,6 +485,7 @@ replkafka_bootstrap_check_source(const char *conninfo, int partition)
 	PGconn	   *conn;
 	SourceState st;
 
+	replkafka_peer_check_conninfo(conninfo);
 	conn = replkafka_peer_connect(conninfo, true, "replkafka bootstrap");
 	PG_TRY();
 	{
@@ -491,6 +519,12 @@ bootstrap_find_source(int partition)
 	ListCell   *lc;
 	char	   *primary = NULL;
 	int			asked = 0;
+	int64		low;
+	int64		high;
+
+	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
+							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   BOOTSTRAP_STALL_MS));
 
 	foreach(lc, entries)
 	{
@@ -515,6 +549,13 @@ bootstrap_find_source(int partition)
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
+			/* the bootstrap cancelled, or the worker told to stop */
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			{
+				replkafka_peer_close(conn);
+				PG_RE_THROW();
+			}
 			FlushErrorState();
 			ereport(LOG,
 					errmsg("node \"%s\" cannot be the source of partition %d: %s",
@@ -524,7 +565,8 @@ bootstrap_find_source(int partition)
 		}
 		PG_END_TRY();
 		replkafka_peer_close(conn);
-		if (st.role == REPLKAFKA_ROLE_REPLICA)
+		/* a replica whose copy Kafka can no longer bring up to date: not it */
+		if (st.role == REPLKAFKA_ROLE_REPLICA && st.applied_offset + 1 >= low)
 			return e->conninfo;
 		if (st.role == REPLKAFKA_ROLE_PRIMARY)
 			primary = e->conninfo;
@@ -554,10 +596,10 @@ bootstrap_source_state(PGconn *conn, int partition, SourceState *st)
 	char	   *role;
 
 	sql = psprintf("SELECT node_name, topic, partitions, role, generation,"
-				   " stale, history_end, shipped_lsn, last_error"
+				   " stale, history_end, shipped_lsn, last_error, applied_offset"
 				   " FROM replkafka.peer_state(%d)", partition);
 	res = replkafka_peer_query(conn, sql, 0, NULL, PGRES_TUPLES_OK);
-	if (PQntuples(res) != 1 || PQnfields(res) != 9)
+	if (PQntuples(res) != 1 || PQnfields(res) != 10)
 	{
 		PQclear(res);
 		ereport(ERROR,
@@ -575,6 +617,7 @@ bootstrap_source_state(PGconn *conn, int partition, SourceState *st)
 	st->history_end = bootstrap_lsn(PQgetvalue(res, 0, 6));
 	st->shipped_lsn = bootstrap_lsn(PQgetvalue(res, 0, 7));
 	st->last_error = PQgetisnull(res, 0, 8) ? NULL : bootstrap_value(res, 0, 8);
+	st->applied_offset = PQgetisnull(res, 0, 9) ? -1 : pg_strtoint64(PQgetvalue(res, 0, 9));
 	PQclear(res);
 }
 
@@ -598,15 +641,17 @@ bootstrap_check_state(const SourceState *st, int partition, const char *peer,
 				errdetail("Node \"%s\" replicates through topic \"%s\" with %d partitions, this node through topic \"%s\" with %d.",
 						  st->node_name, st->topic, st->partitions,
 						  topic, partitions));
-	if (st->role == REPLKAFKA_ROLE_ERROR || st->stale)
+	if (st->stale)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("peer %s is stale in partition %d", peer, partition),
-				st->last_error ?
-				errdetail("Node \"%s\" has partition %d in error: %s",
-						  st->node_name, partition, st->last_error) :
-				errdetail("Node \"%s\" has partition %d in error.",
-						  st->node_name, partition),
+				errmsg("peer %s is a stale primary of partition %d", peer, partition),
+				st->last_error ? errdetail("%s", st->last_error) : 0,
+				errhint("Bootstrap from another node of the cluster."));
+	if (st->role == REPLKAFKA_ROLE_ERROR)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("peer %s has partition %d in error", peer, partition),
+				st->last_error ? errdetail("%s", st->last_error) : 0,
 				errhint("Bootstrap from another node of the cluster."));
 	if (st->role != REPLKAFKA_ROLE_PRIMARY && st->role != REPLKAFKA_ROLE_REPLICA)
 		ereport(ERROR,
@@ -627,18 +672,22 @@ bootstrap_source_tables(PGconn *conn)
 	PGresult   *res;
 	List	   *tables = NIL;
 	SourceTable *t = NULL;
+	SourceColumn *col;
 
 	res = replkafka_peer_query(conn,
 							   "SELECT n.nspname, c.relname, a.attname,"
 							   " pg_catalog.format_type(a.atttypid, a.atttypmod),"
 							   " pg_catalog.array_position(t.key_attnums, a.attnum),"
-							   " c.reltuples, pg_catalog.pg_table_size(c.oid)"
+							   " c.reltuples, pg_catalog.pg_table_size(c.oid),"
+							   " tn.nspname, ty.typname, a.atttypmod"
 							   " FROM replkafka.tables t"
 							   " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
 							   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 							   " JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid"
 							   " AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped"
 							   " AND a.attgenerated OPERATOR(pg_catalog.=) ''"
+							   " JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid"
+							   " JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) ty.typnamespace"
 							   " ORDER BY 1, 2, pg_catalog.array_position(t.key_attnums, a.attnum), a.attnum",
 							   0, NULL, PGRES_TUPLES_OK);
 	for (int i = 0; i < PQntuples(res); i++)
@@ -656,10 +705,14 @@ bootstrap_source_tables(PGconn *conn)
 			t->bytes = pg_strtoint64(PQgetvalue(res, i, 6));
 			tables = lappend(tables, t);
 		}
-		/* key columns first, in key order, then the others: "name type" */
-		t->columns = lappend(t->columns,
-							 makeString(psprintf("%s %s", PQgetvalue(res, i, 2),
-												 PQgetvalue(res, i, 3))));
+		/* key columns first, in key order, then the others */
+		col = palloc(sizeof(SourceColumn));
+		col->name = pstrdup(PQgetvalue(res, i, 2));
+		col->type = pstrdup(PQgetvalue(res, i, 3));
+		col->typnsp = pstrdup(PQgetvalue(res, i, 7));
+		col->typname = pstrdup(PQgetvalue(res, i, 8));
+		col->typmod = pg_strtoint32(PQgetvalue(res, i, 9));
+		t->sourcecols = lappend(t->sourcecols, col);
 		if (!PQgetisnull(res, i, 4))
 			t->keys = lappend(t->keys, makeString(pstrdup(PQgetvalue(res, i, 2))));
 	}
@@ -729,8 +782,7 @@ bootstrap_match_tables(List *tables, const char *peer)
 
 /*
  * Fail unless the local table of t has the same columns and partition key
- * as the source's; decide how it is copied.  Leaves t->columns holding
- * the column names alone.
+ * as the source's; decide how it is copied, and which columns (t->columns).
  */
 static void
 bootstrap_match_table(SourceTable *t, const char *peer)
@@ -745,35 +797,43 @@ bootstrap_match_table(SourceTable *t, const char *peer)
 	int			i = 0;
 
 	t->binary = true;
-	foreach(lc, t->columns)
+	foreach(lc, t->sourcecols)
 	{
-		char	   *col = strVal(lfirst(lc));
-		char	   *space = strchr(col, ' ');
-		AttrNumber	attnum;
+		SourceColumn *col = lfirst(lc);
+		AttrNumber	attnum = get_attnum(t->relid, col->name);
 		Form_pg_attribute att;
-		char	   *type;
+		HeapTuple	typtup;
+		Form_pg_type typ;
+		bool		same;
 
-		*space = '\0';
-		attnum = get_attnum(t->relid, col);
 		att = attnum > 0 ? TupleDescAttr(desc, attnum - 1) : NULL;
 		if (att == NULL || att->attgenerated)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 					errmsg("table \"%s.%s\" differs between this node and peer %s",
 						   t->schema, t->name, peer),
-					errdetail("Column \"%s\" exists on the peer only.", col));
-		type = format_type_with_typemod(att->atttypid, att->atttypmod);
-		if (strcmp(type, space + 1) != 0)
+					errdetail("Column \"%s\" exists on the peer only.", col->name));
+		/* the same type: by schema and name, and the same modifier */
+		typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(att->atttypid));
+		if (!HeapTupleIsValid(typtup))
+			elog(ERROR, "cache lookup failed for type %u", att->atttypid);
+		typ = (Form_pg_type) GETSTRUCT(typtup);
+		same = strcmp(NameStr(typ->typname), col->typname) == 0 &&
+			strcmp(get_namespace_name(typ->typnamespace), col->typnsp) == 0 &&
+			att->atttypmod == col->typmod;
+		ReleaseSysCache(typtup);
+		if (!same)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 					errmsg("table \"%s.%s\" differs between this node and peer %s",
 						   t->schema, t->name, peer),
 					errdetail("Column \"%s\" is of type %s on the peer and %s here.",
-							  col, space + 1, type));
+							  col->name, col->type,
+							  format_type_with_typemod(att->atttypid, att->atttypmod)));
 		/* a user type's binary form may name its OID, which differs */
 		if (att->atttypid >= FirstNormalObjectId)
 			t->binary = false;
-		names = lappend(names, makeString(col));
+		names = lappend(names, makeString(col->name));
 	}
 	for (int a = 0; a < desc->natts; a++)
 	{
@@ -823,12 +883,15 @@ bootstrap_begin_snapshot(PGconn *conn, int partition, ReplkafkaRole role)
 	if (role != REPLKAFKA_ROLE_PRIMARY)
 		return InvalidXLogRecPtr;
 
-	/* unique per node and partition: a node copies a partition once at a time */
-	sql = psprintf("CREATE_REPLICATION_SLOT replkafka_bootstrap_%08x_%d"
+	/*
+	 * Unique per node, worker and attempt: the slot of a cancelled attempt
+	 * may outlive it a little.
+	 */
+	sql = psprintf("CREATE_REPLICATION_SLOT replkafka_bootstrap_%08x_%d_%d_%u"
 				   " TEMPORARY LOGICAL pgoutput (SNAPSHOT 'use')",
 				   hash_bytes((const unsigned char *) replkafka_node_name,
 							  strlen(replkafka_node_name)),
-				   partition);
+				   partition, MyProcPid, ++attempts);
 	res = replkafka_peer_query(conn, sql, 0, NULL, PGRES_TUPLES_OK);
 	if (PQntuples(res) != 1 || PQnfields(res) < 2)
 	{
@@ -1058,11 +1121,11 @@ bootstrap_primary_position(PGconn *conn, int partition, const SourceState *st,
 		if (now.shipped_lsn != shipped)
 			moved = GetCurrentTimestamp();
 		shipped = now.shipped_lsn;
-		if (TimestampDifferenceExceeds(moved, GetCurrentTimestamp(), BOOTSTRAP_STALL_MS))
+		if (TimestampDifferenceExceeds(moved, GetCurrentTimestamp(), BOOTSTRAP_SHIP_STALL_MS))
 			ereport(ERROR,
 					errcode(ERRCODE_CONNECTION_FAILURE),
 					errmsg("the shipper of node \"%s\" has not shipped partition %d up to the snapshot for %d s",
-						   st->node_name, partition, BOOTSTRAP_STALL_MS / 1000),
+						   st->node_name, partition, BOOTSTRAP_SHIP_STALL_MS / 1000),
 					errdetail("Kafka acknowledged its commits up to %X/%X; the snapshot holds those before %X/%X.",
 							  LSN_FORMAT_ARGS(now.shipped_lsn),
 							  LSN_FORMAT_ARGS(consistent)));
@@ -1072,6 +1135,19 @@ bootstrap_primary_position(PGconn *conn, int partition, const SourceState *st,
 		CHECK_FOR_INTERRUPTS();
 		bootstrap_check_wanted();
 	}
+
+	/*
+	 * Still primary of the generation: a primary that lost its slot, or found
+	 * itself stale, may have confirmed commits it never shipped.  (A source
+	 * demoted meanwhile is tried again, from a replica then.)
+	 */
+	if (now.role != REPLKAFKA_ROLE_PRIMARY || now.generation != snap->generation)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("peer node \"%s\" is no longer primary of partition %d in generation %u",
+					   st->node_name, partition, snap->generation),
+				errdetail("Its role in the partition is %s in generation %u.",
+						  replkafka_role_name(now.role), now.generation));
 
 	/* commits it left out of Kafka, as a stale primary, are in the snapshot */
 	if (now.stale && now.generation == snap->generation &&
@@ -1147,26 +1223,14 @@ bootstrap_finish(int partition, const SourceSnapshot *snap, bool has_position,
 				 const ReplkafkaConsumerCheckpoint *pos)
 {
 	int64		next = has_position ? pos->kafka_offset + 1 : 0;
-	int64		low;
-	int64		high;
 	ReplkafkaRole role;
 	uint32		generation;
 	ListCell   *lc;
 
-	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
-							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   BOOTSTRAP_STALL_MS));
-	if (next < low)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("the source's copy of partition %d is older than Kafka's retention",
-					   partition),
-				errdetail("It stands before Kafka offset %lld, but the log begins at offset %lld.",
-						  (long long) next, (long long) low),
-				errhint("Bootstrap from the partition's primary, or from a replica that keeps up."));
-
+	bootstrap_check_retention(partition, next);
 	replkafka_roles_lock(partition, &role, &generation);
-	if (role != REPLKAFKA_ROLE_BOOTSTRAPPING)
+	if (role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
+		!replkafka_partition_still_bootstrapping(partition))
 		ereport(ERROR,
 				errcode(ERRCODE_QUERY_CANCELED),
 				errmsg("bootstrap of partition %d was cancelled", partition),
@@ -1192,6 +1256,29 @@ bootstrap_finish(int partition, const SourceSnapshot *snap, bool has_position,
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_REPLICA, generation,
 							   NULL, NULL);
 	replkafka_roles_set_at_commit(partition, REPLKAFKA_ROLE_REPLICA, generation);
+}
+
+/*
+ * Fail unless Kafka still holds the record at offset next of partition:
+ * a copy that stands before it can never be applied past it.
+ */
+static void
+bootstrap_check_retention(int partition, int64 next)
+{
+	int64		low;
+	int64		high;
+
+	replkafka_kafka_watermarks(consumer, topic_name, partition, &low, &high,
+							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   BOOTSTRAP_STALL_MS));
+	if (next < low)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("the source's copy of partition %d is older than Kafka's retention",
+					   partition),
+				errdetail("It stands before Kafka offset %lld, but the log begins at offset %lld.",
+						  (long long) next, (long long) low),
+				errhint("Bootstrap from the partition's primary, or from a replica that keeps up."));
 }
 
 /*

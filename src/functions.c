@@ -1038,6 +1038,7 @@ replkafka_drop_partition(PG_FUNCTION_ARGS)
 				errdetail("Only the rows of a partition the node no longer holds can be dropped."),
 				errhint("Stop applying it first with replkafka.unfollow(%d).", partition));
 
+	replkafka_partition_rows_check_references();
 	replkafka_do_not_replicate(true);
 	PG_TRY();
 	{
@@ -1056,18 +1057,20 @@ replkafka_drop_partition(PG_FUNCTION_ARGS)
 /*
  * replkafka.peer_state(partition int): what a node that bootstraps a
  * partition from this one asks first: this node's cluster, and its role
- * in the partition, whether it is a stale primary, and how far Kafka holds
- * its commits.
+ * in the partition, whether it is a stale primary, how far Kafka holds its
+ * commits, and, as a replica, the offset of the last record it applied.
  */
 Datum
 replkafka_peer_state(PG_FUNCTION_ARGS)
 {
 	int32		partition = PG_GETARG_INT32(0);
 	TupleDesc	desc;
-	Datum		values[9];
-	bool		nulls[9];
+	Datum		values[10];
+	bool		nulls[10];
 	ReplkafkaCluster cluster;
 	ReplkafkaPartition *part;
+	ReplkafkaProgress pr;
+	ReplkafkaRole role;
 
 	check_node_configured();
 	check_partition_number(partition, check_cluster_exists());
@@ -1083,7 +1086,8 @@ replkafka_peer_state(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(cluster.partitions);
 	part = replkafka_partition_state(partition);
 	LWLockAcquire(replkafka_shared->lock, LW_SHARED);
-	values[3] = CStringGetTextDatum(replkafka_role_name(part->role));
+	role = part->role;
+	values[3] = CStringGetTextDatum(replkafka_role_name(role));
 	values[4] = Int64GetDatum((int64) part->generation);
 	values[5] = BoolGetDatum(part->stale_generation != 0 &&
 							 part->stale_generation == part->generation);
@@ -1094,6 +1098,10 @@ replkafka_peer_state(PG_FUNCTION_ARGS)
 		values[8] = CStringGetTextDatum(part->last_error);
 	LWLockRelease(replkafka_shared->lock);
 	values[7] = LSNGetDatum(pg_atomic_read_u64(&replkafka_shared->acked_lsn));
+	/* a replica: the last record it applied, which its copy holds */
+	replkafka_partition_get_progress(partition, &pr);
+	values[9] = Int64GetDatum(pr.applied_offset);
+	nulls[9] = role != REPLKAFKA_ROLE_REPLICA || pr.applied_offset < 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 

@@ -122,14 +122,9 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 	switch ((RkmType) hdr->type)
 	{
 		case RKM_TXN:
-			if (!hdr->last || seq <= scan->seq)
-				return;			/* a chunk, or a transaction written again */
-			if (!XLogRecPtrIsInvalid(scan->before_lsn) &&
-				hdr->commit_lsn >= scan->before_lsn)
-			{
-				scan->past_before_lsn = true;
-				return;
-			}
+			if (!hdr->last || seq <= scan->seq || scan->past_before_lsn)
+				return;			/* a chunk, a transaction written again, or
+								 * one after before_lsn's */
 			if (seq != scan->seq + 1 && !scan->hole)
 			{
 				if (!scan->foreign)
@@ -137,6 +132,13 @@ replkafka_logscan_record(LogScan *scan, int64 offset, const RkmHeader *hdr)
 				scan->hole = true;
 				scan->hole_seq = scan->seq + 1;
 				scan->hole_offset = offset;
+			}
+			/* shipped in commit order: those after it all commit later */
+			if (!XLogRecPtrIsInvalid(scan->before_lsn) &&
+				hdr->commit_lsn >= scan->before_lsn)
+			{
+				scan->past_before_lsn = true;
+				return;
 			}
 			scan->seq = seq;
 			scan->commit_lsn = hdr->commit_lsn;

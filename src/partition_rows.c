@@ -22,6 +22,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "replication/origin.h"
@@ -123,7 +124,43 @@ replkafka_partition_drop_rows(int partition)
 void
 replkafka_do_not_replicate(bool on)
 {
-	Assert(replorigin_session_origin == InvalidRepOriginId ||
-		   replorigin_session_origin == DoNotReplicateId);
+	if (on && replorigin_session_origin != InvalidRepOriginId &&
+		replorigin_session_origin != DoNotReplicateId)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("cannot drop a partition's rows in a session with a replication origin"),
+				errhint("Reset it with pg_replication_origin_session_reset() first."));
 	replorigin_session_origin = on ? DoNotReplicateId : InvalidRepOriginId;
+}
+
+/*
+ * Fail if a table that is not replicated has a foreign key to a replicated
+ * one: dropping a partition's rows would leave its references dangling
+ * (the deletes fire no trigger).  A replicated table referencing another
+ * keeps its rows of the partition only as long as the referenced ones, if
+ * both are partitioned by the same key.
+ */
+void
+replkafka_partition_rows_check_references(void)
+{
+	SPI_connect();
+	if (SPI_execute("SELECT c.conrelid::pg_catalog.regclass::pg_catalog.text,"
+					" c.confrelid::pg_catalog.regclass::pg_catalog.text, c.conname"
+					" FROM pg_catalog.pg_constraint c"
+					" JOIN replkafka.tables t ON t.relid OPERATOR(pg_catalog.=) c.confrelid"
+					" WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+					" AND NOT EXISTS (SELECT FROM replkafka.tables r"
+					" WHERE r.relid OPERATOR(pg_catalog.=) c.conrelid)"
+					" LIMIT 1", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for foreign keys to replicated tables");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				errmsg("table %s references replicated table %s",
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				errdetail("Its foreign key \"%s\" would be left with references to the rows dropped.",
+						  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
+				errhint("Replicate that table too, or drop the foreign key."));
+	SPI_finish();
 }

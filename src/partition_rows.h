@@ -17,5 +17,6 @@
 extern char *replkafka_partition_rows_table(int partition);
 extern int64 replkafka_partition_drop_rows(int partition);
 extern void replkafka_do_not_replicate(bool on);
+extern void replkafka_partition_rows_check_references(void);
 
 #endif							/* REPLKAFKA_PARTITION_ROWS_H */

@@ -131,8 +131,8 @@ PGconn *
 replkafka_peer_connect(const char *conninfo, bool replication,
 					   const char *appname)
 {
-	const char *keys[6];
-	const char *vals[6];
+	const char *keys[10];
+	const char *vals[10];
 	int			n = 0;
 	PGconn	   *conn;
 	volatile PostgresPollingStatusType status = PGRES_POLLING_WRITING;
@@ -149,7 +149,14 @@ replkafka_peer_connect(const char *conninfo, bool replication,
 	keys[n] = "client_encoding";
 	vals[n++] = GetDatabaseEncodingName();
 	keys[n] = "options";
-	vals[n++] = "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3";
+	vals[n++] = "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c search_path=pg_catalog";
+	/* a peer that went away is noticed within a minute */
+	keys[n] = "keepalives_idle";
+	vals[n++] = "20";
+	keys[n] = "keepalives_interval";
+	vals[n++] = "10";
+	keys[n] = "keepalives_count";
+	vals[n++] = "3";
 	keys[n] = NULL;
 	vals[n] = NULL;
 
@@ -188,13 +195,78 @@ replkafka_peer_connect(const char *conninfo, bool replication,
 }
 
 /*
- * Close a connection (NULL: nothing to do).
+ * Close a connection (NULL: nothing to do).  A command still running there
+ * is cancelled first: a peer waiting for a lock (creating a slot) would not
+ * notice the connection closed until it got it, and would keep its slot.
  */
 void
 replkafka_peer_close(PGconn *conn)
 {
-	if (conn)
-		PQfinish(conn);
+	if (conn == NULL)
+		return;
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+	{
+		PGcancel   *cancel = PQgetCancel(conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+	}
+	PQfinish(conn);
+}
+
+/*
+ * Fail unless a non-superuser's connection string gives its own password
+ * and no file of the server's (a password file, a client certificate):
+ * only superusers may connect with the server's credentials, as in dblink.
+ */
+void
+replkafka_peer_check_conninfo(const char *conninfo)
+{
+	PQconninfoOption *opts;
+	char	   *err = NULL;
+	bool		password = false;
+
+	if (superuser())
+		return;
+	opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL)
+	{
+		char	   *message = err ? pchomp(err) : pstrdup("out of memory");
+
+		if (err)
+			PQfreemem(err);
+		ereport(ERROR,
+				errcode(ERRCODE_SYNTAX_ERROR),
+				errmsg("invalid connection string: %s", message));
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "password") == 0)
+			password = true;
+		else if (strcmp(o->keyword, "passfile") == 0 ||
+				 strcmp(o->keyword, "sslcert") == 0 ||
+				 strcmp(o->keyword, "sslkey") == 0 ||
+				 strcmp(o->keyword, "sslpassword") == 0)
+		{
+			PQconninfoFree(opts);
+			ereport(ERROR,
+					errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					errmsg("only superusers may give \"%s\" in a source's connection string",
+						   o->keyword));
+		}
+	}
+	PQconninfoFree(opts);
+	if (!password)
+		ereport(ERROR,
+				errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				errmsg("password is required"),
+				errdetail("Non-superusers must give a password in the source's connection string."));
 }
 
 /*

@@ -26,6 +26,7 @@ extern ReplkafkaPeerWaitCheck replkafka_peer_wait_check;
 extern PGconn *replkafka_peer_connect(const char *conninfo, bool replication,
 									  const char *appname);
 extern void replkafka_peer_close(PGconn *conn);
+extern void replkafka_peer_check_conninfo(const char *conninfo);
 extern PGresult *replkafka_peer_query(PGconn *conn, const char *sql,
 									  int nparams, const char *const *params,
 									  ExecStatusType expected);

@@ -240,10 +240,13 @@ replkafka_shmem_publish_roles(List *changes)
 		SpinLockRelease(&part->mutex);
 		if (part->generation != change->generation)
 			part->sequence_exhausted = false;
-		if (change->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
-			part->role != REPLKAFKA_ROLE_BOOTSTRAPPING)
+		if (change->role != part->role)
 		{
-			/* asked for anew: at once */
+			/*
+			 * A bootstrap asked for anew begins at once, and one in progress
+			 * is not this one: its worker stops (still_bootstrapping()).
+			 */
+			part->bootstrap_pid = 0;
 			part->bootstrap_failures = 0;
 			part->bootstrap_not_before = 0;
 		}
@@ -352,7 +355,8 @@ replkafka_partition_claim_bootstrap(void)
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
 
 		if (part->role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
-			part->bootstrap_pid != 0 || part->bootstrap_not_before > now)
+			part->bootstrap_pid != 0 || part->bootstrap_not_before > now ||
+			part->applying_pid != 0)
 			continue;
 		part->bootstrap_pid = MyProcPid;
 		claimed = p;
@@ -417,6 +421,40 @@ replkafka_partition_release_bootstrap(int partition, bool failed,
 	SpinLockAcquire(&part->mutex);
 	part->progress.phase = REPLKAFKA_PHASE_NONE;
 	SpinLockRelease(&part->mutex);
+}
+
+/*
+ * The calling apply worker begins (applying) or stops applying partition.
+ */
+void
+replkafka_partition_set_applying(int partition, bool applying)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (applying)
+		part->applying_pid = MyProcPid;
+	else if (part->applying_pid == MyProcPid)
+		part->applying_pid = 0;
+	LWLockRelease(replkafka_shared->lock);
+	if (!applying)
+		replkafka_wake_bootstrap_workers();
+}
+
+/*
+ * An apply worker exits: it applies nothing any more.
+ */
+void
+replkafka_shmem_release_applying(int pid)
+{
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	for (int p = 0; p < replkafka_shared->npartitions; p++)
+	{
+		if (replkafka_shared->partitions[p].applying_pid == pid)
+			replkafka_shared->partitions[p].applying_pid = 0;
+	}
+	LWLockRelease(replkafka_shared->lock);
+	replkafka_wake_bootstrap_workers();
 }
 
 /*

@@ -239,6 +239,13 @@ typedef struct ReplkafkaPartition
 	TimestampTz bootstrap_not_before;
 	int			bootstrap_failures; /* in a row */
 
+	/*
+	 * Under the LWLock: the apply worker that applies the partition (its pid,
+	 * 0 if none).  A bootstrap begins only once it let go, so that no
+	 * transaction the worker applies lands in or after the copy.
+	 */
+	int			applying_pid;
+
 	/* Why the partition is in error (or why shipping it failed last). */
 	char		last_error[REPLKAFKA_ERROR_LEN];
 	char		error_sqlstate[6];
@@ -408,6 +415,8 @@ extern void replkafka_partition_report_retry(int partition,
 											 const char *sqlstate,
 											 const char *message,
 											 int delay_ms);
+extern void replkafka_partition_set_applying(int partition, bool applying);
+extern void replkafka_shmem_release_applying(int pid);
 extern void replkafka_partition_stop_applying(int partition,
 											  const char *sqlstate,
 											  const char *message);

@@ -18,8 +18,10 @@ use ReplkafkaTest::Kafka;
 use ReplkafkaTest::Writer;
 use Test::More;
 
+# An enum: a type of the user's, copied in text.
 my $schema = q{
-CREATE TABLE items (id int PRIMARY KEY, v text, n numeric, tags text[]);
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TABLE items (id int PRIMARY KEY, v text, n numeric, tags text[], m mood);
 SELECT replkafka.add_table('items', 'id');
 };
 
@@ -29,8 +31,9 @@ my ($node_a, $node_b, $node_c) = ReplkafkaTest::new_nodes($kafka, 3);
 # node_a has rows before the table is replicated: the log never carries them.
 $node_a->safe_psql('postgres', q{
 SELECT replkafka.create_cluster(2, 1);
-CREATE TABLE items (id int PRIMARY KEY, v text, n numeric, tags text[]);
-INSERT INTO items SELECT g, 'old' || g, g / 7.0, ARRAY['t' || g] FROM generate_series(1, 500) g;
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TABLE items (id int PRIMARY KEY, v text, n numeric, tags text[], m mood);
+INSERT INTO items SELECT g, 'old' || g, g / 7.0, ARRAY['t' || g], 'busy' FROM generate_series(1, 500) g;
 SELECT replkafka.add_table('items', 'id');
 SELECT replkafka.promote(0);
 SELECT replkafka.promote(1);
@@ -95,8 +98,8 @@ ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'the three nodes converge: same SCNs, same rows per partition');
 is($node_c->safe_psql('postgres', 'SELECT count(*) FROM items'), '1400',
 	'node_c has every row, those older than add_table() included');
-is($node_c->safe_psql('postgres', "SELECT n, tags FROM items WHERE id = 7"),
-	'1.00000000000000000000|{t7}', 'values of every type copied whole');
+is($node_c->safe_psql('postgres', "SELECT n, tags, m FROM items WHERE id = 7"),
+	'1.00000000000000000000|{t7}|busy', 'values of every type copied whole, an enum included');
 
 is( $node_c->safe_psql('postgres', q{
 SELECT count(*) FROM replkafka.partitions WHERE scn IS NULL OR kafka_offset IS NULL}),
@@ -123,7 +126,14 @@ like($stderr, qr/is this node/, 'a node cannot bootstrap from itself');
 like($stderr, qr/could not connect to peer host=127\.0\.0\.1 port=1/,
 	'an unreachable source fails at once');
 
-# drop_partition() deletes a copy it no longer holds, and ships nothing.
+# drop_partition() refuses while a table that is not replicated refers to
+# the rows, deletes a copy it no longer holds, and ships nothing.
+$node_c->safe_psql('postgres', 'CREATE TABLE notes (item int REFERENCES items)');
+($ret, $stdout, $stderr) = $node_c->psql('postgres', 'SELECT replkafka.drop_partition(0)',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($stderr, qr/ERROR:  23503: table notes references replicated table items/,
+	'drop_partition() refuses to leave a foreign key dangling');
+$node_c->safe_psql('postgres', 'DROP TABLE notes');
 my $before = count_of($node_a, 0);
 is($node_c->safe_psql('postgres', 'SELECT replkafka.drop_partition(0)'),
 	$before, 'drop_partition() deletes every row of the partition');
@@ -155,7 +165,11 @@ $node_c->safe_psql('postgres', 'SELECT replkafka.unfollow(0)');
 is(role_of($node_c, 0), 'offline', 'unfollow() stops the bootstrap');
 ok($node_a->poll_query_until('postgres', q{
 SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name LIKE 'replkafka_bootstrap%'}),
-	'at once, with its slot on the source');
+	'its slot on the source goes');
+is( $node_a->safe_psql('postgres', q{
+SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active'
+   AND pid <> pg_backend_pid()}),
+	'1', 'while the transaction it waited for is still open');
 $node_a->safe_psql('postgres', q{
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
  WHERE query LIKE '%pg_sleep%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});

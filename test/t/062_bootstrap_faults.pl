@@ -4,10 +4,11 @@
 # Bootstraps under faults: the source killed in the middle of the copy
 # (the copy is rolled back and tried again, from scratch), the target
 # killed in the middle (it starts over after the restart), two bootstraps
-# of one partition at once, a source that is stale, of another cluster or
-# with another table definition, and a replica whose next record left the
-# log's retention, which rebuilds itself from a peer it finds in the
-# directory of nodes.  Every row present once, checksums equal.
+# of one partition at once, a source with the partition in error, of
+# another cluster or with another table definition, and a replica whose
+# next record left the log's retention, which rebuilds itself from a peer
+# it finds in the directory of nodes.  Every row present once, checksums
+# equal.
 use strict;
 use warnings;
 
@@ -99,10 +100,11 @@ $node_c->safe_psql('postgres',
 ok(wait_copying($node_c, 1), 'node_c copies partition 1 from node_a');
 $node_c->stop('immediate');
 $node_a->safe_psql('postgres', "INSERT INTO items VALUES (300002, 'while down')");
+my $log_offset = -s $node_c->logfile;
 $node_c->start;
-is($node_c->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 1'),
-	'bootstrapping', 'after the crash the partition is still to be bootstrapped');
-ok(wait_role($node_c, 1, 'replica'), 'the bootstrap starts over and completes');
+ok($node_c->wait_for_log(qr/bootstrapping partition 1 from peer/, $log_offset),
+	'after the crash the bootstrap starts over');
+ok(wait_role($node_c, 1, 'replica'), 'and completes');
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'the three nodes converge');
 is($node_c->safe_psql('postgres', 'SELECT count(*) FROM items'), '300002',
@@ -168,7 +170,7 @@ my $p_err = $node_g->safe_psql('postgres',
 $node_d->safe_psql('postgres', 'SELECT replkafka.unfollow(0); SELECT replkafka.drop_partition(0);');
 ($ret, $stdout, $stderr) = $node_d->psql('postgres',
 	"SELECT replkafka.follow($p_err, source => \$\$" . source_of($node_g) . '$$)');
-like($stderr, qr/peer .* is stale in partition $p_err/, 'a source in error is refused');
+like($stderr, qr/peer .* has partition $p_err in error/, 'a source in error is refused');
 like($stderr, qr/violates check constraint/, 'with its error');
 
 # Retention deletes what node_b has not applied while it is down; with
@@ -191,7 +193,7 @@ foreach my $p (0, 1)
 	$kafka->delete_records('replkafka', $p, $high);
 }
 $node_b->append_conf('postgresql.conf', 'replkafka.auto_rebuild = on');
-my $log_offset = -s $node_b->logfile;
+$log_offset = -s $node_b->logfile;
 $node_b->start;
 ok( $node_b->wait_for_log(
 		qr/Kafka no longer holds offset \d+ of partition 0: rebuilding the partition from a peer/,

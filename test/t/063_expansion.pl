@@ -83,13 +83,29 @@ is(scalar @copies, 9, 'the plan gives node_d nine copies');
 is(scalar @moves, 3, 'and three of the twelve primaries');
 is(scalar(() = $plan =~ /drop node_\w+ \d+/g), 9, 'and drops nine copies on the old nodes');
 
+# Rows the writers committed so far.
+sub committed
+{
+	my $n = 0;
+	foreach my $w (@writers)
+	{
+		$w->{h}->pump_nb;
+		$n += () = $w->{out} =~ /^ok /mg;
+	}
+	return $n;
+}
+
 my ($out, $err);
+my $before = committed();
 my $started = time;
 IPC::Run::run([ "$ENV{TESTDIR}/scripts/expand", $node_a->connstr('postgres'), 'node_d' ],
 	'>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default * 4))
   or die "scripts/expand failed:\n$out\n$err";
 note "scripts/expand:\n$out";
 note 'expansion took ' . (time - $started) . ' s';
+my $during = committed() - $before;
+note "$during writes committed while node_d joined";
+ok($during > 0, 'writes went on while node_d joined');
 
 # Writes go on a while after the moves, then stop.
 my (%acked, %refused);
@@ -103,7 +119,6 @@ foreach my $w (@writers)
 	$refused{$_} = $r{failed}{$_} foreach keys %{ $r{failed} };
 }
 note scalar(keys %acked) . ' writes acknowledged, ' . scalar(keys %refused) . ' refused';
-ok(scalar(keys %acked) > 1000, 'writes went on throughout');
 ok(!(grep { $_ ne '25006' } values %refused),
 	'a refused write was refused by the fence of a partition moving (25006)');
 
