@@ -16,6 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use ReplkafkaTest;
 use ReplkafkaTest::Kafka;
+use ReplkafkaTest::Wire;
 use Test::More;
 
 my $schema = q{
@@ -47,6 +48,10 @@ foreach my $node ($node_b, $node_c)
 }
 $node_b->safe_psql('postgres',
 	'SELECT replkafka.follow(p, source => $$' . source_of($node_a) . '$$) FROM generate_series(0, 1) p');
+
+# The partition of each key that the test writes.
+my %part_of = map { split /:/ } split / /, $node_a->safe_psql('postgres',
+	"SELECT string_agg(g || ':' || replkafka.partition_of('items', g), ' ') FROM generate_series(300100, 300200) g");
 
 sub wait_role
 {
@@ -215,5 +220,31 @@ $node_c->safe_psql('postgres', 'SELECT replkafka.rebuild(1)');
 ok(wait_role($node_c, 1, 'replica'), 'rebuild() without a source completes');
 ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'and the nodes converge');
+
+# A primary that another node replaced while the bootstrap copied it: its
+# shipper is stopped while it commits, another node's NEW_GEN lands, then
+# the shipper ships those commits after it.  The copy holds transactions
+# that are not part of the cluster's history: it must not be used.
+my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
+kill 'STOP', $shipper;
+my $gen = $node_a->safe_psql('postgres',
+	'SELECT generation FROM replkafka.partitions WHERE partition = 1');
+my @p1 = grep { $part_of{$_} == 1 } 300100 .. 300200;
+$node_a->safe_psql('postgres', "INSERT INTO items VALUES ($_, 'orphan')") foreach @p1[0 .. 4];
+$kafka->produce('replkafka', 1,
+	ReplkafkaTest::Wire::record(type => 'NEW_GEN', partition => 1,
+		generation => $gen + 1, sequence => 0, origin => 'node_x'));
+$node_d->safe_psql('postgres',
+	'SELECT replkafka.follow(1, source => $$' . source_of($node_a) . '$$)');
+ok( $node_d->poll_query_until('postgres', q{
+SELECT phase = 'finding the position' FROM replkafka.partitions WHERE partition = 1}),
+	'a bootstrap from node_a waits for its stopped shipper');
+kill 'CONT', $shipper;
+ok( $node_d->poll_query_until('postgres', q{
+SELECT role = 'bootstrapping' AND last_error ~ 'stale|no longer primary'
+  FROM replkafka.partitions WHERE partition = 1}),
+	'the copy of the stale primary is refused');
+is(count_of($node_d, 1), '0', 'and none of its rows is kept');
+$node_d->safe_psql('postgres', 'SELECT replkafka.unfollow(1)');
 
 done_testing();
