@@ -216,7 +216,7 @@ PGDLLEXPORT void replkafka_apply_main(Datum main_arg);
 static void apply_exit(int code, Datum arg);
 static void apply_setup_origin(void);
 static void apply_refresh_assignment(bool force);
-static void apply_load_partition(int p);
+static bool apply_load_partition(int p);
 static void apply_consume(rd_kafka_message_t *msg);
 static void apply_handle_message(rd_kafka_message_t *msg);
 static void apply_record(int p, int64 offset, const char *data, size_t len);
@@ -438,13 +438,16 @@ apply_setup_origin(void)
  * Read a partition's state from the catalog: checkpoint, and the node
  * that started its current generation.
  */
-static void
+static bool
 apply_load_partition(int p)
 {
 	ApplyPartition *ap = &parts[p];
 	ReplkafkaConsumerCheckpoint ckpt;
 	char	   *origin;
 
+	/* a bootstrap that began since the role was read keeps it */
+	if (!replkafka_partition_set_applying(p, true))
+		return false;
 	apply_discard_collected(ap);
 	memset(ap, 0, sizeof(ApplyPartition));
 	replkafka_rules_init(&ap->rules, p);
@@ -469,11 +472,11 @@ apply_load_partition(int p)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ap->assigned = true;
-	replkafka_partition_set_applying(p, true);
 
 	replkafka_partition_report_taken_up(p, ap->rules.generation,
 										ap->next_offset, ap->rules.last_scn,
 										ap->ckpt_offset);
+	return true;
 }
 
 /*
@@ -519,8 +522,8 @@ apply_refresh_assignment(bool force)
 		roles_seen[p] = role;
 		if (want && !parts[p].assigned)
 		{
-			apply_load_partition(p);
-			changed = true;
+			if (apply_load_partition(p))
+				changed = true;
 		}
 		else if (!want && parts[p].assigned)
 		{
@@ -1727,13 +1730,16 @@ apply_past_retention(int p)
 														   replkafka_request_timeout));
 	if (next >= low)
 	{
-		apply_partition_error(p, ERRCODE_DATA_CORRUPTED,
-							  "Kafka has no offset %lld of the partition, which holds offsets %lld to %lld: the topic was recreated or its records deleted past this replica",
-							  (long long) next, (long long) low, (long long) high - 1);
+		/* a new leader whose log ends short may catch up: try again */
+		apply_partition_retry(p, ERRCODE_CONNECTION_FAILURE,
+							  psprintf("Kafka has no offset %lld of the partition, which holds offsets %lld to %lld",
+									   (long long) next, (long long) low,
+									   (long long) high - 1));
 		return;
 	}
 	if (!replkafka_auto_rebuild ||
-		replkafka_partition_state(p)->role != REPLKAFKA_ROLE_REPLICA)
+		replkafka_partition_state(p)->role != REPLKAFKA_ROLE_REPLICA ||
+		replkafka_partition_state(p)->promotion.state != REPLKAFKA_PROMOTE_NONE)
 	{
 		apply_partition_error(p, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 							  "Kafka no longer holds offset %lld of the partition; this replica must be rebuilt: SELECT replkafka.rebuild(%d);",
@@ -1747,8 +1753,14 @@ apply_past_retention(int p)
 	parts[p].stopped = true;
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	/* unless unfollow() or promote() changed the role meanwhile */
-	replkafka_roles_lock(p, &role, &generation);
+
+	/*
+	 * Unless unfollow() or promote() changed the role meanwhile; a role
+	 * change under way (its row locked) is left to go on, and the partition
+	 * is tried again after it.
+	 */
+	if (!replkafka_roles_try_lock(p, &role, &generation))
+		role = REPLKAFKA_ROLE_OFFLINE;
 	if (role == REPLKAFKA_ROLE_REPLICA)
 	{
 		replkafka_catalog_request_bootstrap(p, NULL, true);
@@ -1892,7 +1904,11 @@ apply_retry_partitions(void)
 						   rd_kafka_err2str(err)),
 					errdetail("The worker restarts and applies its partitions from their checkpoints."));
 		/* its checkpoint did not move while it waited */
-		apply_load_partition(p);
+		if (!apply_load_partition(p))
+		{
+			apply_unassign(p);
+			continue;
+		}
 		Assert(ap->next_offset == offset);
 	}
 }

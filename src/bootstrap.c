@@ -436,6 +436,7 @@ bootstrap_partition(int partition)
 	if (rebuild)
 	{
 		replkafka_set_phase(partition, REPLKAFKA_PHASE_DROPPING_ROWS);
+		replkafka_partition_rows_check_references();
 		replkafka_partition_drop_rows(partition);
 	}
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_COPYING);
@@ -549,14 +550,12 @@ bootstrap_find_source(int partition)
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
-			/* the bootstrap cancelled, or the worker told to stop */
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			{
-				replkafka_peer_close(conn);
-				PG_RE_THROW();
-			}
 			FlushErrorState();
+			/* unless the bootstrap itself is what stopped */
+			replkafka_peer_close(conn);
+			conn = NULL;
+			CHECK_FOR_INTERRUPTS();
+			bootstrap_check_wanted();
 			ereport(LOG,
 					errmsg("node \"%s\" cannot be the source of partition %d: %s",
 						   e->node_name, partition, edata->message));

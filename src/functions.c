@@ -887,6 +887,24 @@ set_replica_role(int32 partition, ReplkafkaRole to)
 }
 
 /*
+ * Wait for the apply worker to let go of partition, which it may still
+ * apply a batch of after unfollow() (it looks at roles between batches):
+ * the caller is about to read or drop its rows.
+ */
+static void
+wait_partition_released(int32 partition)
+{
+	if (!replkafka_partition_wait_released(partition,
+										   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																	   replkafka_request_timeout)))
+		ereport(ERROR,
+				errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				errmsg("an apply worker still applies partition %d", partition),
+				errdetail("It stops once it is done with the transactions it fetched."),
+				errhint("Try again."));
+}
+
+/*
  * Have partition bootstrapped from source (NULL: a peer the node finds),
  * its local rows replaced if rebuild: the partition becomes bootstrapping
  * when the transaction commits, and a bootstrap worker copies it.
@@ -953,6 +971,7 @@ replkafka_follow(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("node \"%s\" is already bootstrapping partition %d",
 					   replkafka_node_name, partition));
+	wait_partition_released(partition);
 	table = replkafka_partition_rows_table(partition);
 	if (table)
 		ereport(ERROR,
@@ -1038,6 +1057,7 @@ replkafka_drop_partition(PG_FUNCTION_ARGS)
 				errdetail("Only the rows of a partition the node no longer holds can be dropped."),
 				errhint("Stop applying it first with replkafka.unfollow(%d).", partition));
 
+	wait_partition_released(partition);
 	replkafka_partition_rows_check_references();
 	replkafka_do_not_replicate(true);
 	PG_TRY();

@@ -24,6 +24,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
@@ -157,6 +158,8 @@ replkafka_peer_connect(const char *conninfo, bool replication,
 	vals[n++] = "10";
 	keys[n] = "keepalives_count";
 	vals[n++] = "3";
+	keys[n] = "tcp_user_timeout";
+	vals[n++] = "60000";
 	keys[n] = NULL;
 	vals[n] = NULL;
 
@@ -204,7 +207,8 @@ replkafka_peer_close(PGconn *conn)
 {
 	if (conn == NULL)
 		return;
-	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+	/* not on the way out: a cancel waits for the peer's host, unbounded */
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE && !proc_exit_inprogress)
 	{
 		PGcancel   *cancel = PQgetCancel(conn);
 		char		errbuf[256];
@@ -250,6 +254,7 @@ replkafka_peer_check_conninfo(const char *conninfo)
 		if (strcmp(o->keyword, "password") == 0)
 			password = true;
 		else if (strcmp(o->keyword, "passfile") == 0 ||
+				 strcmp(o->keyword, "service") == 0 ||
 				 strcmp(o->keyword, "sslcert") == 0 ||
 				 strcmp(o->keyword, "sslkey") == 0 ||
 				 strcmp(o->keyword, "sslpassword") == 0)

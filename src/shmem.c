@@ -25,6 +25,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/wait_event.h"
 
 #include "message.h"
 #include "settings.h"
@@ -425,20 +426,57 @@ replkafka_partition_release_bootstrap(int partition, bool failed,
 
 /*
  * The calling apply worker begins (applying) or stops applying partition.
+ * It may not begin while the partition is being bootstrapped, whatever
+ * role it read before: false then.
  */
-void
+bool
 replkafka_partition_set_applying(int partition, bool applying)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	bool		ok = true;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (applying)
+	if (!applying)
+	{
+		if (part->applying_pid == MyProcPid)
+			part->applying_pid = 0;
+	}
+	else if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING || part->bootstrap_pid != 0)
+		ok = false;
+	else
 		part->applying_pid = MyProcPid;
-	else if (part->applying_pid == MyProcPid)
-		part->applying_pid = 0;
 	LWLockRelease(replkafka_shared->lock);
 	if (!applying)
 		replkafka_wake_bootstrap_workers();
+	return ok;
+}
+
+/*
+ * Wait, until deadline, for the apply workers to let go of partition,
+ * whose role the caller changed (the workers see it between two
+ * transactions); false if one still applies it then.
+ */
+bool
+replkafka_partition_wait_released(int partition, TimestampTz deadline)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+
+	for (;;)
+	{
+		int			pid;
+
+		LWLockAcquire(replkafka_shared->lock, LW_SHARED);
+		pid = part->applying_pid;
+		LWLockRelease(replkafka_shared->lock);
+		if (pid == 0)
+			return true;
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*

@@ -415,7 +415,9 @@ extern void replkafka_partition_report_retry(int partition,
 											 const char *sqlstate,
 											 const char *message,
 											 int delay_ms);
-extern void replkafka_partition_set_applying(int partition, bool applying);
+extern bool replkafka_partition_set_applying(int partition, bool applying);
+extern bool replkafka_partition_wait_released(int partition,
+											  TimestampTz deadline);
 extern void replkafka_shmem_release_applying(int pid);
 extern void replkafka_partition_stop_applying(int partition,
 											  const char *sqlstate,
