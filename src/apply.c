@@ -327,12 +327,7 @@ replkafka_apply_main(Datum main_arg)
 							 REPLKAFKA_APPLY_SLOT(worker_index));
 	before_shmem_exit(apply_exit, (Datum) 0);
 
-	/* Like PostgreSQL's apply workers: no fence, no user search path. */
-	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
-	/* Values come in the forms the shipper writes (doc/protocol.md). */
-	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	replkafka_worker_write_as_replica();
 
 	ApplyContext = AllocSetContextCreate(TopMemoryContext, "replkafka apply",
 										 ALLOCSET_DEFAULT_SIZES);

@@ -183,6 +183,9 @@ static void bootstrap_exit(int code, Datum arg);
 static void bootstrap_attempt(int partition);
 static void bootstrap_partition(int partition);
 static char *bootstrap_find_source(int partition);
+static List *bootstrap_check_peer(PGconn *conn, int partition,
+								  const char *peer, const char *topic,
+								  int partitions, SourceState *st);
 static void bootstrap_source_state(PGconn *conn, int partition,
 								   SourceState *st);
 static void bootstrap_check_state(const SourceState *st, int partition,
@@ -257,11 +260,7 @@ replkafka_bootstrap_main(Datum main_arg)
 							 REPLKAFKA_BOOTSTRAP_SLOT(worker_index));
 	before_shmem_exit(bootstrap_exit, (Datum) 0);
 
-	/* As the apply workers: no fence, no user search path, ISO values. */
-	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	replkafka_worker_write_as_replica();
 	/* what it copies and drops is no change of the cluster's data */
 	replkafka_do_not_replicate(true);
 
@@ -406,10 +405,8 @@ bootstrap_partition(int partition)
 	/* 1. the source, and what it holds */
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_CONNECTING);
 	source_conn = replkafka_peer_connect(source, true, "replkafka bootstrap");
-	bootstrap_source_state(source_conn, partition, &st);
-	bootstrap_check_state(&st, partition, peer, topic_name, npartitions);
-	tables = bootstrap_source_tables(source_conn);
-	bootstrap_match_tables(tables, peer);
+	tables = bootstrap_check_peer(source_conn, partition, peer, topic_name,
+								  npartitions, &st);
 
 	/* 2. its snapshot, and its catalog of the partition in it */
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_TAKING_SNAPSHOT);
@@ -443,8 +440,7 @@ bootstrap_partition(int partition)
 	copy_rows = copy_bytes = 0;
 	foreach(lc, tables)
 		bootstrap_copy_table(source_conn, lfirst(lc), partition);
-	PQclear(replkafka_peer_query(source_conn, "COMMIT", 0, NULL,
-								 PGRES_COMMAND_OK));
+	PQclear(replkafka_peer_query(source_conn, "COMMIT", PGRES_COMMAND_OK));
 
 	/* 4. where the snapshot stands in the log */
 	replkafka_set_phase(partition, REPLKAFKA_PHASE_FINDING_POSITION);
@@ -496,10 +492,8 @@ replkafka_bootstrap_check_source(const char *conninfo, int partition)
 					errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 					errmsg("password is required"),
 					errdetail("Non-superusers must give a password in the source's connection string."));
-		bootstrap_source_state(conn, partition, &st);
-		bootstrap_check_state(&st, partition, peer, replkafka_topic,
-							  replkafka_cluster_partitions());
-		bootstrap_match_tables(bootstrap_source_tables(conn), peer);
+		(void) bootstrap_check_peer(conn, partition, peer, replkafka_topic,
+									replkafka_cluster_partitions(), &st);
 	}
 	PG_FINALLY();
 	{
@@ -585,6 +579,24 @@ bootstrap_find_source(int partition)
 }
 
 /*
+ * Ask the peer on conn about itself and partition (*st), and fail unless
+ * it can be a source of the partition for this cluster (topic, P) with
+ * the same replicated tables; returns its tables, matched to this node's.
+ */
+static List *
+bootstrap_check_peer(PGconn *conn, int partition, const char *peer,
+					 const char *topic, int partitions, SourceState *st)
+{
+	List	   *tables;
+
+	bootstrap_source_state(conn, partition, st);
+	bootstrap_check_state(st, partition, peer, topic, partitions);
+	tables = bootstrap_source_tables(conn);
+	bootstrap_match_tables(tables, peer);
+	return tables;
+}
+
+/*
  * Ask the source about itself and partition.
  */
 static void
@@ -597,7 +609,7 @@ bootstrap_source_state(PGconn *conn, int partition, SourceState *st)
 	sql = psprintf("SELECT node_name, topic, partitions, role, generation,"
 				   " stale, history_end, shipped_lsn, last_error, applied_offset"
 				   " FROM replkafka.peer_state(%d)", partition);
-	res = replkafka_peer_query(conn, sql, 0, NULL, PGRES_TUPLES_OK);
+	res = replkafka_peer_query(conn, sql, PGRES_TUPLES_OK);
 	if (PQntuples(res) != 1 || PQnfields(res) != 10)
 	{
 		PQclear(res);
@@ -687,8 +699,7 @@ bootstrap_source_tables(PGconn *conn)
 							   " AND a.attgenerated OPERATOR(pg_catalog.=) ''"
 							   " JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid"
 							   " JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) ty.typnamespace"
-							   " ORDER BY 1, 2, pg_catalog.array_position(t.key_attnums, a.attnum), a.attnum",
-							   0, NULL, PGRES_TUPLES_OK);
+							   " ORDER BY 1, 2, pg_catalog.array_position(t.key_attnums, a.attnum), a.attnum", PGRES_TUPLES_OK);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		char	   *schema = PQgetvalue(res, i, 0);
@@ -877,8 +888,7 @@ bootstrap_begin_snapshot(PGconn *conn, int partition, ReplkafkaRole role)
 	XLogRecPtr	consistent;
 	char	   *sql;
 
-	PQclear(replkafka_peer_query(conn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ",
-								 0, NULL, PGRES_COMMAND_OK));
+	PQclear(replkafka_peer_query(conn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", PGRES_COMMAND_OK));
 	if (role != REPLKAFKA_ROLE_PRIMARY)
 		return InvalidXLogRecPtr;
 
@@ -891,7 +901,7 @@ bootstrap_begin_snapshot(PGconn *conn, int partition, ReplkafkaRole role)
 				   hash_bytes((const unsigned char *) replkafka_node_name,
 							  strlen(replkafka_node_name)),
 				   partition, MyProcPid, ++attempts);
-	res = replkafka_peer_query(conn, sql, 0, NULL, PGRES_TUPLES_OK);
+	res = replkafka_peer_query(conn, sql, PGRES_TUPLES_OK);
 	if (PQntuples(res) != 1 || PQnfields(res) < 2)
 	{
 		PQclear(res);
@@ -924,8 +934,7 @@ bootstrap_read_snapshot(PGconn *conn, int partition, SourceSnapshot *snap)
 										" LEFT JOIN replkafka.producer_checkpoints pc"
 										" ON pc.partition OPERATOR(pg_catalog.=) r.partition"
 										" WHERE r.partition OPERATOR(pg_catalog.=) %d",
-										partition),
-							   0, NULL, PGRES_TUPLES_OK);
+										partition), PGRES_TUPLES_OK);
 	if (PQntuples(res) != 1)
 	{
 		PQclear(res);
@@ -960,8 +969,7 @@ bootstrap_read_snapshot(PGconn *conn, int partition, SourceSnapshot *snap)
 							   psprintf("SELECT generation, node_name, kafka_offset, started_at"
 										" FROM replkafka.generations"
 										" WHERE partition OPERATOR(pg_catalog.=) %d"
-										" ORDER BY generation", partition),
-							   0, NULL, PGRES_TUPLES_OK);
+										" ORDER BY generation", partition), PGRES_TUPLES_OK);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		SourceGeneration *g = palloc(sizeof(SourceGeneration));

@@ -242,8 +242,7 @@ directory_ask_node(const ReplkafkaDirectoryEntry *e, ReturnSetInfo *rsinfo)
 
 		res = replkafka_peer_query(conn,
 								   "SELECT partition, role FROM replkafka.partitions"
-								   " ORDER BY partition",
-								   0, NULL, PGRES_TUPLES_OK);
+								   " ORDER BY partition", PGRES_TUPLES_OK);
 		for (int i = 0; i < PQntuples(res); i++)
 		{
 			Datum		values[4];

@@ -89,6 +89,7 @@ static void partition_progress(const ReplkafkaPartition *part,
 static char *partition_error(int p, const ReplkafkaPartition *part,
 							 const ReplkafkaProgress *pr,
 							 const char **sqlstate);
+static double interval_ms(const Interval *interval);
 static int	interval_to_ms(Interval *interval);
 static void set_replica_role(int32 partition, ReplkafkaRole to);
 
@@ -119,6 +120,17 @@ check_node_configured(void)
 }
 
 /*
+ * An interval in milliseconds, a month counting DAYS_PER_MONTH days.
+ */
+static double
+interval_ms(const Interval *interval)
+{
+	return (interval->time / 1000.0) +
+		((double) interval->day * SECS_PER_DAY +
+		 (double) interval->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000.0;
+}
+
+/*
  * The retention argument of create_cluster(), an interval or its text
  * ("infinity" too, which PostgreSQL 15's interval lacks), in milliseconds;
  * -1 for infinity.
@@ -143,9 +155,7 @@ retention_to_ms(FunctionCallInfo fcinfo, int argno)
 	else
 		interval = PG_GETARG_INTERVAL_P(argno);
 
-	ms = (interval->time / 1000.0) +
-		((double) interval->day * SECS_PER_DAY +
-		 (double) interval->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000.0;
+	ms = interval_ms(interval);
 	if (ms < 1)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -764,11 +774,8 @@ check_partition_number(int partition, int partitions)
 static int
 interval_to_ms(Interval *interval)
 {
-	double		ms;
+	double		ms = interval_ms(interval);
 
-	ms = (interval->time / 1000.0) +
-		((double) interval->day * SECS_PER_DAY +
-		 (double) interval->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000.0;
 	if (ms <= 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -905,18 +912,30 @@ wait_partition_released(int32 partition)
 }
 
 /*
- * Have partition bootstrapped from source (NULL: a peer the node finds),
- * its local rows replaced if rebuild: the partition becomes bootstrapping
- * when the transaction commits, and a bootstrap worker copies it.
+ * Fail if partition, whose role the caller locked, is being bootstrapped.
  */
 static void
-request_bootstrap(int32 partition, const char *source, bool rebuild)
+check_not_bootstrapping(int32 partition, ReplkafkaRole role)
 {
-	uint32		generation;
+	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("node \"%s\" is already bootstrapping partition %d",
+					   replkafka_node_name, partition));
+}
 
+/*
+ * Have partition bootstrapped from source (NULL: a peer the node finds),
+ * its local rows replaced if rebuild: the partition becomes bootstrapping
+ * when the transaction commits, and a bootstrap worker copies it.  The
+ * caller locked its role (lock_partition_role()), in generation.
+ */
+static void
+request_bootstrap(int32 partition, uint32 generation, const char *source,
+				  bool rebuild)
+{
 	if (source)
 		replkafka_bootstrap_check_source(source, partition);
-	(void) lock_partition_role(partition, &generation);
 	replkafka_catalog_request_bootstrap(partition, source, rebuild);
 	replkafka_catalog_set_role(partition, REPLKAFKA_ROLE_BOOTSTRAPPING,
 							   generation, NULL, NULL);
@@ -966,11 +985,7 @@ replkafka_follow(PG_FUNCTION_ARGS)
 				errmsg("node \"%s\" is already replica of partition %d",
 					   replkafka_node_name, partition),
 				errhint("To copy the partition again, call replkafka.rebuild(%d).", partition));
-	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is already bootstrapping partition %d",
-					   replkafka_node_name, partition));
+	check_not_bootstrapping(partition, role);
 	wait_partition_released(partition);
 	table = replkafka_partition_rows_table(partition);
 	if (table)
@@ -982,7 +997,8 @@ replkafka_follow(PG_FUNCTION_ARGS)
 						  table),
 				errhint("To replace them with the source's, call replkafka.rebuild(%d, source => ...); to delete them, replkafka.drop_partition(%d).",
 						partition, partition));
-	request_bootstrap(partition, text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
+	request_bootstrap(partition, generation,
+					  text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
 	PG_RETURN_VOID();
 }
 
@@ -1021,12 +1037,8 @@ replkafka_rebuild(PG_FUNCTION_ARGS)
 				errmsg("partition cannot be null"));
 	partition = PG_GETARG_INT32(0);
 	role = lock_partition_role(partition, &generation);
-	if (role == REPLKAFKA_ROLE_BOOTSTRAPPING)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("node \"%s\" is already bootstrapping partition %d",
-					   replkafka_node_name, partition));
-	request_bootstrap(partition,
+	check_not_bootstrapping(partition, role);
+	request_bootstrap(partition, generation,
 					  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 					  true);
 	PG_RETURN_VOID();

@@ -275,24 +275,17 @@ replkafka_peer_check_conninfo(const char *conninfo)
 }
 
 /*
- * Run sql on the peer with text parameters ($1...); the result must have
- * status expected.  The caller PQclear()s it.
+ * Run sql on the peer, in the simple query protocol (a replication
+ * connection takes no other); the result must have status expected.  The
+ * caller PQclear()s it.
  */
 PGresult *
-replkafka_peer_query(PGconn *conn, const char *sql, int nparams,
-					 const char *const *params, ExecStatusType expected)
+replkafka_peer_query(PGconn *conn, const char *sql, ExecStatusType expected)
 {
 	PGresult   *res = NULL;
 	PGresult   *last = NULL;
-	int			sent;
 
-	/* a replication connection takes no extended-protocol query */
-	if (nparams == 0)
-		sent = PQsendQuery(conn, sql);
-	else
-		sent = PQsendQueryParams(conn, sql, nparams, NULL, params, NULL,
-								 NULL, 0);
-	if (!sent)
+	if (!PQsendQuery(conn, sql))
 		peer_report(conn, NULL, "to take a query");
 
 	for (;;)
@@ -327,7 +320,7 @@ replkafka_peer_query(PGconn *conn, const char *sql, int nparams,
 void
 replkafka_peer_copy_begin(PGconn *conn, const char *sql)
 {
-	PQclear(replkafka_peer_query(conn, sql, 0, NULL, PGRES_COPY_OUT));
+	PQclear(replkafka_peer_query(conn, sql, PGRES_COPY_OUT));
 }
 
 /*

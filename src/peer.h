@@ -28,7 +28,6 @@ extern PGconn *replkafka_peer_connect(const char *conninfo, bool replication,
 extern void replkafka_peer_close(PGconn *conn);
 extern void replkafka_peer_check_conninfo(const char *conninfo);
 extern PGresult *replkafka_peer_query(PGconn *conn, const char *sql,
-									  int nparams, const char *const *params,
 									  ExecStatusType expected);
 extern void replkafka_peer_copy_begin(PGconn *conn, const char *sql);
 extern int	replkafka_peer_copy_read(PGconn *conn, char **buf, int stall_ms);

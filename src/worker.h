@@ -20,6 +20,7 @@
 extern void replkafka_worker_register(const char *type, const char *function,
 									  int index);
 extern void replkafka_worker_connect(const char *appname, int slot);
+extern void replkafka_worker_write_as_replica(void);
 extern void replkafka_worker_wait_for_cluster(char **topic, int *npartitions);
 extern void replkafka_worker_running(void);
 extern const char *replkafka_worker_state_name(ReplkafkaWorkerState state);
