@@ -120,10 +120,23 @@
 /* Longest wait for the consumer to move to the offset a retry starts at. */
 #define APPLY_SEEK_TIMEOUT_MS	10000
 
+/*
+ * Least time between two changes of the consumer's assignment (200 ms).
+ * Each change stops the fetchers of the partitions it replaces, and
+ * librdkafka 2.0 fails an assertion (aborting the server process) if the
+ * next change stops a partition again before the first stop completed,
+ * which takes the consumer's threads a moment: role changes in quick
+ * succession (follow() of one partition after another) are gathered into
+ * one change instead.
+ */
+#define APPLY_ASSIGN_INTERVAL_MS	200
+
 /* What a worker knows of one partition. */
 typedef struct ApplyPartition
 {
 	bool		assigned;		/* this worker applies it */
+	bool		positioned;		/* ...and the consumer reads it from
+								 * next_offset */
 	bool		stopped;		/* in error: no longer consumed */
 	bool		retrying;		/* waits to be tried again: its records are
 								 * ignored until then */
@@ -269,6 +282,10 @@ static int	npartitions = 0;
 static ApplyPartition *parts = NULL;
 static ReplkafkaRole *roles_seen = NULL;
 static rd_kafka_t *consumer = NULL;
+
+/* When the consumer's assignment last changed, and whether it is due to. */
+static TimestampTz assigned_at = 0;
+static bool assign_pending = false;
 
 /*
  * The worker exits at once (to remove a temporary file it cannot close):
@@ -467,6 +484,7 @@ apply_load_partition(int p)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ap->assigned = true;
+	ap->positioned = false;
 
 	replkafka_partition_report_taken_up(p, ap->rules.generation,
 										ap->next_offset, ap->rules.last_scn,
@@ -527,8 +545,15 @@ apply_refresh_assignment(bool force)
 			changed = true;
 		}
 	}
-	if (!changed)
+	if (!changed && !assign_pending)
 		return;
+	if (!TimestampDifferenceExceeds(assigned_at, GetCurrentTimestamp(),
+									APPLY_ASSIGN_INTERVAL_MS))
+	{
+		/* the records of a partition not positioned yet are ignored */
+		assign_pending = true;
+		return;
+	}
 
 	list = rd_kafka_topic_partition_list_new(npartitions);
 	for (int p = 0; p < npartitions; p++)
@@ -538,9 +563,12 @@ apply_refresh_assignment(bool force)
 		if (!ap->assigned || ap->stopped)
 			continue;
 		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset = ap->next_offset;
+		ap->positioned = true;
 	}
 	err = rd_kafka_assign(consumer, list);
 	rd_kafka_topic_partition_list_destroy(list);
+	assigned_at = GetCurrentTimestamp();
+	assign_pending = false;
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
 				errcode(ERRCODE_CONNECTION_FAILURE),
@@ -600,7 +628,7 @@ apply_handle_message(rd_kafka_message_t *msg)
 	if (p < 0 || p >= npartitions)
 		return;
 	ap = &parts[p];
-	if (!ap->assigned || ap->stopped || ap->retrying ||
+	if (!ap->assigned || !ap->positioned || ap->stopped || ap->retrying ||
 		msg->offset < ap->next_offset)
 		return;
 	/* fetched before this node became primary: its own records now */
@@ -1941,6 +1969,12 @@ apply_naptime(void)
 {
 	long		wait_ms = APPLY_NAPTIME_MS;
 	TimestampTz now = GetCurrentTimestamp();
+
+	if (assign_pending)
+		wait_ms = Min(wait_ms,
+					  TimestampDifferenceMilliseconds(now,
+													  TimestampTzPlusMilliseconds(assigned_at,
+																				  APPLY_ASSIGN_INTERVAL_MS)));
 
 	for (int p = 0; p < npartitions; p++)
 	{

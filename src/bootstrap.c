@@ -7,16 +7,19 @@
  *
  * follow(p, source) and rebuild(p) put partition p in role bootstrapping
  * and record where to copy it from (replkafka.bootstraps).  Each of the
- * replkafka.max_bootstraps workers takes up one such partition at a time,
- * so that partitions are copied in parallel up to that limit, and copies
- * it in one local transaction:
+ * replkafka.max_bootstraps workers takes up such a partition, with the
+ * others due whose bootstrap names the same source (its share of them,
+ * so that the workers copy in parallel up to that limit): a group, whose
+ * rows are read together, each table once, in one snapshot of the source,
+ * as a new node's copy of many partitions comes from few peers.  It copies
+ * the group in one local transaction:
  *
  *	1. It connects to the source (a logical replication connection, which
  *	   can create a slot and run SQL) and checks it: a member of this
  *	   cluster, primary or replica of p and not in error, and holding the
  *	   same replicated tables with the same columns and keys.
  *	2. It takes a snapshot of the source, in a REPEATABLE READ transaction
- *	   there, and reads the source's catalog of p in it.
+ *	   there, and reads the source's catalog of each partition p in it.
  *	   - From a replica, the snapshot holds the rows and the consumer
  *		 checkpoint that goes with them, updated by the same transactions:
  *		 the copy starts right after that checkpoint's offset.
@@ -35,21 +38,26 @@
  *		 of the copied rows are not part of the cluster's history), and the
  *		 source must not have left any of them out of Kafka for the same
  *		 reason.
- *	3. It copies each table's rows of p with COPY (binary where every
- *	   column's type is built in, whose binary form names no OID), into
- *	   the local tables as their owners, marked not to be replicated, and
- *	   (for a rebuild) after dropping the local rows of p in the same
- *	   transaction.
+ *	3. It copies each table's rows of the group's partitions with one
+ *	   COPY (binary where every column's type is built in, whose binary
+ *	   form names no OID; with no filter when the group is every
+ *	   partition), into the local tables as their owners, marked not to be
+ *	   replicated, and (for a rebuild) after dropping the local rows of
+ *	   those partitions in the same transaction.
  *	4. It records the position as the consumer checkpoint, with the
  *	   generations the source knows, and makes p a replica; the apply
  *	   worker takes it up from the checkpoint.  Kafka must still hold the
  *	   record after it.
  *
- * A failure anywhere rolls the local transaction back, leaving nothing
- * half-copied, and the partition is tried again after a pause that grows
- * with each failure, showing the last error meanwhile; unfollow() stops
- * that.  A crash of this node does the same: the partition is still
- * bootstrapping when it starts again.
+ * A partition that cannot come from the source (step 1, or its catalog in
+ * the snapshot) leaves the group before any row is copied.  A failure
+ * anywhere later rolls the local transaction back, leaving nothing
+ * half-copied, and the partitions are tried again after a pause that
+ * grows with each failure, showing the last error meanwhile; unfollow()
+ * stops that.  When the failure is one partition's (its place in the log
+ * not found, or unfollow()), the others are tried again at once without
+ * it, and it is copied on its own from then on.  A crash of this node does
+ * the same: the partitions are still bootstrapping when it starts again.
  *
  * Worker 0 also publishes this node's replkafka.node_conninfo to the
  * cluster (directory.c), so that a bootstrap without a source finds one.
@@ -114,6 +122,13 @@
 /* How often a primary source is asked how far it shipped (100ms). */
 #define BOOTSTRAP_POLL_MS			100
 
+/*
+ * How long a group waits for the apply workers to let go of its
+ * partitions (1s), and how often it looks (10ms).
+ */
+#define BOOTSTRAP_GATHER_MS			1000
+#define BOOTSTRAP_GATHER_POLL_MS	10
+
 /* How often the progress of a copy is published (250ms). */
 #define BOOTSTRAP_PROGRESS_MS		250
 
@@ -140,7 +155,7 @@ typedef struct SourceColumn
 	char	   *typnsp;			/* the type's schema and name */
 	char	   *typname;
 	int32		typmod;
-}			SourceColumn;
+} SourceColumn;
 
 /* A replicated table of the source, and the local table it matches. */
 typedef struct SourceTable
@@ -177,11 +192,41 @@ typedef struct SourceSnapshot
 	List	   *generations;	/* of SourceGeneration */
 } SourceSnapshot;
 
+/* A partition being bootstrapped, and what its source says of it. */
+typedef struct BootstrapPart
+{
+	int			partition;
+	bool		rebuild;		/* drop this node's rows of it first */
+	SourceState st;
+	SourceSnapshot snap;
+	bool		has_position;	/* where the copy stands in the log... */
+	ReplkafkaConsumerCheckpoint pos;	/* ...(none: at its start) */
+} BootstrapPart;
+
+/* A check of a partition of a group against its source, before the copy. */
+typedef void (*BootstrapCheck) (PGconn *conn, BootstrapPart *bp,
+								const char *peer, bool found);
+
 PGDLLEXPORT void replkafka_bootstrap_main(Datum main_arg);
 
 static void bootstrap_exit(int code, Datum arg);
-static void bootstrap_attempt(int partition);
-static void bootstrap_partition(int partition);
+static void bootstrap_attempt(int first, bool alone);
+static void bootstrap_release_all(ReplkafkaBootstrapOutcome outcome,
+								  ReplkafkaBootstrapOutcome culprit_outcome,
+								  const char *sqlstate, const char *message);
+static bool bootstrap_same_source(const ReplkafkaBootstrapRequest *r,
+								  const char *source);
+static BootstrapPart *bootstrap_new_part(int partition, bool rebuild);
+static List *bootstrap_claim_group(int first, bool alone, char **source);
+static void bootstrap_group(int first, bool alone);
+static bool bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
+						  const char *peer, bool found, bool explicit);
+static void bootstrap_check_source_of(PGconn *conn, BootstrapPart *bp,
+									  const char *peer, bool found);
+static void bootstrap_check_snapshot_of(PGconn *conn, BootstrapPart *bp,
+										const char *peer, bool found);
+static void bootstrap_set_phase(List *parts, ReplkafkaPhase phase);
+static void bootstrap_report_copy(void);
 static char *bootstrap_find_source(int partition);
 static List *bootstrap_check_peer(PGconn *conn, int partition,
 								  const char *peer, const char *topic,
@@ -197,21 +242,17 @@ static SourceTable *bootstrap_find_table(List *tables, const char *schema,
 static void bootstrap_match_tables(List *tables, const char *peer);
 static void bootstrap_match_table(SourceTable *t, const char *peer);
 static XLogRecPtr bootstrap_begin_snapshot(PGconn *conn, int partition,
-										   ReplkafkaRole role);
+										   bool slot);
 static void bootstrap_read_snapshot(PGconn *conn, int partition,
 									SourceSnapshot *snap);
 static void bootstrap_copy_table(PGconn *conn, const SourceTable *t,
-								 int partition);
+								 List *parts);
 static int	bootstrap_copy_read(void *outbuf, int minread, int maxread);
 static void bootstrap_check_wanted(void);
-static void bootstrap_primary_position(PGconn *conn, int partition,
-									   const SourceState *st,
-									   const SourceSnapshot *snap,
-									   XLogRecPtr consistent,
-									   ReplkafkaConsumerCheckpoint *pos);
-static void bootstrap_finish(int partition, const SourceSnapshot *snap,
-							 bool has_position,
-							 const ReplkafkaConsumerCheckpoint *pos);
+static void bootstrap_cancelled(int partition, ReplkafkaRole role);
+static void bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
+									   XLogRecPtr consistent);
+static void bootstrap_finish(const BootstrapPart *bp);
 static void bootstrap_check_retention(int partition, int64 next);
 static XLogRecPtr bootstrap_lsn(const char *text);
 static char *bootstrap_value(PGresult *res, int row, int col);
@@ -222,17 +263,27 @@ static char *topic_name = NULL;
 static int	npartitions = 0;
 static rd_kafka_t *consumer = NULL;
 
-/* The partition being bootstrapped, -1 if none. */
-static int	current_partition = -1;
+/*
+ * The partitions this process claimed, copied together from one source
+ * (in TopMemoryContext, so that a failure can still let go of them).
+ */
+static int *claimed = NULL;
+static int	nclaimed = 0;
+
+/*
+ * The partition of the group a failure is its own (-1: the whole group's),
+ * and whether that failure was its cancellation.
+ */
+static int	culprit = -1;
+static bool cancelled = false;
 
 /* The connection to the source, and the COPY being read from it. */
 static PGconn *source_conn = NULL;
-static int	copy_partition = -1;
 static char *copy_buf = NULL;	/* what PQgetCopyData() gave, not yet used */
 static int	copy_len = 0;
 static int	copy_pos = 0;
 static bool copy_done = false;
-static int64 copy_rows = 0;		/* rows copied of the partition so far */
+static int64 copy_rows = 0;		/* rows copied of the group so far */
 static int64 copy_bytes = 0;
 static TimestampTz copy_published = 0;
 
@@ -266,18 +317,20 @@ replkafka_bootstrap_main(Datum main_arg)
 
 	replkafka_shmem_set_bootstrap_latch(worker_index, MyLatch);
 	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
+	claimed = MemoryContextAlloc(TopMemoryContext, npartitions * sizeof(int));
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	replkafka_worker_running();
 
 	for (;;)
 	{
 		int			partition;
+		bool		alone;
 
 		if (worker_index == 0)
 			replkafka_directory_publish(topic_name);
-		while ((partition = replkafka_partition_claim_bootstrap()) >= 0)
+		while ((partition = replkafka_partition_claim_bootstrap(&alone)) >= 0)
 		{
-			bootstrap_attempt(partition);
+			bootstrap_attempt(partition, alone);
 			CHECK_FOR_INTERRUPTS();
 			replkafka_worker_reload_config(consumer);
 		}
@@ -290,7 +343,7 @@ replkafka_bootstrap_main(Datum main_arg)
 
 /*
  * On exit: the source's session ends (its slot goes with it), and the
- * partition being copied waits for another worker.
+ * partitions being copied wait for another worker.
  */
 static void
 bootstrap_exit(int code, Datum arg)
@@ -309,25 +362,31 @@ bootstrap_exit(int code, Datum arg)
 }
 
 /*
- * Bootstrap partition once; on failure, roll back, show why, and let it be
- * tried again later.
+ * Bootstrap partition first, with the others due that come from the same
+ * source, once; on failure, roll back, show why, and let them be tried
+ * again later.  alone: first failed in a group, and is copied on its own.
  */
 static void
-bootstrap_attempt(int partition)
+bootstrap_attempt(int first, bool alone)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	current_partition = partition;
+	claimed[0] = first;
+	nclaimed = 1;
+	culprit = -1;
+	cancelled = false;
 	replkafka_peer_wait_check = bootstrap_check_wanted;
 	PG_TRY();
 	{
-		bootstrap_partition(partition);
-		replkafka_partition_release_bootstrap(partition, false, NULL, NULL);
+		bootstrap_group(first, alone);
+		bootstrap_release_all(REPLKAFKA_BOOTSTRAP_DONE, REPLKAFKA_BOOTSTRAP_DONE,
+							  NULL, NULL);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 		char		msg[REPLKAFKA_ERROR_LEN];
+		bool		group = nclaimed > 1;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -339,134 +398,455 @@ bootstrap_attempt(int partition)
 
 		replkafka_peer_close(source_conn);
 		source_conn = NULL;
-		copy_partition = -1;
 		if (copy_buf)
 			PQfreemem(copy_buf);
 		copy_buf = NULL;
 		snprintf(msg, sizeof(msg), "bootstrap failed: %s", edata->message);
 		msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
-		replkafka_partition_release_bootstrap(partition, true,
-											  unpack_sql_state(edata->sqlerrcode),
-											  msg);
+
+		/*
+		 * A failure of one partition of a group (cancelled, or its place in
+		 * the log not found) lets the others be copied again at once, without
+		 * it; it is copied on its own from then on, so that it fails alone.
+		 */
+		if (culprit >= 0 && group)
+			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_LEFT,
+								  cancelled ? REPLKAFKA_BOOTSTRAP_LEFT :
+								  REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
+								  unpack_sql_state(edata->sqlerrcode), msg);
+		else
+			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_FAILED,
+								  REPLKAFKA_BOOTSTRAP_FAILED,
+								  unpack_sql_state(edata->sqlerrcode), msg);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	replkafka_peer_wait_check = NULL;
-	current_partition = -1;
 	MemoryContextSwitchTo(cxt);
 }
 
 /*
- * Fail if the partition being bootstrapped no longer is (unfollow()): the
+ * Let go of the partitions claimed: the culprit of a failure with
+ * culprit_outcome, the others with outcome.
+ */
+static void
+bootstrap_release_all(ReplkafkaBootstrapOutcome outcome,
+					  ReplkafkaBootstrapOutcome culprit_outcome,
+					  const char *sqlstate, const char *message)
+{
+	for (int i = 0; i < nclaimed; i++)
+		replkafka_partition_release_bootstrap(claimed[i],
+											  claimed[i] == culprit ?
+											  culprit_outcome : outcome,
+											  sqlstate, message);
+	nclaimed = 0;
+	culprit = -1;
+}
+
+/*
+ * Fail if a partition being bootstrapped no longer is (unfollow()): the
  * bootstrap stops wherever it waits.
  */
 static void
 bootstrap_check_wanted(void)
 {
-	if (current_partition >= 0 &&
-		!replkafka_partition_still_bootstrapping(current_partition))
-		ereport(ERROR,
-				errcode(ERRCODE_QUERY_CANCELED),
-				errmsg("bootstrap of partition %d was cancelled", current_partition));
+	for (int i = 0; i < nclaimed; i++)
+	{
+		if (!replkafka_partition_still_bootstrapping(claimed[i]))
+			bootstrap_cancelled(claimed[i], REPLKAFKA_ROLE_BOOTSTRAPPING);
+	}
 }
 
 /*
- * Copy partition from its source and make this node its replica: the
- * steps of the file's header comment, in one local transaction.
+ * The bootstrap of partition was cancelled (role: what the node is now, if
+ * known): fail, and let the others of its group be copied without it.
  */
 static void
-bootstrap_partition(int partition)
+bootstrap_cancelled(int partition, ReplkafkaRole role)
 {
-	char	   *source = NULL;
-	bool		rebuild = true;
+	culprit = partition;
+	cancelled = true;
+	ereport(ERROR,
+			errcode(ERRCODE_QUERY_CANCELED),
+			errmsg("bootstrap of partition %d was cancelled", partition),
+			role != REPLKAFKA_ROLE_BOOTSTRAPPING ?
+			errdetail("This node is now %s of the partition.",
+					  replkafka_role_name(role)) : 0);
+}
+
+/*
+ * Is r's source the same as source (NULL: any peer)?
+ */
+static bool
+bootstrap_same_source(const ReplkafkaBootstrapRequest *r, const char *source)
+{
+	if (r->source == NULL || source == NULL)
+		return r->source == source;
+	return strcmp(r->source, source) == 0;
+}
+
+/*
+ * A BootstrapPart of partition, which rebuild or not.
+ */
+static BootstrapPart *
+bootstrap_new_part(int partition, bool rebuild)
+{
+	BootstrapPart *bp = palloc0(sizeof(BootstrapPart));
+
+	bp->partition = partition;
+	bp->rebuild = rebuild;
+	return bp;
+}
+
+/*
+ * Claim the partitions to copy with first, from the same source: those
+ * due whose bootstrap names the same source (or none, as first's may),
+ * as many as it takes to share them out between the bootstrap workers.
+ * Those whose apply worker has yet to let go of them (rebuild() of
+ * replicas) are waited for a moment.  Returns them as BootstrapParts,
+ * first first, and sets *source (NULL: any peer).
+ */
+static List *
+bootstrap_claim_group(int first, bool alone, char **source)
+{
+	List	   *requests = replkafka_catalog_get_bootstraps();
+	List	   *others = NIL;
+	List	   *parts = NIL;
+	ListCell   *lc;
+	int			limit;
+	TimestampTz deadline;
+
+	*source = NULL;
+	parts = list_make1(bootstrap_new_part(first, true));
+	foreach(lc, requests)
+	{
+		ReplkafkaBootstrapRequest *r = lfirst(lc);
+
+		if (r->partition == first)
+		{
+			*source = r->source;
+			((BootstrapPart *) linitial(parts))->rebuild = r->rebuild;
+		}
+	}
+	foreach(lc, requests)
+	{
+		ReplkafkaBootstrapRequest *r = lfirst(lc);
+
+		if (r->partition != first && bootstrap_same_source(r, *source))
+			others = lappend(others, r);
+	}
+	if (alone)
+		return parts;
+
+	limit = (list_length(others) + Max(replkafka_max_bootstraps, 1)) /
+		Max(replkafka_max_bootstraps, 1);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BOOTSTRAP_GATHER_MS);
+	for (;;)
+	{
+		bool		busy = false;
+
+		foreach(lc, others)
+		{
+			ReplkafkaBootstrapRequest *r = lfirst(lc);
+
+			if (nclaimed >= limit)
+				break;
+			switch (replkafka_partition_claim_bootstrap_of(r->partition))
+			{
+				case REPLKAFKA_CLAIM_CLAIMED:
+					claimed[nclaimed++] = r->partition;
+					parts = lappend(parts, bootstrap_new_part(r->partition, r->rebuild));
+					others = foreach_delete_current(others, lc);
+					break;
+				case REPLKAFKA_CLAIM_BUSY:
+					busy = true;
+					break;
+				case REPLKAFKA_CLAIM_NOT_DUE:
+					others = foreach_delete_current(others, lc);
+					break;
+			}
+		}
+		if (!busy || nclaimed >= limit || GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 BOOTSTRAP_GATHER_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return parts;
+}
+
+/*
+ * Copy partition first from its source, with the others of its group, and
+ * make this node their replica: the steps of the file's header comment, in
+ * one local transaction.
+ */
+static void
+bootstrap_group(int first, bool alone)
+{
+	char	   *source;
+	bool		explicit;
 	char	   *peer;
-	SourceState st;
-	SourceSnapshot snap;
+	List	   *parts;
 	List	   *tables;
 	ListCell   *lc;
-	XLogRecPtr	consistent;
-	ReplkafkaConsumerCheckpoint pos;
-	bool		has_position;
-	int64		rows = 0;
-	int64		bytes = 0;
-	char		done[512];
+	XLogRecPtr	consistent = InvalidXLogRecPtr;
+	bool		slot = false;
+	Bitmapset  *dropped = NULL;
+	StringInfoData done;
+	int			ndone;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!replkafka_catalog_get_bootstrap(partition, &source, &rebuild))
-		rebuild = true;			/* not asked for: start from nothing */
-	if (source == NULL)
-		source = bootstrap_find_source(partition);
+	parts = bootstrap_claim_group(first, alone, &source);
+	explicit = source != NULL;
+	if (!explicit)
+		source = bootstrap_find_source(first);
 	peer = replkafka_peer_describe(source);
-	ereport(LOG,
-			errmsg("bootstrapping partition %d from peer %s", partition, peer));
+	foreach(lc, parts)
+		ereport(LOG,
+				errmsg("bootstrapping partition %d from peer %s",
+					   ((BootstrapPart *) lfirst(lc))->partition, peer),
+				list_length(parts) > 1 ?
+				errdetail_plural("It is copied with %d other partition, in one snapshot.",
+								 "It is copied with %d other partitions, in one snapshot.",
+								 list_length(parts) - 1, list_length(parts) - 1) : 0);
 
 	/* 1. the source, and what it holds */
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_CONNECTING);
+	bootstrap_set_phase(parts, REPLKAFKA_PHASE_CONNECTING);
 	source_conn = replkafka_peer_connect(source, true, "replkafka bootstrap");
-	tables = bootstrap_check_peer(source_conn, partition, peer, topic_name,
-								  npartitions, &st);
-
-	/* 2. its snapshot, and its catalog of the partition in it */
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_TAKING_SNAPSHOT);
-	consistent = bootstrap_begin_snapshot(source_conn, partition, st.role);
-	bootstrap_read_snapshot(source_conn, partition, &snap);
-	if (snap.role != st.role)
-		ereport(ERROR,
-				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				errmsg("peer %s changed its role in partition %d while the bootstrap began",
-					   peer, partition));
-	if (snap.role == REPLKAFKA_ROLE_REPLICA)
-		bootstrap_check_retention(partition,
-								  snap.has_consumer ? snap.consumer.kafka_offset + 1 : 0);
-	foreach(lc, tables)
+	tables = bootstrap_source_tables(source_conn);
+	bootstrap_match_tables(tables, peer);
+	foreach(lc, parts)
 	{
-		SourceTable *t = lfirst(lc);
+		BootstrapPart *bp = lfirst(lc);
 
-		rows += (int64) (Max(t->reltuples, 0) / npartitions);
-		bytes += t->bytes / npartitions;
+		if (!bootstrap_try(bootstrap_check_source_of, source_conn, bp, peer,
+						   !explicit && bp->partition != first, explicit))
+			parts = foreach_delete_current(parts, lc);
+		else if (bp->st.role == REPLKAFKA_ROLE_PRIMARY)
+			slot = true;
 	}
-	replkafka_partition_set_copy_estimate(partition, rows, bytes);
 
-	/* 3. the rows */
-	if (rebuild)
+	/* 2. its snapshot, and its catalog of each partition in it */
+	bootstrap_set_phase(parts, REPLKAFKA_PHASE_TAKING_SNAPSHOT);
+	if (parts != NIL)
+		consistent = bootstrap_begin_snapshot(source_conn, first, slot);
+	foreach(lc, parts)
 	{
-		replkafka_set_phase(partition, REPLKAFKA_PHASE_DROPPING_ROWS);
+		BootstrapPart *bp = lfirst(lc);
+		int64		rows = 0;
+		int64		bytes = 0;
+		ListCell   *tc;
+
+		if (!bootstrap_try(bootstrap_check_snapshot_of, source_conn, bp, peer,
+						   !explicit && bp->partition != first, explicit))
+		{
+			parts = foreach_delete_current(parts, lc);
+			continue;
+		}
+		foreach(tc, tables)
+		{
+			SourceTable *t = lfirst(tc);
+
+			rows += (int64) (Max(t->reltuples, 0) / npartitions);
+			bytes += t->bytes / npartitions;
+		}
+		replkafka_partition_set_copy_estimate(bp->partition, rows, bytes);
+	}
+	if (parts == NIL)
+	{
+		/* none of them can come from there: each has its error */
+		replkafka_peer_close(source_conn);
+		source_conn = NULL;
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		return;
+	}
+
+	/* 3. the rows, read once for the whole group */
+	foreach(lc, parts)
+	{
+		BootstrapPart *bp = lfirst(lc);
+
+		if (bp->rebuild)
+			dropped = bms_add_member(dropped, bp->partition);
+	}
+	if (dropped)
+	{
+		bootstrap_set_phase(parts, REPLKAFKA_PHASE_DROPPING_ROWS);
 		replkafka_partition_rows_check_references();
-		replkafka_partition_drop_rows(partition);
+		replkafka_partition_drop_rows(dropped);
 	}
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_COPYING);
+	bootstrap_set_phase(parts, REPLKAFKA_PHASE_COPYING);
 	copy_rows = copy_bytes = 0;
 	foreach(lc, tables)
-		bootstrap_copy_table(source_conn, lfirst(lc), partition);
+		bootstrap_copy_table(source_conn, lfirst(lc), parts);
 	PQclear(replkafka_peer_query(source_conn, "COMMIT", PGRES_COMMAND_OK));
 
-	/* 4. where the snapshot stands in the log */
-	replkafka_set_phase(partition, REPLKAFKA_PHASE_FINDING_POSITION);
-	if (st.role == REPLKAFKA_ROLE_PRIMARY)
+	/* 4. where the snapshot stands in the log, for each */
+	bootstrap_set_phase(parts, REPLKAFKA_PHASE_FINDING_POSITION);
+	foreach(lc, parts)
 	{
-		bootstrap_primary_position(source_conn, partition, &st, &snap,
-								   consistent, &pos);
-		has_position = true;
-	}
-	else
-	{
-		pos = snap.consumer;
-		has_position = snap.has_consumer;
+		BootstrapPart *bp = lfirst(lc);
+
+		culprit = bp->partition;
+		if (bp->st.role == REPLKAFKA_ROLE_PRIMARY)
+		{
+			bootstrap_primary_position(source_conn, bp, consistent);
+			bp->has_position = true;
+		}
+		else
+		{
+			bp->pos = bp->snap.consumer;
+			bp->has_position = bp->snap.has_consumer;
+		}
 	}
 	replkafka_peer_close(source_conn);
 	source_conn = NULL;
 
-	bootstrap_finish(partition, &snap, has_position, &pos);
+	initStringInfo(&done);
+	foreach(lc, parts)
+	{
+		BootstrapPart *bp = lfirst(lc);
+
+		culprit = bp->partition;
+		bootstrap_finish(bp);
+		appendStringInfo(&done, "%s%d", done.len > 0 ? ", " : "", bp->partition);
+	}
+	culprit = -1;
 	/* the transaction's memory goes with its commit */
-	snprintf(done, sizeof(done),
-			 "partition %d bootstrapped from peer %s: %lld rows, applied from Kafka offset %lld",
-			 partition, peer, (long long) copy_rows,
-			 (long long) (has_position ? pos.kafka_offset + 1 : 0));
+	ndone = list_length(parts);
+	done.data = MemoryContextStrdup(TopMemoryContext, done.data);
+	peer = MemoryContextStrdup(TopMemoryContext, peer);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	ereport(LOG, errmsg_internal("%s", done));
+	if (ndone > 1)
+		ereport(LOG,
+				errmsg("partitions %s bootstrapped from peer %s: %lld rows",
+					   done.data, peer, (long long) copy_rows),
+				errdetail("Their rows were read together, in one snapshot."));
+	else
+		ereport(LOG,
+				errmsg("partition %s bootstrapped from peer %s: %lld rows",
+					   done.data, peer, (long long) copy_rows));
+	pfree(done.data);
+	pfree(peer);
+}
+
+/*
+ * Run check of partition bp of a group against the source (found: a
+ * source found for another partition, which must also be up to date).
+ * On failure, let the partition go (explicit: the source was asked for,
+ * so it is its failure; else to be tried again from another source) and
+ * return false.  The checks only ask the source.
+ */
+static bool
+bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
+			  const char *peer, bool found, bool explicit)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		check(conn, bp, peer, found);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char		msg[REPLKAFKA_ERROR_LEN];
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* unless the bootstrap itself is what stopped */
+		CHECK_FOR_INTERRUPTS();
+		bootstrap_check_wanted();
+		snprintf(msg, sizeof(msg), "bootstrap failed: %s", edata->message);
+		msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
+		ereport(LOG,
+				errmsg("partition %d cannot be bootstrapped from peer %s: %s",
+					   bp->partition, peer, edata->message));
+		for (int i = 0; i < nclaimed; i++)
+		{
+			if (claimed[i] != bp->partition)
+				continue;
+			claimed[i] = claimed[--nclaimed];
+			replkafka_partition_release_bootstrap(bp->partition,
+												  explicit || !found ?
+												  REPLKAFKA_BOOTSTRAP_FAILED :
+												  REPLKAFKA_BOOTSTRAP_LEFT,
+												  unpack_sql_state(edata->sqlerrcode),
+												  msg);
+		}
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Fail unless the source can be the source of partition bp: primary or
+ * replica of it, not stale nor in error (and if found for another
+ * partition, a replica that Kafka can still bring up to date).
+ */
+static void
+bootstrap_check_source_of(PGconn *conn, BootstrapPart *bp, const char *peer,
+						  bool found)
+{
+	bootstrap_source_state(conn, bp->partition, &bp->st);
+	bootstrap_check_state(&bp->st, bp->partition, peer, topic_name,
+						  npartitions);
+	if (found && bp->st.role == REPLKAFKA_ROLE_REPLICA)
+		bootstrap_check_retention(bp->partition, bp->st.applied_offset + 1);
+}
+
+/*
+ * Read the source's catalog of partition bp in the snapshot, and fail
+ * unless the source's role in it is the same as before the snapshot and,
+ * from a replica, Kafka still holds what comes after the copy.
+ */
+static void
+bootstrap_check_snapshot_of(PGconn *conn, BootstrapPart *bp, const char *peer,
+							bool found)
+{
+	bootstrap_read_snapshot(conn, bp->partition, &bp->snap);
+	if (bp->snap.role != bp->st.role)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("peer %s changed its role in partition %d while the bootstrap began",
+					   peer, bp->partition));
+	if (bp->snap.role == REPLKAFKA_ROLE_REPLICA)
+		bootstrap_check_retention(bp->partition,
+								  bp->snap.has_consumer ?
+								  bp->snap.consumer.kafka_offset + 1 : 0);
+}
+
+/*
+ * Show the step the bootstrap of the partitions is at.
+ */
+static void
+bootstrap_set_phase(List *parts, ReplkafkaPhase phase)
+{
+	ListCell   *lc;
+
+	foreach(lc, parts)
+		replkafka_set_phase(((BootstrapPart *) lfirst(lc))->partition, phase);
+}
+
+/*
+ * Publish the progress of the copy: each partition of the group, whose
+ * rows come mixed in one COPY, shows its share.
+ */
+static void
+bootstrap_report_copy(void)
+{
+	for (int i = 0; i < nclaimed; i++)
+		replkafka_partition_report_copy(claimed[i], copy_rows / nclaimed,
+										copy_bytes / nclaimed);
 }
 
 /*
@@ -877,19 +1257,21 @@ bootstrap_match_table(SourceTable *t, const char *peer)
 }
 
 /*
- * Begin the source's snapshot transaction: from a primary, with a
- * temporary slot whose snapshot it is, returning the slot's consistent
- * point; from a replica, InvalidXLogRecPtr.
+ * Begin the source's snapshot transaction: if slot (the source is primary
+ * of a partition copied), with a temporary slot whose snapshot it is,
+ * returning the slot's consistent point; else InvalidXLogRecPtr.  A
+ * replica's catalog read in that snapshot is as consistent with its rows
+ * as in any other.
  */
 static XLogRecPtr
-bootstrap_begin_snapshot(PGconn *conn, int partition, ReplkafkaRole role)
+bootstrap_begin_snapshot(PGconn *conn, int partition, bool slot)
 {
 	PGresult   *res;
 	XLogRecPtr	consistent;
 	char	   *sql;
 
 	PQclear(replkafka_peer_query(conn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", PGRES_COMMAND_OK));
-	if (role != REPLKAFKA_ROLE_PRIMARY)
+	if (!slot)
 		return InvalidXLogRecPtr;
 
 	/*
@@ -987,11 +1369,11 @@ bootstrap_read_snapshot(PGconn *conn, int partition, SourceSnapshot *snap)
 }
 
 /*
- * Copy table t's rows of partition from the source's snapshot into the
- * local table, as its owner.
+ * Copy table t's rows of the partitions parts from the source's snapshot
+ * into the local table, as its owner, reading the table once.
  */
 static void
-bootstrap_copy_table(PGconn *conn, const SourceTable *t, int partition)
+bootstrap_copy_table(PGconn *conn, const SourceTable *t, List *parts)
 {
 	StringInfoData sql;
 	StringInfoData cols;
@@ -1010,18 +1392,26 @@ bootstrap_copy_table(PGconn *conn, const SourceTable *t, int partition)
 	foreach(lc, t->columns)
 		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "",
 						 quote_identifier(strVal(lfirst(lc))));
-	initStringInfo(&keys);
-	foreach(lc, t->keys)
-		appendStringInfo(&keys, ", %s", quote_identifier(strVal(lfirst(lc))));
 	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "COPY (SELECT %s FROM ONLY %s WHERE replkafka.key_partition(%s::pg_catalog.regclass%s)"
-					 " OPERATOR(pg_catalog.=) %d) TO STDOUT (FORMAT %s)",
-					 cols.data, qualname, quote_literal_cstr(qualname), keys.data,
-					 partition, t->binary ? "binary" : "text");
+	appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s", cols.data, qualname);
+	/* all the partitions: all the rows */
+	if (list_length(parts) < npartitions)
+	{
+		initStringInfo(&keys);
+		foreach(lc, t->keys)
+			appendStringInfo(&keys, ", %s", quote_identifier(strVal(lfirst(lc))));
+		appendStringInfo(&sql,
+						 " WHERE replkafka.key_partition(%s::pg_catalog.regclass%s)"
+						 " OPERATOR(pg_catalog.=) ANY ('{",
+						 quote_literal_cstr(qualname), keys.data);
+		foreach(lc, parts)
+			appendStringInfo(&sql, "%s%d", foreach_current_index(lc) > 0 ? "," : "",
+							 ((BootstrapPart *) lfirst(lc))->partition);
+		appendStringInfoString(&sql, "}'::pg_catalog.int4[])");
+	}
+	appendStringInfo(&sql, ") TO STDOUT (FORMAT %s)", t->binary ? "binary" : "text");
 	replkafka_peer_copy_begin(conn, sql.data);
 
-	copy_partition = partition;
 	copy_buf = NULL;
 	copy_len = copy_pos = 0;
 	copy_done = false;
@@ -1045,8 +1435,7 @@ bootstrap_copy_table(PGconn *conn, const SourceTable *t, int partition)
 
 	/* the rows counted by messages, now exactly */
 	copy_rows = before + (int64) processed;
-	replkafka_partition_report_copy(partition, copy_rows, copy_bytes);
-	copy_partition = -1;
+	bootstrap_report_copy();
 	if (copy_buf)
 		PQfreemem(copy_buf);
 	copy_buf = NULL;
@@ -1086,8 +1475,7 @@ bootstrap_copy_read(void *outbuf, int minread, int maxread)
 										   BOOTSTRAP_PROGRESS_MS))
 			{
 				copy_published = GetCurrentTimestamp();
-				replkafka_partition_report_copy(copy_partition, copy_rows,
-												copy_bytes);
+				bootstrap_report_copy();
 				bootstrap_check_wanted();
 			}
 		}
@@ -1100,16 +1488,19 @@ bootstrap_copy_read(void *outbuf, int minread, int maxread)
 }
 
 /*
- * Where the snapshot of a primary source stands in the log (the header
- * comment's step 2): wait for its shipper to have Kafka acknowledge every
- * commit before the slot's consistent point, then read its generation
- * for the last of those.
+ * Where the snapshot of a primary source stands in the log of partition bp
+ * (the header comment's step 2; bp->pos): wait for its shipper to have
+ * Kafka acknowledge every commit before the slot's consistent point, then
+ * read its generation for the last of those.
  */
 static void
-bootstrap_primary_position(PGconn *conn, int partition, const SourceState *st,
-						   const SourceSnapshot *snap, XLogRecPtr consistent,
-						   ReplkafkaConsumerCheckpoint *pos)
+bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
+						   XLogRecPtr consistent)
 {
+	int			partition = bp->partition;
+	const SourceState *st = &bp->st;
+	const SourceSnapshot *snap = &bp->snap;
+	ReplkafkaConsumerCheckpoint *pos = &bp->pos;
 	SourceState now;
 	TimestampTz moved = GetCurrentTimestamp();
 	XLogRecPtr	shipped = InvalidXLogRecPtr;
@@ -1219,17 +1610,17 @@ bootstrap_primary_position(PGconn *conn, int partition, const SourceState *st,
 }
 
 /*
- * Make this node replica of partition from the copied rows: the position
- * (none: from the start of the log) as the consumer checkpoint, the
- * generations the source knows, the bootstrap done.  Kafka must still
+ * Make this node replica of partition bp from the copied rows: the
+ * position (none: from the start of the log) as the consumer checkpoint,
+ * the generations the source knows, the bootstrap done.  Kafka must still
  * hold the record after the position, and the partition must still be
  * bootstrapping (unfollow() may have stopped it).
  */
 static void
-bootstrap_finish(int partition, const SourceSnapshot *snap, bool has_position,
-				 const ReplkafkaConsumerCheckpoint *pos)
+bootstrap_finish(const BootstrapPart *bp)
 {
-	int64		next = has_position ? pos->kafka_offset + 1 : 0;
+	int			partition = bp->partition;
+	int64		next = bp->has_position ? bp->pos.kafka_offset + 1 : 0;
 	ReplkafkaRole role;
 	uint32		generation;
 	ListCell   *lc;
@@ -1238,23 +1629,19 @@ bootstrap_finish(int partition, const SourceSnapshot *snap, bool has_position,
 	replkafka_roles_lock(partition, &role, &generation);
 	if (role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
 		!replkafka_partition_still_bootstrapping(partition))
-		ereport(ERROR,
-				errcode(ERRCODE_QUERY_CANCELED),
-				errmsg("bootstrap of partition %d was cancelled", partition),
-				errdetail("This node is now %s of the partition.",
-						  replkafka_role_name(role)));
+		bootstrap_cancelled(partition, role);
 
-	foreach(lc, snap->generations)
+	foreach(lc, bp->snap.generations)
 	{
 		const SourceGeneration *g = lfirst(lc);
 
 		replkafka_catalog_add_generation(partition, g->generation, g->node_name,
 										 g->offset, g->started_at);
 	}
-	if (has_position)
+	if (bp->has_position)
 	{
-		replkafka_catalog_save_consumer_checkpoint(pos);
-		generation = Max(generation, pos->generation);
+		replkafka_catalog_save_consumer_checkpoint(&bp->pos);
+		generation = Max(generation, bp->pos.generation);
 	}
 	else
 		replkafka_catalog_delete_consumer_checkpoint(partition);

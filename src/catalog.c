@@ -836,33 +836,37 @@ replkafka_catalog_request_bootstrap(int partition, const char *source,
 }
 
 /*
- * The bootstrap asked for partition: false if none; else *source (NULL:
- * any peer) and *rebuild, allocated in the caller's memory context.
+ * The bootstraps asked for, by partition: a list of
+ * ReplkafkaBootstrapRequest (source NULL: any peer), allocated in the
+ * caller's memory context.
  */
-bool
-replkafka_catalog_get_bootstrap(int partition, char **source, bool *rebuild)
+List *
+replkafka_catalog_get_bootstraps(void)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	bool		found;
+	List	   *requests = NIL;
 
 	SPI_connect();
-	found = catalog_partition_row("SELECT source, rebuild FROM replkafka.bootstraps"
-								  " WHERE partition OPERATOR(pg_catalog.=) $1",
-								  partition, true);
-	if (found)
+	catalog_spi_execute("SELECT partition, source, rebuild FROM replkafka.bootstraps"
+						" ORDER BY partition", 0, NULL, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
+		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+		ReplkafkaBootstrapRequest *r = palloc(sizeof(ReplkafkaBootstrapRequest));
 		bool		isnull;
-		Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
+		Datum		d;
 
-		*source = isnull ? NULL : TextDatumGetCString(d);
-		*rebuild = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		r->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		r->source = isnull ? NULL : TextDatumGetCString(d);
+		r->rebuild = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		requests = lappend(requests, r);
 		MemoryContextSwitchTo(spicxt);
 	}
 	SPI_finish();
-	return found;
+	return requests;
 }
 
 /*

@@ -64,6 +64,14 @@ typedef struct ReplkafkaProducerCheckpoint
 	int64		kafka_offset;
 } ReplkafkaProducerCheckpoint;
 
+/* A row of replkafka.bootstraps: a bootstrap asked for. */
+typedef struct ReplkafkaBootstrapRequest
+{
+	int			partition;
+	char	   *source;			/* its connection string, NULL: any peer */
+	bool		rebuild;		/* drop the node's rows of it first */
+} ReplkafkaBootstrapRequest;
+
 /* A consumer checkpoint: the last transaction of a partition applied. */
 typedef struct ReplkafkaConsumerCheckpoint
 {
@@ -114,8 +122,7 @@ extern void replkafka_catalog_delete_producer_checkpoint(int partition);
 extern void replkafka_catalog_request_bootstrap(int partition,
 												const char *source,
 												bool rebuild);
-extern bool replkafka_catalog_get_bootstrap(int partition, char **source,
-											bool *rebuild);
+extern List *replkafka_catalog_get_bootstraps(void);
 extern void replkafka_catalog_end_bootstrap(int partition);
 extern List *replkafka_catalog_prepared_gids(void);
 extern bool replkafka_catalog_primary_since_applied(int partition,

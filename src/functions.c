@@ -1074,7 +1074,7 @@ replkafka_drop_partition(PG_FUNCTION_ARGS)
 	replkafka_do_not_replicate(true);
 	PG_TRY();
 	{
-		n = replkafka_partition_drop_rows(partition);
+		n = replkafka_partition_drop_rows(bms_make_singleton(partition));
 	}
 	PG_FINALLY();
 	{

@@ -35,14 +35,15 @@
 #include "partition.h"
 #include "partition_rows.h"
 
-static int64 partition_rows_scan(Oid relid, int partition, bool drop);
+static int64 partition_rows_scan(Oid relid, const Bitmapset *partitions,
+								 bool drop);
 
 /*
- * Read relid whole, counting its rows of partition (deleting them if drop);
- * without drop, stop at the first.
+ * Read relid whole, counting its rows of the partitions (deleting them if
+ * drop); without drop, stop at the first.
  */
 static int64
-partition_rows_scan(Oid relid, int partition, bool drop)
+partition_rows_scan(Oid relid, const Bitmapset *partitions, bool drop)
 {
 	Relation	rel;
 	ReplkafkaTableKey *key;
@@ -64,7 +65,7 @@ partition_rows_scan(Oid relid, int partition, bool drop)
 	{
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		if (replkafka_partition_of_slot(key, slot) != partition)
+		if (!bms_is_member(replkafka_partition_of_slot(key, slot), partitions))
 			continue;
 		n++;
 		if (!drop)
@@ -84,13 +85,14 @@ partition_rows_scan(Oid relid, int partition, bool drop)
 char *
 replkafka_partition_rows_table(int partition)
 {
+	Bitmapset  *partitions = bms_make_singleton(partition);
 	ListCell   *lc;
 
 	foreach(lc, replkafka_catalog_tables())
 	{
 		ReplkafkaTableRow *row = lfirst(lc);
 
-		if (partition_rows_scan(row->relid, partition, false) > 0)
+		if (partition_rows_scan(row->relid, partitions, false) > 0)
 			return quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->relid)),
 											  get_rel_name(row->relid));
 	}
@@ -98,12 +100,13 @@ replkafka_partition_rows_table(int partition)
 }
 
 /*
- * Delete this node's rows of partition from every replicated table, in the
- * current transaction, which must not be shipped (replkafka_do_not_replicate);
- * returns how many.  Needs an active snapshot.
+ * Delete this node's rows of the partitions from every replicated table,
+ * reading each once, in the current transaction, which must not be
+ * shipped (replkafka_do_not_replicate); returns how many.  Needs an active
+ * snapshot.
  */
 int64
-replkafka_partition_drop_rows(int partition)
+replkafka_partition_drop_rows(const Bitmapset *partitions)
 {
 	ListCell   *lc;
 	int64		n = 0;
@@ -111,7 +114,7 @@ replkafka_partition_drop_rows(int partition)
 	Assert(replorigin_session_origin == DoNotReplicateId);
 	foreach(lc, replkafka_catalog_tables())
 		n += partition_rows_scan(((ReplkafkaTableRow *) lfirst(lc))->relid,
-								 partition, true);
+								 partitions, true);
 	return n;
 }
 

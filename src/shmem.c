@@ -250,6 +250,7 @@ replkafka_shmem_publish_roles(List *changes)
 			part->bootstrap_pid = 0;
 			part->bootstrap_failures = 0;
 			part->bootstrap_not_before = 0;
+			part->bootstrap_alone = false;
 		}
 		part->role = change->role;
 		part->generation = change->generation;
@@ -340,12 +341,45 @@ replkafka_wake_bootstrap_workers(void)
 }
 
 /*
+ * Can the calling bootstrap worker take up partition now?  Under the
+ * LWLock, exclusive.
+ */
+static bool
+partition_bootstrap_due(ReplkafkaPartition *part, TimestampTz now)
+{
+	return part->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
+		part->bootstrap_pid == 0 && part->bootstrap_not_before <= now &&
+		part->applying_pid == 0;
+}
+
+/*
+ * Make partition the calling bootstrap worker's, and its progress that of
+ * a bootstrap beginning.  Under the LWLock, exclusive.
+ */
+static void
+partition_begin_bootstrap(ReplkafkaPartition *part, TimestampTz now)
+{
+	part->bootstrap_pid = MyProcPid;
+	SpinLockAcquire(&part->mutex);
+	part->progress.copied_rows = 0;
+	part->progress.copied_bytes = 0;
+	part->progress.estimated_rows = 0;
+	part->progress.estimated_bytes = 0;
+	part->progress.phase = REPLKAFKA_PHASE_CONNECTING;
+	part->progress.phase_started = now;
+	part->progress.phase_from = 0;
+	part->progress.phase_to = 0;
+	SpinLockRelease(&part->mutex);
+}
+
+/*
  * A bootstrap worker takes up the partition that waits longest for one
- * (lowest number first), and returns it; -1 if none is due.  The partition
+ * (lowest number first), and returns it; -1 if none is due.  *alone: it
+ * failed in a group last, and is to be copied on its own.  The partition
  * is the calling process's until it releases it.
  */
 int
-replkafka_partition_claim_bootstrap(void)
+replkafka_partition_claim_bootstrap(bool *alone)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			claimed = -1;
@@ -355,40 +389,52 @@ replkafka_partition_claim_bootstrap(void)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
 
-		if (part->role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
-			part->bootstrap_pid != 0 || part->bootstrap_not_before > now ||
-			part->applying_pid != 0)
+		if (!partition_bootstrap_due(part, now))
 			continue;
-		part->bootstrap_pid = MyProcPid;
+		partition_begin_bootstrap(part, now);
+		*alone = part->bootstrap_alone;
 		claimed = p;
 	}
 	LWLockRelease(replkafka_shared->lock);
-
-	if (claimed >= 0)
-	{
-		ReplkafkaPartition *part = &replkafka_shared->partitions[claimed];
-
-		SpinLockAcquire(&part->mutex);
-		part->progress.copied_rows = 0;
-		part->progress.copied_bytes = 0;
-		part->progress.estimated_rows = 0;
-		part->progress.estimated_bytes = 0;
-		part->progress.phase = REPLKAFKA_PHASE_CONNECTING;
-		part->progress.phase_started = now;
-		part->progress.phase_from = 0;
-		part->progress.phase_to = 0;
-		SpinLockRelease(&part->mutex);
-	}
 	return claimed;
 }
 
 /*
- * The bootstrap worker is done with partition: if the attempt failed,
- * the partition shows why (message, sqlstate) and waits a while before the
- * next, twice as long after each failure in a row, up to a minute.
+ * A bootstrap worker takes up partition too, to copy it with the one it
+ * claimed, if it is due and may be copied in a group: CLAIMED, or BUSY if
+ * it will be once its apply worker lets go of it, or else NOT_DUE.
+ */
+ReplkafkaBootstrapClaim
+replkafka_partition_claim_bootstrap_of(int partition)
+{
+	ReplkafkaPartition *part = replkafka_partition_state(partition);
+	TimestampTz now = GetCurrentTimestamp();
+	ReplkafkaBootstrapClaim claim = REPLKAFKA_CLAIM_NOT_DUE;
+
+	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
+	if (part->bootstrap_alone)
+		claim = REPLKAFKA_CLAIM_NOT_DUE;
+	else if (partition_bootstrap_due(part, now))
+	{
+		partition_begin_bootstrap(part, now);
+		claim = REPLKAFKA_CLAIM_CLAIMED;
+	}
+	else if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
+			 part->bootstrap_pid == 0 && part->bootstrap_not_before <= now)
+		claim = REPLKAFKA_CLAIM_BUSY;
+	LWLockRelease(replkafka_shared->lock);
+	return claim;
+}
+
+/*
+ * The bootstrap worker is done with partition (outcome).  If the attempt
+ * failed, the partition shows why (message, sqlstate) and waits a while
+ * before the next, twice as long after each failure in a row, up to a
+ * minute.
  */
 void
-replkafka_partition_release_bootstrap(int partition, bool failed,
+replkafka_partition_release_bootstrap(int partition,
+									  ReplkafkaBootstrapOutcome outcome,
 									  const char *sqlstate,
 									  const char *message)
 {
@@ -398,7 +444,8 @@ replkafka_partition_release_bootstrap(int partition, bool failed,
 	if (part->bootstrap_pid == MyProcPid)
 	{
 		part->bootstrap_pid = 0;
-		if (failed)
+		if (outcome == REPLKAFKA_BOOTSTRAP_FAILED ||
+			outcome == REPLKAFKA_BOOTSTRAP_FAILED_ALONE)
 		{
 			int			delay_ms = 1000 << Min(part->bootstrap_failures, 6);
 
@@ -406,16 +453,19 @@ replkafka_partition_release_bootstrap(int partition, bool failed,
 			part->bootstrap_not_before =
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											Min(delay_ms, 60000));
+			if (outcome == REPLKAFKA_BOOTSTRAP_FAILED_ALONE)
+				part->bootstrap_alone = true;
 			if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING)
 			{
 				strlcpy(part->last_error, message, REPLKAFKA_ERROR_LEN);
 				strlcpy(part->error_sqlstate, sqlstate, sizeof(part->error_sqlstate));
 			}
 		}
-		else
+		else if (outcome == REPLKAFKA_BOOTSTRAP_DONE)
 		{
 			part->bootstrap_failures = 0;
 			part->bootstrap_not_before = 0;
+			part->bootstrap_alone = false;
 		}
 	}
 	LWLockRelease(replkafka_shared->lock);

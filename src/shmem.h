@@ -185,6 +185,23 @@ typedef struct ReplkafkaProgress
 	int64		estimated_bytes;
 } ReplkafkaProgress;
 
+/* How a bootstrap worker lets go of a partition it claimed. */
+typedef enum ReplkafkaBootstrapOutcome
+{
+	REPLKAFKA_BOOTSTRAP_DONE,	/* it is a replica now */
+	REPLKAFKA_BOOTSTRAP_LEFT,	/* not copied with the others: at once again */
+	REPLKAFKA_BOOTSTRAP_FAILED, /* again after a pause */
+	REPLKAFKA_BOOTSTRAP_FAILED_ALONE,	/* ...not in a group, which it failed */
+} ReplkafkaBootstrapOutcome;
+
+/* Whether a bootstrap worker could add a partition to its group. */
+typedef enum ReplkafkaBootstrapClaim
+{
+	REPLKAFKA_CLAIM_NOT_DUE,
+	REPLKAFKA_CLAIM_BUSY,		/* its apply worker has yet to let go of it */
+	REPLKAFKA_CLAIM_CLAIMED,
+} ReplkafkaBootstrapClaim;
+
 /* Shared state of one partition. */
 typedef struct ReplkafkaPartition
 {
@@ -238,6 +255,7 @@ typedef struct ReplkafkaPartition
 	int			bootstrap_pid;
 	TimestampTz bootstrap_not_before;
 	int			bootstrap_failures; /* in a row */
+	bool		bootstrap_alone;	/* failed in a group: copy it on its own */
 
 	/*
 	 * Under the LWLock: the apply worker that applies the partition (its pid,
@@ -424,8 +442,10 @@ extern void replkafka_partition_stop_applying(int partition,
 											  const char *message);
 
 /* The bootstrap workers. */
-extern int	replkafka_partition_claim_bootstrap(void);
-extern void replkafka_partition_release_bootstrap(int partition, bool failed,
+extern int	replkafka_partition_claim_bootstrap(bool *alone);
+extern ReplkafkaBootstrapClaim replkafka_partition_claim_bootstrap_of(int partition);
+extern void replkafka_partition_release_bootstrap(int partition,
+												  ReplkafkaBootstrapOutcome outcome,
 												  const char *sqlstate,
 												  const char *message);
 extern void replkafka_shmem_release_bootstraps(int pid);

@@ -266,6 +266,46 @@ sub background_psql
 	return { h => $h, out => \$out, err => \$err };
 }
 
+=pod
+
+=item ReplkafkaTest::open_transaction($node, $sql)
+
+Run $sql on $node in a transaction that stays open, in the background,
+until end_open_transaction(): a slot created meanwhile waits for it.
+Returns its background_psql() hash once it is open.
+
+=cut
+
+sub open_transaction
+{
+	my ($node, $sql) = @_;
+	my $open = background_psql($node,
+		"BEGIN; $sql; SELECT pg_sleep($PostgreSQL::Test::Utils::timeout_default)");
+	$node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM pg_stat_activity
+ WHERE query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()})
+	  or die 'the transaction did not open on ' . $node->name;
+	return $open;
+}
+
+=pod
+
+=item ReplkafkaTest::end_open_transaction($node, $open)
+
+End the transaction of open_transaction() (its session is terminated,
+and the transaction rolls back).
+
+=cut
+
+sub end_open_transaction
+{
+	my ($node, $open) = @_;
+	$node->safe_psql('postgres', q{
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE query LIKE '%pg_sleep%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});
+	$open->{h}->finish;
+}
+
 =item ReplkafkaTest::waits_for_kafka($node, $pattern)
 
 Wait until exactly one session of $node whose query contains $pattern (a

@@ -150,12 +150,8 @@ like($stderr, qr/node "node_c" is replica of partition 1/,
 
 # unfollow() stops a bootstrap that waits: the primary's snapshot waits
 # for a transaction open there.
-my $open = ReplkafkaTest::background_psql($node_a,
-	"BEGIN; INSERT INTO items VALUES (6000, 'open'); SELECT pg_sleep($PostgreSQL::Test::Utils::timeout_default)");
-$node_a->poll_query_until('postgres',
-	q{SELECT count(*) = 1 FROM pg_stat_activity
-	   WHERE query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()})
-  or die 'no open transaction';
+my $open = ReplkafkaTest::open_transaction($node_a,
+	"INSERT INTO items VALUES (6000, 'open')");
 $node_c->safe_psql('postgres', "SELECT replkafka.follow(0, source => '$src_a')");
 ok( $node_c->poll_query_until('postgres', q{
 SELECT role = 'bootstrapping' AND transition = 'bootstrapping' AND phase = 'taking a snapshot'
@@ -170,10 +166,7 @@ is( $node_a->safe_psql('postgres', q{
 SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active'
    AND pid <> pg_backend_pid()}),
 	'1', 'while the transaction it waited for is still open');
-$node_a->safe_psql('postgres', q{
-SELECT pg_terminate_backend(pid) FROM pg_stat_activity
- WHERE query LIKE '%pg_sleep%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});
-$open->{h}->finish;
+ReplkafkaTest::end_open_transaction($node_a, $open);
 $node_a->safe_psql('postgres', 'INSERT INTO items VALUES (6001, $$later$$)');
 is(count_of($node_c, 0), '0', 'the stopped bootstrap left no row behind');
 
