@@ -264,7 +264,6 @@ static void apply_change(ApplyRelation *ar, const RkmRecord *rec);
 static void apply_partition_error(int p, int sqlerrcode, const char *fmt,...) pg_attribute_printf(3, 4);
 static void apply_partition_failed(int p, ErrorData *edata, const char *what);
 static void apply_past_retention(int p);
-static bool apply_error_is_transient(int sqlerrcode);
 static void apply_partition_retry(int p, int sqlerrcode, const char *msg);
 static bool apply_retry_due(int p, long *wait_ms);
 static void apply_retry_partitions(void);
@@ -614,7 +613,8 @@ apply_handle_message(rd_kafka_message_t *msg)
 	{
 		if ((msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			 msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
-			p >= 0 && p < npartitions && parts[p].assigned)
+			p >= 0 && p < npartitions && parts[p].assigned &&
+			parts[p].positioned)
 			apply_past_retention(p);
 		else
 		{
@@ -1805,8 +1805,8 @@ apply_past_retention(int p)
  * does, the report goes to the log whole (detail, hint, context: the table
  * and the transaction), the transaction rolls back, and the partition
  * stops, keeping the error's SQLSTATE.  An error that passes by itself
- * (apply_error_is_transient()) makes the worker try the partition again
- * later instead.
+ * (replkafka_worker_error_is_transient()) makes the worker try the
+ * partition again later instead.
  */
 static void
 apply_partition_failed(int p, ErrorData *edata, const char *what)
@@ -1821,36 +1821,11 @@ apply_partition_failed(int p, ErrorData *edata, const char *what)
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, edata->message);
 	msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
-	if (apply_error_is_transient(edata->sqlerrcode))
+	if (replkafka_worker_error_is_transient(edata->sqlerrcode))
 		apply_partition_retry(p, edata->sqlerrcode, msg);
 	else
 		apply_partition_error(p, edata->sqlerrcode, "%s", msg);
 	FreeErrorData(edata);
-}
-
-/*
- * Whether an error applying a transaction may pass by itself, so that the
- * same transaction applies later: a serialization failure or a deadlock
- * (class 40), a lock timeout, a cancel, a lack of resources (class 53: out
- * of memory, a full disk, temp_file_limit), a connection lost (class 08,
- * but for a protocol violation).  Any other error (the data, a missing
- * table or column, a constraint, a trigger's, the log itself) would fail
- * the same way each time.
- */
-static bool
-apply_error_is_transient(int sqlerrcode)
-{
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_TRANSACTION_ROLLBACK:
-		case ERRCODE_INSUFFICIENT_RESOURCES:
-			return true;
-		case ERRCODE_CONNECTION_EXCEPTION:
-			return sqlerrcode != ERRCODE_PROTOCOL_VIOLATION;
-		default:
-			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-				sqlerrcode == ERRCODE_QUERY_CANCELED;
-	}
 }
 
 /*
@@ -1903,8 +1878,8 @@ apply_retry_partitions(void)
 		rd_kafka_resp_err_t err;
 		int64		offset = ap->ckpt_offset + 1;
 
-		if (!ap->assigned || !ap->retrying || now < ap->seek_after ||
-			!apply_retry_due(p, NULL))
+		if (!ap->assigned || !ap->positioned || !ap->retrying ||
+			now < ap->seek_after || !apply_retry_due(p, NULL))
 			continue;
 		list = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(list, topic_name, p)->offset = offset;
@@ -1933,6 +1908,8 @@ apply_retry_partitions(void)
 			continue;
 		}
 		Assert(ap->next_offset == offset);
+		/* the seek put the consumer there */
+		ap->positioned = true;
 	}
 }
 

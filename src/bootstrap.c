@@ -217,6 +217,7 @@ static void bootstrap_release_all(ReplkafkaBootstrapOutcome outcome,
 static bool bootstrap_same_source(const ReplkafkaBootstrapRequest *r,
 								  const char *source);
 static BootstrapPart *bootstrap_new_part(int partition, bool rebuild);
+static int	bootstrap_part_cmp(const ListCell *a, const ListCell *b);
 static List *bootstrap_claim_group(int first, bool alone, char **source);
 static void bootstrap_group(int first, bool alone);
 static bool bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
@@ -407,11 +408,19 @@ bootstrap_attempt(int first, bool alone)
 		/*
 		 * A failure of one partition of a group (cancelled, or its place in
 		 * the log not found) lets the others be copied again at once, without
-		 * it; it is copied on its own from then on, so that it fails alone.
+		 * it; it is copied on its own from then on, so that it fails alone. A
+		 * failure of the group's copy that would happen again (a row a
+		 * constraint here refuses, say) is some partition's, but which one is
+		 * not known: each is copied on its own from then on.  Any other
+		 * failure (the source lost, Kafka unreachable) is the whole group's.
 		 */
 		if (culprit >= 0 && group)
 			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_LEFT,
 								  cancelled ? REPLKAFKA_BOOTSTRAP_LEFT :
+								  REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
+								  unpack_sql_state(edata->sqlerrcode), msg);
+		else if (group && !replkafka_worker_error_is_transient(edata->sqlerrcode))
+			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
 								  REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
 								  unpack_sql_state(edata->sqlerrcode), msg);
 		else
@@ -573,7 +582,21 @@ bootstrap_claim_group(int first, bool alone, char **source)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	/* their roles are locked in this order at the end */
+	list_sort(parts, bootstrap_part_cmp);
 	return parts;
+}
+
+/*
+ * Order BootstrapParts by partition.
+ */
+static int
+bootstrap_part_cmp(const ListCell *a, const ListCell *b)
+{
+	int			pa = ((BootstrapPart *) lfirst(a))->partition;
+	int			pb = ((BootstrapPart *) lfirst(b))->partition;
+
+	return (pa > pb) - (pa < pb);
 }
 
 /*
@@ -675,6 +698,12 @@ bootstrap_group(int first, bool alone)
 	}
 	if (dropped)
 	{
+		/*
+		 * A snapshot taken now: the apply workers let go of the partitions
+		 * only as they were claimed, after their last commit.
+		 */
+		PopActiveSnapshot();
+		PushActiveSnapshot(GetTransactionSnapshot());
 		bootstrap_set_phase(parts, REPLKAFKA_PHASE_DROPPING_ROWS);
 		replkafka_partition_rows_check_references();
 		replkafka_partition_drop_rows(dropped);
@@ -691,7 +720,6 @@ bootstrap_group(int first, bool alone)
 	{
 		BootstrapPart *bp = lfirst(lc);
 
-		culprit = bp->partition;
 		if (bp->st.role == REPLKAFKA_ROLE_PRIMARY)
 		{
 			bootstrap_primary_position(source_conn, bp, consistent);
@@ -706,16 +734,22 @@ bootstrap_group(int first, bool alone)
 	replkafka_peer_close(source_conn);
 	source_conn = NULL;
 
+	/* Kafka must still hold what comes after each, before a role is locked */
+	foreach(lc, parts)
+	{
+		BootstrapPart *bp = lfirst(lc);
+
+		bootstrap_check_retention(bp->partition,
+								  bp->has_position ? bp->pos.kafka_offset + 1 : 0);
+	}
 	initStringInfo(&done);
 	foreach(lc, parts)
 	{
 		BootstrapPart *bp = lfirst(lc);
 
-		culprit = bp->partition;
 		bootstrap_finish(bp);
 		appendStringInfo(&done, "%s%d", done.len > 0 ? ", " : "", bp->partition);
 	}
-	culprit = -1;
 	/* the transaction's memory goes with its commit */
 	ndone = list_length(parts);
 	done.data = MemoryContextStrdup(TopMemoryContext, done.data);
@@ -764,6 +798,15 @@ bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
 		/* unless the bootstrap itself is what stopped */
 		CHECK_FOR_INTERRUPTS();
 		bootstrap_check_wanted();
+		culprit = -1;
+
+		/*
+		 * Nor is it this partition's failure if the source is lost, or its
+		 * transaction failed: the whole group's.
+		 */
+		if (PQstatus(conn) != CONNECTION_OK ||
+			PQtransactionStatus(conn) == PQTRANS_INERROR)
+			ReThrowError(edata);
 		snprintf(msg, sizeof(msg), "bootstrap failed: %s", edata->message);
 		msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
 		ereport(LOG,
@@ -1540,16 +1583,21 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 	 * demoted meanwhile is tried again, from a replica then.)
 	 */
 	if (now.role != REPLKAFKA_ROLE_PRIMARY || now.generation != snap->generation)
+	{
+		culprit = partition;
 		ereport(ERROR,
 				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				errmsg("peer node \"%s\" is no longer primary of partition %d in generation %u",
 					   st->node_name, partition, snap->generation),
 				errdetail("Its role in the partition is %s in generation %u.",
 						  replkafka_role_name(now.role), now.generation));
+	}
 
 	/* commits it left out of Kafka, as a stale primary, are in the snapshot */
 	if (now.stale && now.generation == snap->generation &&
 		now.history_end < consistent)
+	{
+		culprit = partition;
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("peer node \"%s\" is stale in partition %d", st->node_name,
@@ -1557,6 +1605,7 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 				errdetail("Its snapshot holds transactions of generation %u that are not part of the cluster's history.",
 						  snap->generation),
 				errhint("Bootstrap from another node of the cluster."));
+	}
 
 	foreach(lc, snap->generations)
 	{
@@ -1567,10 +1616,13 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 			started = g;
 	}
 	if (started == NULL)
+	{
+		culprit = partition;
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("peer node \"%s\" does not know where its generation %u of partition %d starts",
 					   st->node_name, snap->generation, partition));
+	}
 
 	/* from its last transaction Kafka held at the snapshot, or its NEW_GEN */
 	if (snap->has_producer &&
@@ -1591,6 +1643,8 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 		replkafka_logscan_read_all(&scan, consumer, topic_name, partition,
 								   from, high, BOOTSTRAP_STALL_MS);
 	if (scan.hole || scan.orphans > 0)
+	{
+		culprit = partition;
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("peer node \"%s\" is stale in partition %d", st->node_name,
@@ -1601,6 +1655,7 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 				errdetail("Its snapshot holds transactions of generation %u that Kafka holds after another node's records: %s.",
 						  snap->generation, scan.foreign_detail),
 				errhint("Bootstrap from another node of the cluster."));
+	}
 
 	pos->partition = partition;
 	pos->generation = snap->generation;
@@ -1612,20 +1667,18 @@ bootstrap_primary_position(PGconn *conn, BootstrapPart *bp,
 /*
  * Make this node replica of partition bp from the copied rows: the
  * position (none: from the start of the log) as the consumer checkpoint,
- * the generations the source knows, the bootstrap done.  Kafka must still
- * hold the record after the position, and the partition must still be
- * bootstrapping (unfollow() may have stopped it).
+ * the generations the source knows, the bootstrap done.  The partition
+ * must still be bootstrapping (unfollow() may have stopped it); Kafka was
+ * found to hold the record after the position.
  */
 static void
 bootstrap_finish(const BootstrapPart *bp)
 {
 	int			partition = bp->partition;
-	int64		next = bp->has_position ? bp->pos.kafka_offset + 1 : 0;
 	ReplkafkaRole role;
 	uint32		generation;
 	ListCell   *lc;
 
-	bootstrap_check_retention(partition, next);
 	replkafka_roles_lock(partition, &role, &generation);
 	if (role != REPLKAFKA_ROLE_BOOTSTRAPPING ||
 		!replkafka_partition_still_bootstrapping(partition))
@@ -1666,6 +1719,8 @@ bootstrap_check_retention(int partition, int64 next)
 							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   BOOTSTRAP_STALL_MS));
 	if (next < low)
+	{
+		culprit = partition;
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("the source's copy of partition %d is older than Kafka's retention",
@@ -1673,6 +1728,7 @@ bootstrap_check_retention(int partition, int64 next)
 				errdetail("It stands before Kafka offset %lld, but the log begins at offset %lld.",
 						  (long long) next, (long long) low),
 				errhint("Bootstrap from the partition's primary, or from a replica that keeps up."));
+	}
 }
 
 /*

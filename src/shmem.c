@@ -373,8 +373,8 @@ partition_begin_bootstrap(ReplkafkaPartition *part, TimestampTz now)
 }
 
 /*
- * A bootstrap worker takes up the partition that waits longest for one
- * (lowest number first), and returns it; -1 if none is due.  *alone: it
+ * A bootstrap worker takes up the due partition of lowest number, and
+ * returns it; -1 if none is due.  *alone: it
  * failed in a group last, and is to be copied on its own.  The partition
  * is the calling process's until it releases it.
  */

@@ -492,3 +492,29 @@ replkafka_worker_emit_handled_error(void)
 	}
 	PG_END_TRY();
 }
+
+/*
+ * Whether an error writing a transaction (applying it, or copying rows
+ * from a peer) may pass by itself, so that the same work succeeds later: a
+ * serialization failure or a deadlock (class 40), a lock timeout, a
+ * cancel, a lack of resources (class 53: out of memory, a full disk,
+ * temp_file_limit), a connection lost (class 08, but for a protocol
+ * violation).  Any other error (the data, a missing table or column, a
+ * constraint, a trigger's, the log itself) would fail the same way each
+ * time.
+ */
+bool
+replkafka_worker_error_is_transient(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+			return true;
+		case ERRCODE_CONNECTION_EXCEPTION:
+			return sqlerrcode != ERRCODE_PROTOCOL_VIOLATION;
+		default:
+			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				sqlerrcode == ERRCODE_QUERY_CANCELED;
+	}
+}

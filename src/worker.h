@@ -33,5 +33,6 @@ extern void replkafka_worker_wait(long timeout_ms);
 extern void replkafka_worker_reload_config(rd_kafka_t *rk);
 extern void replkafka_worker_restart(const char *why) pg_attribute_noreturn();
 extern void replkafka_worker_emit_handled_error(void);
+extern bool replkafka_worker_error_is_transient(int sqlerrcode);
 
 #endif							/* REPLKAFKA_WORKER_H */
