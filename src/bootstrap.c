@@ -218,6 +218,10 @@ static bool bootstrap_same_source(const ReplkafkaBootstrapRequest *r,
 								  const char *source);
 static BootstrapPart *bootstrap_new_part(int partition, bool rebuild);
 static int	bootstrap_part_cmp(const ListCell *a, const ListCell *b);
+static List *bootstrap_recheck_group(List *parts, const char *source);
+static void bootstrap_unclaim(int partition,
+							  ReplkafkaBootstrapOutcome outcome,
+							  const char *sqlstate, const char *message);
 static List *bootstrap_claim_group(int first, bool alone, char **source);
 static void bootstrap_group(int first, bool alone);
 static bool bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
@@ -582,9 +586,68 @@ bootstrap_claim_group(int first, bool alone, char **source)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (nclaimed > 1)
+		parts = bootstrap_recheck_group(parts, *source);
 	/* their roles are locked in this order at the end */
 	list_sort(parts, bootstrap_part_cmp);
 	return parts;
+}
+
+/*
+ * Read the requests of the group's partitions again, now that every one
+ * is claimed, in a snapshot taken now (which the copy's deletes use too:
+ * the apply workers let go of the partitions only as they were claimed):
+ * a partition asked for anew from another source meanwhile (unfollow(),
+ * then follow()) leaves the group, to be taken up at once on its own
+ * terms.  Returns the group.
+ */
+static List *
+bootstrap_recheck_group(List *parts, const char *source)
+{
+	List	   *requests;
+	ListCell   *lc;
+
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	requests = replkafka_catalog_get_bootstraps();
+	foreach(lc, parts)
+	{
+		BootstrapPart *bp = lfirst(lc);
+		ReplkafkaBootstrapRequest *now = NULL;
+		ListCell   *rc;
+
+		foreach(rc, requests)
+		{
+			if (((ReplkafkaBootstrapRequest *) lfirst(rc))->partition == bp->partition)
+				now = lfirst(rc);
+		}
+		if (now && bootstrap_same_source(now, source))
+			bp->rebuild = now->rebuild;
+		else if (foreach_current_index(lc) > 0)
+		{
+			bootstrap_unclaim(bp->partition, REPLKAFKA_BOOTSTRAP_LEFT, NULL, NULL);
+			parts = foreach_delete_current(parts, lc);
+		}
+	}
+	return parts;
+}
+
+/*
+ * Let go of partition, claimed for the group, with outcome.
+ */
+static void
+bootstrap_unclaim(int partition, ReplkafkaBootstrapOutcome outcome,
+				  const char *sqlstate, const char *message)
+{
+	for (int i = 0; i < nclaimed; i++)
+	{
+		if (claimed[i] != partition)
+			continue;
+		claimed[i] = claimed[--nclaimed];
+		replkafka_partition_release_bootstrap(partition, outcome, sqlstate,
+											  message);
+		return;
+	}
 }
 
 /*
@@ -698,12 +761,6 @@ bootstrap_group(int first, bool alone)
 	}
 	if (dropped)
 	{
-		/*
-		 * A snapshot taken now: the apply workers let go of the partitions
-		 * only as they were claimed, after their last commit.
-		 */
-		PopActiveSnapshot();
-		PushActiveSnapshot(GetTransactionSnapshot());
 		bootstrap_set_phase(parts, REPLKAFKA_PHASE_DROPPING_ROWS);
 		replkafka_partition_rows_check_references();
 		replkafka_partition_drop_rows(dropped);
@@ -812,18 +869,10 @@ bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
 		ereport(LOG,
 				errmsg("partition %d cannot be bootstrapped from peer %s: %s",
 					   bp->partition, peer, edata->message));
-		for (int i = 0; i < nclaimed; i++)
-		{
-			if (claimed[i] != bp->partition)
-				continue;
-			claimed[i] = claimed[--nclaimed];
-			replkafka_partition_release_bootstrap(bp->partition,
-												  explicit || !found ?
-												  REPLKAFKA_BOOTSTRAP_FAILED :
-												  REPLKAFKA_BOOTSTRAP_LEFT,
-												  unpack_sql_state(edata->sqlerrcode),
-												  msg);
-		}
+		bootstrap_unclaim(bp->partition,
+						  explicit || !found ?
+						  REPLKAFKA_BOOTSTRAP_FAILED : REPLKAFKA_BOOTSTRAP_LEFT,
+						  unpack_sql_state(edata->sqlerrcode), msg);
 		FreeErrorData(edata);
 		ok = false;
 	}

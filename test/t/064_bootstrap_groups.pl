@@ -133,7 +133,11 @@ is($node_c->safe_psql('postgres', 'SELECT count(*) FROM items WHERE id >= 5000')
 is_deeply(checksums($node_c), checksums($node_a), 'both tables alike on node_c and node_a');
 
 # 2. A rebuild of node_b's four partitions from node_b waits for its
-# snapshot, behind a transaction open there.
+# snapshot, behind a transaction open there, while node_b writes three of
+# them: node_c's apply workers let go of them as the group gathers.
+my $writer_b = ReplkafkaTest::Writer->start($node_b,
+	ids => [ keys_of($node_b, [ 4 .. 6 ], 60, 20000) ], pause => 0.002);
+$writer_b->wait_for_ok(20);
 my $open = ReplkafkaTest::open_transaction($node_b,
 	"INSERT INTO items VALUES (90004, 'open')");
 $node_c->safe_psql('postgres',
@@ -176,6 +180,8 @@ is( $node_c->safe_psql('postgres',
 # The open transaction ends: the three are rebuilt from node_b.
 ReplkafkaTest::end_open_transaction($node_b, $open);
 ok(wait_roles($node_c, [ 4 .. 6 ], 'replica'), 'partitions 4 to 6 are rebuilt from node_b');
+my %written = $writer_b->finish;
+is(scalar keys %{ $written{ok} }, 180, 'every write of node_b during the rebuild committed');
 @copies = copies_since($node_b, $b_offset);
 is(scalar @copies, 2, 'node_b was read once per table for the three');
 is(scalar(grep { /ANY \('\{4,5,6\}'::pg_catalog\.int4\[\]\)/ } @copies), 2,
@@ -188,6 +194,9 @@ $node_b->safe_psql('postgres',
 ok( $node_c->poll_query_until('postgres',
 		"SELECT count(*) = 15 FROM items WHERE v = 'after'"),
 	'node_c applies node_b\'s writes to 4, 5 and 6 after the rebuild');
+is( $node_c->safe_psql('postgres',
+		"SELECT count(*) FROM items WHERE id BETWEEN 20000 AND 120000 AND v = 'node_b'"),
+	'180', 'node_c has each of them once');
 my $sum_b = checksums($node_b);
 my $sum_c = checksums($node_c);
 is_deeply([ map { $sum_c->{$_} } 0, 1, 4, 5, 6 ], [ map { $sum_b->{$_} } 0, 1, 4, 5, 6 ],
