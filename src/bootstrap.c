@@ -282,6 +282,12 @@ static int	nclaimed = 0;
 static int	culprit = -1;
 static bool cancelled = false;
 
+/*
+ * Whether a failure now is one of writing the copied rows here (not of
+ * reading them from the source): set while COPY FROM writes.
+ */
+static bool local_write_failed = false;
+
 /* The connection to the source, and the COPY being read from it. */
 static PGconn *source_conn = NULL;
 static char *copy_buf = NULL;	/* what PQgetCopyData() gave, not yet used */
@@ -380,6 +386,7 @@ bootstrap_attempt(int first, bool alone)
 	nclaimed = 1;
 	culprit = -1;
 	cancelled = false;
+	local_write_failed = false;
 	replkafka_peer_wait_check = bootstrap_check_wanted;
 	PG_TRY();
 	{
@@ -412,18 +419,20 @@ bootstrap_attempt(int first, bool alone)
 		/*
 		 * A failure of one partition of a group (cancelled, or its place in
 		 * the log not found) lets the others be copied again at once, without
-		 * it; it is copied on its own from then on, so that it fails alone. A
-		 * failure of the group's copy that would happen again (a row a
-		 * constraint here refuses, say) is some partition's, but which one is
-		 * not known: each is copied on its own from then on.  Any other
-		 * failure (the source lost, Kafka unreachable) is the whole group's.
+		 * it; it is copied on its own from then on, so that it fails alone.
+		 * Writing the group's rows here failing in a way that would happen
+		 * again (a row a constraint refuses, say) is some partition's, but
+		 * which one is not known: each is copied on its own from then on.
+		 * Any other failure (the source lost, Kafka unreachable) is the whole
+		 * group's.
 		 */
 		if (culprit >= 0 && group)
 			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_LEFT,
 								  cancelled ? REPLKAFKA_BOOTSTRAP_LEFT :
 								  REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
 								  unpack_sql_state(edata->sqlerrcode), msg);
-		else if (group && !replkafka_worker_error_is_transient(edata->sqlerrcode))
+		else if (group && local_write_failed &&
+				 !replkafka_worker_error_is_transient(edata->sqlerrcode))
 			bootstrap_release_all(REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
 								  REPLKAFKA_BOOTSTRAP_FAILED_ALONE,
 								  unpack_sql_state(edata->sqlerrcode), msg);
@@ -621,7 +630,9 @@ bootstrap_recheck_group(List *parts, const char *source)
 			if (((ReplkafkaBootstrapRequest *) lfirst(rc))->partition == bp->partition)
 				now = lfirst(rc);
 		}
-		if (now && bootstrap_same_source(now, source))
+		if (now && bootstrap_same_source(now, source) &&
+			(foreach_current_index(lc) == 0 ||
+			 replkafka_partition_still_bootstrapping(bp->partition)))
 			bp->rebuild = now->rebuild;
 		else if (foreach_current_index(lc) > 0)
 		{
@@ -852,17 +863,20 @@ bootstrap_try(BootstrapCheck check, PGconn *conn, BootstrapPart *bp,
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		culprit = -1;
 		/* unless the bootstrap itself is what stopped */
 		CHECK_FOR_INTERRUPTS();
 		bootstrap_check_wanted();
-		culprit = -1;
 
 		/*
-		 * Nor is it this partition's failure if the source is lost, or its
-		 * transaction failed: the whole group's.
+		 * Nor is it this partition's failure if the worker was cancelled, or
+		 * the source is lost or its transaction not usable: the whole
+		 * group's.
 		 */
-		if (PQstatus(conn) != CONNECTION_OK ||
-			PQtransactionStatus(conn) == PQTRANS_INERROR)
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			PQstatus(conn) != CONNECTION_OK ||
+			(PQtransactionStatus(conn) != PQTRANS_IDLE &&
+			 PQtransactionStatus(conn) != PQTRANS_INTRANS))
 			ReThrowError(edata);
 		snprintf(msg, sizeof(msg), "bootstrap failed: %s", edata->message);
 		msg[pg_mbcliplen(msg, strlen(msg), strlen(msg))] = '\0';
@@ -1519,7 +1533,9 @@ bootstrap_copy_table(PGconn *conn, const SourceTable *t, List *parts)
 	replkafka_table_become_owner(rel, &owner);
 	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, bootstrap_copy_read,
 						   t->columns, options);
+	local_write_failed = true;
 	processed = CopyFrom(cstate);
+	local_write_failed = false;
 	EndCopyFrom(cstate);
 	replkafka_table_restore_user(&owner);
 	free_parsestate(pstate);
@@ -1552,8 +1568,10 @@ bootstrap_copy_read(void *outbuf, int minread, int maxread)
 			if (copy_buf)
 				PQfreemem(copy_buf);
 			copy_buf = NULL;
+			local_write_failed = false;
 			copy_len = replkafka_peer_copy_read(source_conn, &copy_buf,
 												BOOTSTRAP_STALL_MS);
+			local_write_failed = true;
 			copy_pos = 0;
 			if (copy_len < 0)
 			{

@@ -142,12 +142,17 @@ replkafka_worker_connect(const char *appname, int slot)
  * Session settings of a worker that writes replicated rows it did not
  * decide on (an apply worker, a bootstrap worker): like PostgreSQL's apply
  * workers, no write fence and no user search path; values in the forms the
- * shipper and a peer's COPY write them (doc/protocol.md).
+ * shipper and a peer's COPY write them (doc/protocol.md); and each
+ * statement sees what committed before it, whatever the database's
+ * default isolation, as the workers' reasoning about their snapshots
+ * assumes.
  */
 void
 replkafka_worker_write_as_replica(void)
 {
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
