@@ -422,8 +422,8 @@ bootstrap_attempt(int first, bool alone)
 		 * it; it is copied on its own from then on, so that it fails alone.
 		 * Writing the group's rows here failing in a way that would happen
 		 * again (a row a constraint refuses, say) is some partition's, but
-		 * which one is not known: each is copied on its own from then on.
-		 * Any other failure (the source lost, Kafka unreachable) is the whole
+		 * which one is not known: each is copied on its own from then on. Any
+		 * other failure (the source lost, Kafka unreachable) is the whole
 		 * group's.
 		 */
 		if (culprit >= 0 && group)
