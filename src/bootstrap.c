@@ -56,8 +56,10 @@
  * grows with each failure, showing the last error meanwhile; unfollow()
  * stops that.  When the failure is one partition's (its place in the log
  * not found, or unfollow()), the others are tried again at once without
- * it, and it is copied on its own from then on.  A crash of this node does
- * the same: the partitions are still bootstrapping when it starts again.
+ * it, and it is copied on its own from then on; when writing the group's
+ * rows here fails in a way that would recur, each of them is.  A crash of
+ * this node does the same: the partitions are still bootstrapping when it
+ * starts again.
  *
  * Worker 0 also publishes this node's replkafka.node_conninfo to the
  * cluster (directory.c), so that a bootstrap without a source finds one.
@@ -690,6 +692,8 @@ bootstrap_group(int first, bool alone)
 	XLogRecPtr	consistent = InvalidXLogRecPtr;
 	bool		slot = false;
 	Bitmapset  *dropped = NULL;
+	int64		rows = 0;
+	int64		bytes = 0;
 	StringInfoData done;
 	int			ndone;
 
@@ -726,6 +730,15 @@ bootstrap_group(int first, bool alone)
 			slot = true;
 	}
 
+	/* the source's estimate of a partition's size: its tables' / P */
+	foreach(lc, tables)
+	{
+		SourceTable *t = lfirst(lc);
+
+		rows += (int64) (Max(t->reltuples, 0) / npartitions);
+		bytes += t->bytes / npartitions;
+	}
+
 	/* 2. its snapshot, and its catalog of each partition in it */
 	bootstrap_set_phase(parts, REPLKAFKA_PHASE_TAKING_SNAPSHOT);
 	if (parts != NIL)
@@ -733,24 +746,12 @@ bootstrap_group(int first, bool alone)
 	foreach(lc, parts)
 	{
 		BootstrapPart *bp = lfirst(lc);
-		int64		rows = 0;
-		int64		bytes = 0;
-		ListCell   *tc;
 
 		if (!bootstrap_try(bootstrap_check_snapshot_of, source_conn, bp, peer,
 						   !explicit && bp->partition != first, explicit))
-		{
 			parts = foreach_delete_current(parts, lc);
-			continue;
-		}
-		foreach(tc, tables)
-		{
-			SourceTable *t = lfirst(tc);
-
-			rows += (int64) (Max(t->reltuples, 0) / npartitions);
-			bytes += t->bytes / npartitions;
-		}
-		replkafka_partition_set_copy_estimate(bp->partition, rows, bytes);
+		else
+			replkafka_partition_set_copy_estimate(bp->partition, rows, bytes);
 	}
 	if (parts == NIL)
 	{

@@ -341,15 +341,14 @@ replkafka_wake_bootstrap_workers(void)
 }
 
 /*
- * Can the calling bootstrap worker take up partition now?  Under the
- * LWLock, exclusive.
+ * Does partition wait for a bootstrap worker to take it up now (once its
+ * apply worker let go of it)?  Under the LWLock.
  */
 static bool
-partition_bootstrap_due(ReplkafkaPartition *part, TimestampTz now)
+partition_bootstrap_waiting(ReplkafkaPartition *part, TimestampTz now)
 {
 	return part->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
-		part->bootstrap_pid == 0 && part->bootstrap_not_before <= now &&
-		part->applying_pid == 0;
+		part->bootstrap_pid == 0 && part->bootstrap_not_before <= now;
 }
 
 /*
@@ -374,9 +373,9 @@ partition_begin_bootstrap(ReplkafkaPartition *part, TimestampTz now)
 
 /*
  * A bootstrap worker takes up the due partition of lowest number, and
- * returns it; -1 if none is due.  *alone: it
- * failed in a group last, and is to be copied on its own.  The partition
- * is the calling process's until it releases it.
+ * returns it; -1 if none is due.  *alone: it failed in a group last, and
+ * is to be copied on its own.  The partition is the calling process's
+ * until it releases it.
  */
 int
 replkafka_partition_claim_bootstrap(bool *alone)
@@ -389,7 +388,7 @@ replkafka_partition_claim_bootstrap(bool *alone)
 	{
 		ReplkafkaPartition *part = &replkafka_shared->partitions[p];
 
-		if (!partition_bootstrap_due(part, now))
+		if (!partition_bootstrap_waiting(part, now) || part->applying_pid != 0)
 			continue;
 		partition_begin_bootstrap(part, now);
 		*alone = part->bootstrap_alone;
@@ -409,19 +408,18 @@ replkafka_partition_claim_bootstrap_of(int partition)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	TimestampTz now = GetCurrentTimestamp();
-	ReplkafkaBootstrapClaim claim = REPLKAFKA_CLAIM_NOT_DUE;
+	ReplkafkaBootstrapClaim claim;
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (part->bootstrap_alone)
+	if (part->bootstrap_alone || !partition_bootstrap_waiting(part, now))
 		claim = REPLKAFKA_CLAIM_NOT_DUE;
-	else if (partition_bootstrap_due(part, now))
+	else if (part->applying_pid != 0)
+		claim = REPLKAFKA_CLAIM_BUSY;
+	else
 	{
 		partition_begin_bootstrap(part, now);
 		claim = REPLKAFKA_CLAIM_CLAIMED;
 	}
-	else if (part->role == REPLKAFKA_ROLE_BOOTSTRAPPING &&
-			 part->bootstrap_pid == 0 && part->bootstrap_not_before <= now)
-		claim = REPLKAFKA_CLAIM_BUSY;
 	LWLockRelease(replkafka_shared->lock);
 	return claim;
 }
