@@ -636,10 +636,12 @@ apply_handle_message(rd_kafka_message_t *msg)
 		return;
 
 	/*
-	 * Publish the lag now and then before applying too: a record that waits
-	 * for a lock, or a long transaction, shows as lag meanwhile.
+	 * Publish the lag now and then before applying too, and always before
+	 * the first record since the take-up: a record that waits for a lock, or
+	 * a long transaction, shows as lag meanwhile.
 	 */
-	if (TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
+	if (!ap->catchup_noted ||
+		TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
 								   APPLY_LAG_PUBLISH_MS))
 		apply_publish_lag(p, msg->offset, true);
 	ap->next_offset = msg->offset + 1;
@@ -2022,11 +2024,11 @@ apply_publish_lag(int p, int64 next, bool received)
 	int64		high;
 	bool		first = !parts[p].catchup_noted;
 
-	parts[p].lag_published = GetCurrentTimestamp();
 	/* nothing is known before the first fetch answers */
 	if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
 		return;
+	parts[p].lag_published = GetCurrentTimestamp();
 	/* the first log end known since the partition was taken up */
 	parts[p].catchup_noted = true;
 	replkafka_partition_report_position(p, next,
