@@ -16,7 +16,8 @@ bench_psql() {
 }
 
 # start_node NODE BOOTSTRAP [CONF...]: initdb and start a node with
-# replkafka preloaded; extra lines of postgresql.conf follow.
+# replkafka preloaded; extra lines of postgresql.conf follow, then the line
+# in REPLKAFKA_BENCH_CONF if set (to try a setting on every benchmark node).
 start_node() {
 	local node="$1" bootstrap="$2" port
 	shift 2
@@ -34,6 +35,7 @@ start_node() {
 		echo "replkafka.brokers = '$bootstrap'"
 		plugin_libraries_conf "$pgbin"
 		for line in "$@"; do echo "$line"; done
+		echo "${REPLKAFKA_BENCH_CONF:-}"
 	} >>"$state/$node/postgresql.conf"
 	echo "$port" >"$state/$node.port"
 	"$pgbin/pg_ctl" -D "$state/$node" -l "$state/$node.log" -w start >/dev/null

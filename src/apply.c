@@ -270,6 +270,7 @@ static void apply_retry_partitions(void);
 static long apply_naptime(void);
 static void apply_save_positions(void);
 static void apply_publish_lag(int p, int64 next, bool received);
+static void apply_trace_hops(int p, int64 offset, TimestampTz commit_time);
 static void apply_update_lag(void);
 static void apply_error_callback(void *arg);
 static void apply_release_partition(int p);
@@ -295,6 +296,7 @@ static bool exiting = false;
 
 /* The message being handled, destroyed on exit if a FATAL cut it short. */
 static rd_kafka_message_t *current_msg = NULL;
+static TimestampTz current_received;	/* when current_msg was polled */
 static MemoryContext ApplyContext = NULL;
 static MemoryContext ApplyMessageContext = NULL;
 static ApplyErrorContext errctx;
@@ -584,6 +586,7 @@ apply_consume(rd_kafka_message_t *msg)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ApplyMessageContext);
 
 	current_msg = msg;
+	current_received = GetCurrentTimestamp();
 	PG_TRY();
 	{
 		apply_handle_message(msg);
@@ -636,9 +639,9 @@ apply_handle_message(rd_kafka_message_t *msg)
 		return;
 
 	/*
-	 * Publish the lag now and then before applying too, and always before
-	 * the first record since the take-up: a record that waits for a lock, or
-	 * a long transaction, shows as lag meanwhile.
+	 * Publish the lag now and then before applying too, and always before the
+	 * first record since the take-up: a record that waits for a lock, or a
+	 * long transaction, shows as lag meanwhile.
 	 */
 	if (!ap->catchup_noted ||
 		TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
@@ -944,6 +947,26 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 }
 
 /*
+ * Where the time went between a transaction's commit on its primary and
+ * its commit here: when the shipper produced its last record (the record's
+ * timestamp, in milliseconds), when this worker polled it, and now.
+ */
+static void
+apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
+{
+	rd_kafka_timestamp_type_t type;
+	int64		produced_ms = rd_kafka_message_timestamp(current_msg, &type);
+	TimestampTz produced = produced_ms * 1000 - RKM_UNIX_EPOCH_OFFSET;
+
+	if (type != RD_KAFKA_TIMESTAMP_CREATE_TIME)
+		return;
+	elog(DEBUG2, "partition %d, Kafka offset %lld: produced %.3f ms, received %.3f ms, applied %.3f ms after its commit on the primary",
+		 p, (long long) offset, (produced - commit_time) / 1000.0,
+		 (current_received - commit_time) / 1000.0,
+		 (GetCurrentTimestamp() - commit_time) / 1000.0);
+}
+
+/*
  * Apply one transaction, with its checkpoint, in a local transaction.  An
  * error puts the partition in error and leaves the others alone; then
  * returns false.
@@ -1012,6 +1035,8 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 	pgstat_report_stat(false);
 	ap->ckpt_offset = offset;
 	replkafka_partition_report_applied(p, hdr->scn, offset, commit_time);
+	if (message_level_is_interesting(DEBUG2))
+		apply_trace_hops(p, offset, commit_time);
 	return true;
 }
 

@@ -289,9 +289,15 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 	switch (kind)
 	{
 		case REPLKAFKA_CLIENT_PRODUCER:
-			/* bounded memory, some batching */
+
+			/*
+			 * Bounded memory.  No lingering: a record goes out at once, and
+			 * the records produced while a request is in flight make the next
+			 * batch (one request at a time, below), so a busy shipper still
+			 * sends large batches.
+			 */
 			kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
-			kafka_conf_set(conf, "linger.ms", "2");
+			kafka_conf_set(conf, "linger.ms", "0");
 			break;
 		case REPLKAFKA_CLIENT_CONSUMER:
 			/* do not linger on an empty fetch */

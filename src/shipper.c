@@ -814,6 +814,10 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	Shipment   *s = msg->_private;
 
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		elog(DEBUG2, "partition %d, Kafka offset %lld: acknowledged %.3f ms after it was produced",
+			 (int) msg->partition, (long long) msg->offset,
+			 rd_kafka_message_latency(msg) / 1000.0);
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		if (delivery_error[0] == '\0')
