@@ -663,14 +663,36 @@ replkafka_catalog_get_consumer_checkpoint(int partition,
 }
 
 /*
- * Write the consumer checkpoint of a partition.  The apply workers call
- * this once per applied transaction, so the statement is prepared once per
+ * Prepare query (with the consumer checkpoint's five parameters) once per
  * process.
+ */
+static SPIPlanPtr
+catalog_checkpoint_plan(SPIPlanPtr *plan, const char *query)
+{
+	if (*plan == NULL)
+	{
+		Oid			types[5] = {INT4OID, INT8OID, INT8OID, INT8OID, BOOLOID};
+		SPIPlanPtr	p;
+
+		p = SPI_prepare(query, 5, types);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * Write the consumer checkpoint of a partition.  The apply workers call
+ * this once per applied transaction: the row is updated in place (a HOT
+ * update, its key unchanged), and inserted only when it is not there yet.
  */
 void
 replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr update = NULL;
+	static SPIPlanPtr upsert = NULL;
 	Datum		values[5];
 
 	values[0] = Int32GetDatum(ckpt->partition);
@@ -680,27 +702,28 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 	values[4] = BoolGetDatum(ckpt->ended);
 
 	SPI_connect();
-	if (plan == NULL)
-	{
-		Oid			types[5] = {INT4OID, INT8OID, INT8OID, INT8OID, BOOLOID};
-		SPIPlanPtr	p;
-
-		p = SPI_prepare("INSERT INTO replkafka.consumer_checkpoints"
-						" (partition, generation, scn, kafka_offset, ended)"
-						" VALUES ($1, $2, $3, $4, $5)"
-						" ON CONFLICT (partition) DO UPDATE"
-						" SET generation = EXCLUDED.generation, scn = EXCLUDED.scn,"
-						" kafka_offset = EXCLUDED.kafka_offset,"
-						" ended = EXCLUDED.ended",
-						5, types);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plan = p;
-	}
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+	catalog_checkpoint_plan(&update,
+							"UPDATE replkafka.consumer_checkpoints"
+							" SET generation = $2, scn = $3, kafka_offset = $4, ended = $5"
+							" WHERE partition OPERATOR(pg_catalog.=) $1");
+	if (SPI_execute_plan(update, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not write the consumer checkpoint of partition %d",
 			 ckpt->partition);
+	if (SPI_processed == 0)
+	{
+		/* the first of this partition, or deleted meanwhile */
+		catalog_checkpoint_plan(&upsert,
+								"INSERT INTO replkafka.consumer_checkpoints"
+								" (partition, generation, scn, kafka_offset, ended)"
+								" VALUES ($1, $2, $3, $4, $5)"
+								" ON CONFLICT (partition) DO UPDATE"
+								" SET generation = EXCLUDED.generation, scn = EXCLUDED.scn,"
+								" kafka_offset = EXCLUDED.kafka_offset,"
+								" ended = EXCLUDED.ended");
+		if (SPI_execute_plan(upsert, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the consumer checkpoint of partition %d",
+				 ckpt->partition);
+	}
 	SPI_finish();
 }
 

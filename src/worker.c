@@ -89,6 +89,9 @@ static void worker_exit(int code, Datum arg);
 /* The pipe librdkafka signals; -1 when not set up. */
 static int	wakeup_pipe[2] = {-1, -1};
 
+/* What replkafka_worker_wait() waits for, built once: the latch, the pipe */
+static WaitEventSet *wait_set = NULL;
+
 /*
  * Register a static background worker running function(index).
  */
@@ -415,28 +418,36 @@ replkafka_worker_wakeup_init(rd_kafka_t *rk, rd_kafka_queue_t *queue)
 	ReserveExternalFD();
 	ReserveExternalFD();
 	rd_kafka_queue_io_event_enable(queue, wakeup_pipe[1], "k", 1);
+	/* the next wait watches the pipe too */
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = NULL;
 }
 
 /*
  * Sleep until the latch is set, Kafka has something for us, or timeout.
+ * A worker waits once per batch of work, thousands of times a second when
+ * busy: the set of events is built once, not at every wait (an epoll
+ * descriptor made and closed each time).
  */
 void
 replkafka_worker_wait(long timeout_ms)
 {
+	WaitEvent	event;
 	char		buf[64];
 
-	if (wakeup_pipe[0] < 0)
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout_ms, PG_WAIT_EXTENSION);
-	else
+	if (wait_set == NULL)
 	{
-		(void) WaitLatchOrSocket(MyLatch,
-								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT |
-								 WL_EXIT_ON_PM_DEATH,
-								 wakeup_pipe[0], timeout_ms, PG_WAIT_EXTENSION);
+		wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		if (wakeup_pipe[0] >= 0)
+			AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, wakeup_pipe[0], NULL, NULL);
+	}
+	(void) WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	if (wakeup_pipe[0] >= 0)
 		while (read(wakeup_pipe[0], buf, sizeof(buf)) > 0)
 			;
-	}
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }
