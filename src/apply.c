@@ -955,11 +955,15 @@ static void
 apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
 {
 	rd_kafka_timestamp_type_t type;
-	int64		produced_ms = rd_kafka_message_timestamp(current_msg, &type);
-	TimestampTz produced = produced_ms * 1000 - RKM_UNIX_EPOCH_OFFSET;
+	int64		produced_ms;
+	TimestampTz produced;
 
+	if (current_msg == NULL)
+		return;
+	produced_ms = rd_kafka_message_timestamp(current_msg, &type);
 	if (type != RD_KAFKA_TIMESTAMP_CREATE_TIME)
 		return;
+	produced = produced_ms * 1000 - RKM_UNIX_EPOCH_OFFSET;
 	elog(DEBUG2, "partition %d, Kafka offset %lld: produced %.3f ms, received %.3f ms, applied %.3f ms after its commit on the primary",
 		 p, (long long) offset, (produced - commit_time) / 1000.0,
 		 (current_received - commit_time) / 1000.0,
@@ -2040,22 +2044,26 @@ apply_save_positions(void)
 /*
  * Publish how far behind the log partition p is: next is the next record
  * to apply (received already if received), the log's end the last one
- * the consumer heard of.
+ * the consumer heard of.  A partition's catch-up is noted at its first
+ * record since it was taken up: librdkafka keeps a partition's last known
+ * log end across assignments, so before a fetch answers, what it says may
+ * be the end of an earlier assignment; the fetch that brought a record
+ * told the current one.
  */
 static void
 apply_publish_lag(int p, int64 next, bool received)
 {
 	int64		low;
 	int64		high;
-	bool		first = !parts[p].catchup_noted;
+	bool		first = received && !parts[p].catchup_noted;
 
 	/* nothing is known before the first fetch answers */
 	if (rd_kafka_get_watermark_offsets(consumer, topic_name, p, &low, &high) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
 		return;
 	parts[p].lag_published = GetCurrentTimestamp();
-	/* the first log end known since the partition was taken up */
-	parts[p].catchup_noted = true;
+	if (first)
+		parts[p].catchup_noted = true;
 	replkafka_partition_report_position(p, next,
 										Max(high, received ? next + 1 : next),
 										first);

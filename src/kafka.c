@@ -434,8 +434,11 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	else
 		elevel = DEBUG2;
 
+	/* no error may leave librdkafka's poll: no interrupt is served */
+	HOLD_INTERRUPTS();
 	ereport(elevel,
 			errmsg_internal("librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf));
+	RESUME_INTERRUPTS();
 }
 
 /*
@@ -812,6 +815,34 @@ kafka_transient(rd_kafka_resp_err_t err)
 }
 
 /*
+ * One offset of partition: where it starts (RD_KAFKA_OFFSET_BEGINNING) or
+ * where its next record goes (RD_KAFKA_OFFSET_END), asking its leader and
+ * waiting at most timeout_ms.  rd_kafka_query_watermark_offsets() asks the
+ * same, but librdkafka 2.0 waits for its answer whatever the timeout, and a
+ * request sent to a broker that just went away waits for minutes.
+ */
+static rd_kafka_resp_err_t
+kafka_list_offset(rd_kafka_t *rk, const char *topic, int partition,
+				  int64 which, int64 *offset, int timeout_ms)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_t *elem;
+	rd_kafka_resp_err_t err;
+
+	elem = rd_kafka_topic_partition_list_add(list, topic, partition);
+	elem->offset = which;
+	err = rd_kafka_offsets_for_times(rk, list, timeout_ms);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = elem->err;
+	/* a partition the answer did not name keeps what was asked */
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && elem->offset < 0)
+		err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	*offset = elem->offset;
+	rd_kafka_topic_partition_list_destroy(list);
+	return err;
+}
+
+/*
  * The low and high watermarks of a partition: the offset of its first
  * record and the offset the next record will get.  Retries until deadline.
  */
@@ -837,8 +868,13 @@ replkafka_kafka_watermarks(rd_kafka_t *rk, const char *topic, int partition,
 								   reason, sizeof(reason), &sqlerrcode))
 			err = RD_KAFKA_RESP_ERR__TRANSPORT;
 		else
-			err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
-												   Max(1, Min(remaining, 1000)));
+		{
+			err = kafka_list_offset(rk, topic, partition, RD_KAFKA_OFFSET_BEGINNING,
+									low, Max(1, Min(remaining, 1000)));
+			if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+				err = kafka_list_offset(rk, topic, partition, RD_KAFKA_OFFSET_END, high,
+										Max(1, Min(kafka_remaining_ms(deadline), 1000)));
+		}
 		kafka_serve_logs(rk);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{

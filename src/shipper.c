@@ -814,10 +814,17 @@ shipper_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	Shipment   *s = msg->_private;
 
-	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		message_level_is_interesting(DEBUG2) &&
+		rd_kafka_message_latency(msg) >= 0)
+	{
+		/* no error may leave librdkafka's poll: no interrupt is served */
+		HOLD_INTERRUPTS();
 		elog(DEBUG2, "partition %d, Kafka offset %lld: acknowledged %.3f ms after it was produced",
 			 (int) msg->partition, (long long) msg->offset,
 			 rd_kafka_message_latency(msg) / 1000.0);
+		RESUME_INTERRUPTS();
+	}
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		if (delivery_error[0] == '\0')

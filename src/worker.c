@@ -5,8 +5,8 @@
  *		start-up, waiting for the cluster, and waiting on the latch and on
  *		Kafka at once.
  *
- * A worker waits with WaitLatchOrSocket() on its latch and on a pipe that
- * librdkafka writes to when a queue of the worker's client becomes
+ * A worker waits on one set of events, built once: its latch and a pipe
+ * that librdkafka writes to when a queue of the worker's client becomes
  * non-empty (rd_kafka_queue_io_event_enable), so that it wakes at once for
  * a commit to ship, a role change, a delivery report or a fetched record.
  *
@@ -436,13 +436,16 @@ replkafka_worker_wait(long timeout_ms)
 	WaitEvent	event;
 	char		buf[64];
 
+	Assert(timeout_ms >= 0);
 	if (wait_set == NULL)
 	{
-		wait_set = CreateWaitEventSet(TopMemoryContext, 3);
-		AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
+
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		if (wakeup_pipe[0] >= 0)
-			AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, wakeup_pipe[0], NULL, NULL);
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, wakeup_pipe[0], NULL, NULL);
+		wait_set = set;
 	}
 	(void) WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
 	if (wakeup_pipe[0] >= 0)
