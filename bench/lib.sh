@@ -15,6 +15,9 @@ bench_psql() {
 		-d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
+# The settings of every benchmark node, besides its address and names.
+bench_conf=("wal_level = logical" "max_wal_size = 8GB" "shared_buffers = 512MB")
+
 # start_node NODE BOOTSTRAP [CONF...]: initdb and start a node with
 # replkafka preloaded; extra lines of postgresql.conf follow, then the line
 # in REPLKAFKA_BENCH_CONF if set (to try a setting on every benchmark node).
@@ -27,9 +30,7 @@ start_node() {
 		echo "listen_addresses = '127.0.0.1'"
 		echo "port = $port"
 		echo "unix_socket_directories = '$state'"
-		echo "wal_level = logical"
-		echo "max_wal_size = 8GB"
-		echo "shared_buffers = 512MB"
+		printf '%s\n' "${bench_conf[@]}"
 		echo "shared_preload_libraries = 'replkafka'"
 		echo "replkafka.node_name = '$node'"
 		echo "replkafka.brokers = '$bootstrap'"
@@ -56,3 +57,45 @@ now() { date +%s.%N; }
 
 # elapsed START END: seconds between two now() values.
 elapsed() { echo "$2 - $1" | bc -l; }
+
+# bench_schema NODE: on NODE, the extension, a cluster of 8 partitions of
+# one copy, table t (rows keyed by tenant, its partition key) registered,
+# and procedure fill(tbl, txns, per_txn, first): txns transactions of
+# per_txn rows each into tbl, transaction i writing tenant first + i.
+bench_schema() {
+	bench_psql "$1" <<'SQL'
+CREATE EXTENSION replkafka;
+SELECT replkafka.create_cluster(8, 1);
+CREATE TABLE t (tenant int, id int, payload text NOT NULL, PRIMARY KEY (tenant, id));
+SELECT replkafka.add_table('t', 'tenant');
+CREATE PROCEDURE fill(tbl regclass, txns int, per_txn int, first int DEFAULT 0)
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN first + 1 .. first + txns LOOP
+		EXECUTE format('INSERT INTO %s SELECT $1, g, md5(($1::bigint * $2 + g)::text)
+		                  FROM generate_series(1, $2) g', tbl) USING i, per_txn;
+		COMMIT;
+	END LOOP;
+END $$;
+SQL
+}
+
+# transactions NODE ROLE: how many transactions NODE shipped (as primary)
+# or applied (as replica) in the partitions it has that role of, all of
+# them in their first generation.
+transactions() {
+	bench_psql "$1" -c "SELECT coalesce(sum(scn & 4294967295), 0) FROM replkafka.partitions WHERE role = '$2'"
+}
+
+# wait_transactions NODE ROLE COUNT: wait until transactions NODE ROLE
+# gives COUNT.
+wait_transactions() {
+	until [ "$(transactions "$1" "$2")" = "$3" ]; do
+		sleep 0.05
+	done
+}
+
+# process_pids NODE BACKEND_TYPE: NODE's processes of that kind, comma-separated.
+process_pids() {
+	bench_psql "$1" -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE backend_type = '$2'"
+}
