@@ -63,7 +63,7 @@ elapsed() { echo "$2 - $1" | bc -l; }
 # and procedure fill(tbl, txns, per_txn, first): txns transactions of
 # per_txn rows each into tbl, transaction i writing tenant first + i.
 bench_schema() {
-	bench_psql "$1" <<'SQL'
+	bench_psql "$1" <<'SQL' >/dev/null
 CREATE EXTENSION replkafka;
 SELECT replkafka.create_cluster(8, 1);
 CREATE TABLE t (tenant int, id int, payload text NOT NULL, PRIMARY KEY (tenant, id));

@@ -205,9 +205,7 @@ typedef struct ApplyRelation
 	Relation	rel;
 	Oid			pkindex;
 	ApplyRelMap *map;			/* how its columns map to the table */
-	EState	   *estate;
-	ResultRelInfo *rri;
-	EPQState	epq;
+	ReplkafkaTableWriter w;		/* writes it */
 	TupleTableSlot *localslot;
 	TupleTableSlot *newslot;
 	TupleTableSlot *keyslot;
@@ -1414,7 +1412,6 @@ apply_open_relation(const RkmRecord *rec)
 	ApplyRelMap *map;
 	ApplyRelation *ar;
 	TupleDesc	desc;
-	RangeTblEntry *rte;
 	Oid			relid;
 	ReplkafkaOwnerContext uc;
 
@@ -1460,24 +1457,10 @@ apply_open_relation(const RkmRecord *rec)
 	 * their expressions and predicates, which call the owner's functions.
 	 */
 	replkafka_table_become_owner(ar->rel, &uc);
-	ar->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = ar->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(ar->estate, list_make1(rte));
-	ar->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(ar->rri, ar->rel, 1, NULL, 0);
-	/* where AFTER triggers find it, rather than open the table again */
-	ar->estate->es_opened_result_relations =
-		lappend(ar->estate->es_opened_result_relations, ar->rri);
-	ar->estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(ar->rri, false);
-	EvalPlanQualInit(&ar->epq, ar->estate, NULL, NIL, -1);
-	ar->localslot = table_slot_create(ar->rel, &ar->estate->es_tupleTable);
-	ar->newslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
-	ar->keyslot = ExecInitExtraTupleSlot(ar->estate, desc, &TTSOpsVirtual);
+	replkafka_table_writer_open(&ar->w, ar->rel);
+	ar->localslot = table_slot_create(ar->rel, &ar->w.estate->es_tupleTable);
+	ar->newslot = ExecInitExtraTupleSlot(ar->w.estate, desc, &TTSOpsVirtual);
+	ar->keyslot = ExecInitExtraTupleSlot(ar->w.estate, desc, &TTSOpsVirtual);
 	replkafka_table_restore_user(&uc);
 	MemoryContextSwitchTo(oldcxt);
 	return ar;
@@ -1489,11 +1472,7 @@ apply_open_relation(const RkmRecord *rec)
 static void
 apply_close_relation(ApplyRelation *ar)
 {
-	EvalPlanQualEnd(&ar->epq);
-	/* its indexes, and tables AFTER triggers opened */
-	ExecCloseResultRelations(ar->estate);
-	ExecResetTupleTable(ar->estate->es_tupleTable, false);
-	FreeExecutorState(ar->estate);
+	replkafka_table_writer_close(&ar->w);
 	table_close(ar->rel, NoLock);
 	if (errctx.relation == ar->name)
 		errctx.relation = NULL;
@@ -1509,7 +1488,7 @@ static void
 apply_fill_slot(ApplyRelation *ar, TupleTableSlot *slot, const RkmValue *values,
 				bool key_only)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->estate));
+	MemoryContext oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->w.estate));
 
 	for (int i = 0; i < ar->map->nremote; i++)
 	{
@@ -1568,11 +1547,11 @@ static void
 apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
 {
 	TupleDesc	desc = RelationGetDescr(ar->rel);
-	ExprContext *econtext = GetPerTupleExprContext(ar->estate);
+	ExprContext *econtext = GetPerTupleExprContext(ar->w.estate);
 
 	if (ar->defaults == NULL)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
+		MemoryContext oldcxt = MemoryContextSwitchTo(ar->w.estate->es_query_cxt);
 
 		ar->defaults = palloc0(desc->natts * sizeof(ExprState *));
 		for (int att = 0; att < desc->natts; att++)
@@ -1585,7 +1564,7 @@ apply_fill_defaults(ApplyRelation *ar, TupleTableSlot *slot)
 			defexpr = (Expr *) build_column_default(ar->rel, att + 1);
 			if (defexpr != NULL)
 				ar->defaults[att] = ExecPrepareExpr(expression_planner(defexpr),
-													ar->estate);
+													ar->w.estate);
 		}
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -1635,7 +1614,7 @@ apply_check_partition(ApplyRelation *ar, TupleTableSlot *slot)
 	/* registered, but without a cluster to hash for (it was dropped) */
 	if (key == NULL)
 		apply_not_replicated(ar->map->schema, ar->map->table);
-	oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->estate));
+	oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(ar->w.estate));
 	partition = replkafka_partition_of_slot(key, slot);
 	MemoryContextSwitchTo(oldcxt);
 	if (partition != errctx.partition)
@@ -1671,7 +1650,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 
 	errctx.relation = ar->name;
 	replkafka_table_become_owner(ar->rel, &uc);
-	oldcxt = MemoryContextSwitchTo(ar->estate->es_query_cxt);
+	oldcxt = MemoryContextSwitchTo(ar->w.estate->es_query_cxt);
 	PushActiveSnapshot(GetLatestSnapshot());
 	AfterTriggerBeginQuery();
 	switch (rec->kind)
@@ -1683,7 +1662,7 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			apply_fill_defaults(ar, newslot);
 			ExecStoreVirtualTuple(newslot);
 			apply_check_partition(ar, newslot);
-			ExecSimpleRelationInsert(ar->rri, ar->estate, newslot);
+			ExecSimpleRelationInsert(ar->w.rri, ar->w.estate, newslot);
 			break;
 
 		case RKM_REC_UPDATE:
@@ -1696,15 +1675,15 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 			apply_fill_slot(ar, newslot, rec->new_values, false);
 			ExecStoreVirtualTuple(newslot);
 			apply_check_partition(ar, newslot);
-			EvalPlanQualSetSlot(&ar->epq, ar->localslot);
-			ExecSimpleRelationUpdate(ar->rri, ar->estate, &ar->epq, ar->localslot,
+			EvalPlanQualSetSlot(&ar->w.epq, ar->localslot);
+			ExecSimpleRelationUpdate(ar->w.rri, ar->w.estate, &ar->w.epq, ar->localslot,
 									 newslot);
 			break;
 
 		case RKM_REC_DELETE:
 			apply_find(ar, rec->old_values, "delete");
-			EvalPlanQualSetSlot(&ar->epq, ar->localslot);
-			ExecSimpleRelationDelete(ar->rri, ar->estate, &ar->epq, ar->localslot);
+			EvalPlanQualSetSlot(&ar->w.epq, ar->localslot);
+			ExecSimpleRelationDelete(ar->w.rri, ar->w.estate, &ar->w.epq, ar->localslot);
 			break;
 	}
 
@@ -1716,10 +1695,10 @@ apply_change(ApplyRelation *ar, const RkmRecord *rec)
 	 * defer one within a security-restricted operation, here, so the change
 	 * fails instead; only a superuser owner's may be deferred.
 	 */
-	AfterTriggerEndQuery(ar->estate);
+	AfterTriggerEndQuery(ar->w.estate);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(oldcxt);
-	ResetPerTupleExprContext(ar->estate);
+	ResetPerTupleExprContext(ar->w.estate);
 	replkafka_table_restore_user(&uc);
 	CommandCounterIncrement();
 }

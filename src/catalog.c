@@ -20,20 +20,25 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
+#include "utils/rel.h"
 
 #include "catalog.h"
 #include "catalog_tables.h"
 #include "message.h"
 #include "settings.h"
+#include "table.h"
 
 static const char *const role_names[] = {
 	[REPLKAFKA_ROLE_OFFLINE] = "offline",
@@ -684,22 +689,125 @@ catalog_checkpoint_plan(SPIPlanPtr *plan, const char *query)
 }
 
 /*
+ * Whether rel, replkafka.consumer_checkpoints, is as the extension created
+ * it: the columns of catalog_tables.h with their types (others may follow),
+ * keyed by partition alone.
+ */
+static bool
+catalog_checkpoints_as_created(Relation rel)
+{
+	static const Oid types[Natts_consumer_checkpoints] = {INT4OID, INT8OID, INT8OID,
+	INT8OID, BOOLOID};
+	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *key;
+	bool		ok;
+
+	if (desc->natts < Natts_consumer_checkpoints ||
+		!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		return false;
+	for (int i = 0; i < Natts_consumer_checkpoints; i++)
+		if (TupleDescAttr(desc, i)->attisdropped ||
+			TupleDescAttr(desc, i)->atttypid != types[i])
+			return false;
+	key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	ok = bms_num_members(key) == 1 &&
+		bms_is_member(Anum_consumer_checkpoints_partition - FirstLowInvalidHeapAttributeNumber,
+					  key);
+	bms_free(key);
+	return ok;
+}
+
+/*
+ * Update in place the consumer checkpoint row of the partition values
+ * names, to values; false if there is none.  As the logical replication worker
+ * applies an UPDATE: the row is found through the primary key and locked
+ * (waiting for, and following, a concurrent writer's change), then updated
+ * through the executor, with the table's indexes, constraints and row
+ * triggers (a HOT update, the key unchanged).  Under a snapshot that lasts
+ * the whole transaction, or on a table that is no longer as created, it
+ * does nothing and returns false: SQL does the work then.
+ */
+static bool
+catalog_update_checkpoint(Datum *values)
+{
+	Oid			relid = replkafka_catalog_relid("consumer_checkpoints");
+	Relation	rel;
+	ReplkafkaTableWriter writer;
+	TupleTableSlot *keyslot;
+	TupleTableSlot *rowslot;
+	TupleTableSlot *newslot;
+	int			natts;
+	bool		found = false;
+
+	if (!OidIsValid(relid) || IsolationUsesXactSnapshot())
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	if (!catalog_checkpoints_as_created(rel))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	natts = RelationGetDescr(rel)->natts;
+	replkafka_table_writer_open(&writer, rel);
+	keyslot = ExecInitExtraTupleSlot(writer.estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	newslot = ExecInitExtraTupleSlot(writer.estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	rowslot = table_slot_create(rel, &writer.estate->es_tupleTable);
+
+	ExecClearTuple(keyslot);
+	memset(keyslot->tts_isnull, true, natts * sizeof(bool));
+	keyslot->tts_values[Anum_consumer_checkpoints_partition - 1] =
+		values[Anum_consumer_checkpoints_partition - 1];
+	keyslot->tts_isnull[Anum_consumer_checkpoints_partition - 1] = false;
+	ExecStoreVirtualTuple(keyslot);
+
+	if (RelationFindReplTupleByIndex(rel, RelationGetPrimaryKeyIndex(rel),
+									 LockTupleNoKeyExclusive, keyslot, rowslot))
+	{
+		/* the row is locked: nobody else changes it before this commits */
+		slot_getallattrs(rowslot);
+		ExecClearTuple(newslot);
+		memcpy(newslot->tts_values, rowslot->tts_values, natts * sizeof(Datum));
+		memcpy(newslot->tts_isnull, rowslot->tts_isnull, natts * sizeof(bool));
+		memcpy(newslot->tts_values, values, Natts_consumer_checkpoints * sizeof(Datum));
+		memset(newslot->tts_isnull, false, Natts_consumer_checkpoints * sizeof(bool));
+		ExecStoreVirtualTuple(newslot);
+		EvalPlanQualSetSlot(&writer.epq, rowslot);
+		/* its AFTER triggers (the foreign key's) queue and fire as a query's */
+		AfterTriggerBeginQuery();
+		ExecSimpleRelationUpdate(writer.rri, writer.estate, &writer.epq,
+								 rowslot, newslot);
+		AfterTriggerEndQuery(writer.estate);
+		found = true;
+	}
+	replkafka_table_writer_close(&writer);
+	table_close(rel, NoLock);
+	/* the next command of the transaction sees the new row, as after SQL */
+	if (found)
+		CommandCounterIncrement();
+	return found;
+}
+
+/*
  * Write the consumer checkpoint of a partition.  The apply workers call
- * this once per applied transaction: the row is updated in place (a HOT
- * update, its key unchanged), and inserted only when it is not there yet.
+ * this once per applied transaction, so the row is updated in place when
+ * it can be (catalog_update_checkpoint()); otherwise (the partition's
+ * first checkpoint here, or one deleted meanwhile) an upsert writes it.
  */
 void
 replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
 {
 	static SPIPlanPtr update = NULL;
 	static SPIPlanPtr upsert = NULL;
-	Datum		values[5];
+	Datum		values[Natts_consumer_checkpoints];
 
-	values[0] = Int32GetDatum(ckpt->partition);
-	values[1] = Int64GetDatum((int64) ckpt->generation);
-	values[2] = Int64GetDatum((int64) ckpt->scn);
-	values[3] = Int64GetDatum(ckpt->kafka_offset);
-	values[4] = BoolGetDatum(ckpt->ended);
+	values[Anum_consumer_checkpoints_partition - 1] = Int32GetDatum(ckpt->partition);
+	values[Anum_consumer_checkpoints_generation - 1] = Int64GetDatum((int64) ckpt->generation);
+	values[Anum_consumer_checkpoints_scn - 1] = Int64GetDatum((int64) ckpt->scn);
+	values[Anum_consumer_checkpoints_kafka_offset - 1] = Int64GetDatum(ckpt->kafka_offset);
+	values[Anum_consumer_checkpoints_ended - 1] = BoolGetDatum(ckpt->ended);
+
+	if (catalog_update_checkpoint(values))
+		return;
 
 	SPI_connect();
 	catalog_checkpoint_plan(&update,
@@ -711,7 +819,6 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 			 ckpt->partition);
 	if (SPI_processed == 0)
 	{
-		/* the first of this partition, or deleted meanwhile */
 		catalog_checkpoint_plan(&upsert,
 								"INSERT INTO replkafka.consumer_checkpoints"
 								" (partition, generation, scn, kafka_offset, ended)"

@@ -302,6 +302,17 @@ replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 		case REPLKAFKA_CLIENT_CONSUMER:
 			/* do not linger on an empty fetch */
 			kafka_conf_set(conf, "fetch.wait.max.ms", "20");
+
+			/*
+			 * Bounded memory: librdkafka fetches while its queue of records
+			 * fetched ahead of the worker holds less than 16MB (32 chunks of
+			 * a large transaction, tens of thousands of small ones), and
+			 * lowers fetch.max.bytes, the most a fetch response holds, to as
+			 * much, unless fetch.max.bytes is set too.  Its defaults, 64MB
+			 * and 50MB per response, let a worker hold over 100MB while it
+			 * applies a large transaction.
+			 */
+			kafka_conf_set(conf, "queued.max.messages.kbytes", "16384");
 			break;
 		default:
 			break;

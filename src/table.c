@@ -36,9 +36,11 @@
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -614,4 +616,44 @@ replkafka_table_restore_user(const ReplkafkaOwnerContext *ctx)
 {
 	AtEOXact_GUC(false, ctx->save_nestlevel);
 	SetUserIdAndSecContext(ctx->save_userid, ctx->save_sec_context);
+}
+
+/*
+ * Set up writer to write rows of rel, which the caller opened with
+ * RowExclusiveLock, in the current command.
+ */
+void
+replkafka_table_writer_open(ReplkafkaTableWriter * writer, Relation rel)
+{
+	RangeTblEntry *rte;
+
+	writer->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(writer->estate, list_make1(rte));
+	writer->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(writer->rri, rel, 1, NULL, 0);
+	/* where AFTER triggers find it, rather than open the table again */
+	writer->estate->es_opened_result_relations =
+		lappend(writer->estate->es_opened_result_relations, writer->rri);
+	writer->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(writer->rri, false);
+	EvalPlanQualInit(&writer->epq, writer->estate, NULL, NIL, -1);
+}
+
+/*
+ * Finish writer: its indexes, the tables its AFTER triggers opened, its
+ * slots.  The table stays open.
+ */
+void
+replkafka_table_writer_close(ReplkafkaTableWriter * writer)
+{
+	EvalPlanQualEnd(&writer->epq);
+	ExecCloseResultRelations(writer->estate);
+	ExecResetTupleTable(writer->estate->es_tupleTable, false);
+	FreeExecutorState(writer->estate);
+	writer->estate = NULL;
 }

@@ -15,6 +15,7 @@
 #define REPLKAFKA_TABLE_H
 
 #include "nodes/bitmapset.h"
+#include "nodes/execnodes.h"
 #include "nodes/nodes.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
@@ -42,5 +43,21 @@ typedef struct ReplkafkaOwnerContext
 extern void replkafka_table_become_owner(Relation rel,
 										 ReplkafkaOwnerContext *ctx);
 extern void replkafka_table_restore_user(const ReplkafkaOwnerContext *ctx);
+
+/*
+ * An executor state for writing rows of one table with the executor's
+ * simple-relation routines (ExecSimpleRelationInsert() and its siblings),
+ * as a plain INSERT, UPDATE or DELETE of the table would: its indexes,
+ * constraints and row triggers.
+ */
+typedef struct ReplkafkaTableWriter
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	EPQState	epq;
+}			ReplkafkaTableWriter;
+
+extern void replkafka_table_writer_open(ReplkafkaTableWriter * writer, Relation rel);
+extern void replkafka_table_writer_close(ReplkafkaTableWriter * writer);
 
 #endif							/* REPLKAFKA_TABLE_H */

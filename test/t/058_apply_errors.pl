@@ -212,6 +212,53 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM items WHERE v =
 	'once the lock is gone, the transaction applies');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf()');
 
+# The checkpoint row, locked by another session: the worker waits for it
+# with the transaction applied but not committed; deleted meanwhile, the
+# row is written again, and the transaction applies once.
+# An administrator's index on the checkpoints (an expression, a
+# predicate) and a column of their own are kept up to date.
+$node->safe_psql('postgres', q{
+CREATE INDEX checkpoints_by_block ON replkafka.consumer_checkpoints ((kafka_offset / 1000))
+ WHERE NOT ended;
+ALTER TABLE replkafka.consumer_checkpoints ADD COLUMN note text DEFAULT 'kept'});
+my $retries = partition_row(4, 'apply_retries');
+my @k4 = (ReplkafkaTest::keys_of_partition($node, 'items', 4, 5))[ 3, 4 ];
+produce_insert(4, 'items', $columns, [ $k4[0], 'checkpointed' ]);
+my $checkpoint = q{
+SELECT (scn & 4294967295) || ' at ' || kafka_offset FROM replkafka.consumer_checkpoints
+ WHERE partition = 4};
+my $seq = $sequence{4};
+ok($node->poll_query_until('postgres', $checkpoint, "$seq at $seq"),
+	'a transaction of partition 4 is checkpointed');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(
+	'BEGIN; SELECT 1 FROM replkafka.consumer_checkpoints WHERE partition = 4 FOR UPDATE');
+produce_insert(4, 'items', $columns, [ $k4[1], 'after the delete' ]);
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.locktype = 'transactionid' AND NOT l.granted
+   AND a.backend_type = 'replkafka apply worker'}),
+	'the worker waits for the checkpoint row');
+$holder->query_safe(
+	'DELETE FROM replkafka.consumer_checkpoints WHERE partition = 4; COMMIT');
+$holder->quit;
+$seq++;
+ok($node->poll_query_until('postgres', $checkpoint, "$seq at $seq"),
+	'deleted meanwhile, the checkpoint row is written again');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(v, ',' ORDER BY v) FROM items WHERE v IN ('checkpointed', 'after the delete')"),
+	'after the delete,checkpointed', 'both transactions applied, once');
+is(partition_row(4, "role || ' ' || coalesce(last_error, 'none') || ' ' || apply_retries"),
+	"replica none $retries", 'without an error or a retry');
+is($node->safe_psql('postgres', q{
+SET enable_seqscan = off;
+SELECT note FROM replkafka.consumer_checkpoints
+ WHERE kafka_offset / 1000 = 0 AND NOT ended AND partition = 4}),
+	'kept', "the administrator's index finds the checkpoint, and their column is kept");
+$node->safe_psql('postgres', q{
+DROP INDEX replkafka.checkpoints_by_block;
+ALTER TABLE replkafka.consumer_checkpoints DROP COLUMN note});
+
 # A promotion while a transaction waits to be tried again waits for it:
 # the partition's position stays at its checkpoint, so no NEW_GEN is
 # written before the transaction applies.
