@@ -623,7 +623,7 @@ replkafka_table_restore_user(const ReplkafkaOwnerContext *ctx)
  * RowExclusiveLock, in the current command.
  */
 void
-replkafka_table_writer_open(ReplkafkaTableWriter * writer, Relation rel)
+replkafka_table_writer_open(ReplkafkaTableWriter *writer, Relation rel)
 {
 	RangeTblEntry *rte;
 
@@ -649,7 +649,7 @@ replkafka_table_writer_open(ReplkafkaTableWriter * writer, Relation rel)
  * slots.  The table stays open.
  */
 void
-replkafka_table_writer_close(ReplkafkaTableWriter * writer)
+replkafka_table_writer_close(ReplkafkaTableWriter *writer)
 {
 	EvalPlanQualEnd(&writer->epq);
 	ExecCloseResultRelations(writer->estate);

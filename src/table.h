@@ -55,9 +55,9 @@ typedef struct ReplkafkaTableWriter
 	EState	   *estate;
 	ResultRelInfo *rri;
 	EPQState	epq;
-}			ReplkafkaTableWriter;
+} ReplkafkaTableWriter;
 
-extern void replkafka_table_writer_open(ReplkafkaTableWriter * writer, Relation rel);
-extern void replkafka_table_writer_close(ReplkafkaTableWriter * writer);
+extern void replkafka_table_writer_open(ReplkafkaTableWriter *writer, Relation rel);
+extern void replkafka_table_writer_close(ReplkafkaTableWriter *writer);
 
 #endif							/* REPLKAFKA_TABLE_H */
