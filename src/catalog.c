@@ -719,16 +719,17 @@ catalog_checkpoints_as_created(Relation rel)
 
 /*
  * Update in place the consumer checkpoint row of the partition values
- * names, to values; false if there is none.  As the logical replication worker
+ * names, to values; *found says whether there was one.  As the logical
+ * replication worker
  * applies an UPDATE: the row is found through the primary key and locked
  * (waiting for, and following, a concurrent writer's change), then updated
  * through the executor, with the table's indexes, constraints and row
- * triggers (a HOT update, the key unchanged).  Under a snapshot that lasts
- * the whole transaction, or on a table that is no longer as created, it
- * does nothing and returns false: SQL does the work then.
+ * triggers (a HOT update, the key unchanged).  Returns false if it did not
+ * look: under a snapshot that lasts the whole transaction, or on a table
+ * that is no longer as created, SQL does the work.
  */
 static bool
-catalog_update_checkpoint(Datum *values)
+catalog_update_checkpoint(Datum *values, bool *found)
 {
 	Oid			relid = replkafka_catalog_relid("consumer_checkpoints");
 	Relation	rel;
@@ -737,8 +738,8 @@ catalog_update_checkpoint(Datum *values)
 	TupleTableSlot *rowslot;
 	TupleTableSlot *newslot;
 	int			natts;
-	bool		found = false;
 
+	*found = false;
 	if (!OidIsValid(relid) || IsolationUsesXactSnapshot())
 		return false;
 	rel = table_open(relid, RowExclusiveLock);
@@ -777,21 +778,22 @@ catalog_update_checkpoint(Datum *values)
 		ExecSimpleRelationUpdate(writer.rri, writer.estate, &writer.epq,
 								 rowslot, newslot);
 		AfterTriggerEndQuery(writer.estate);
-		found = true;
+		*found = true;
 	}
 	replkafka_table_writer_close(&writer);
 	table_close(rel, NoLock);
 	/* the next command of the transaction sees the new row, as after SQL */
-	if (found)
+	if (*found)
 		CommandCounterIncrement();
-	return found;
+	return true;
 }
 
 /*
  * Write the consumer checkpoint of a partition.  The apply workers call
  * this once per applied transaction, so the row is updated in place when
- * it can be (catalog_update_checkpoint()); otherwise (the partition's
- * first checkpoint here, or one deleted meanwhile) an upsert writes it.
+ * it can be (catalog_update_checkpoint()), through SQL otherwise; a row
+ * that is not there (the partition's first checkpoint here, or one deleted
+ * meanwhile) is written by an upsert.
  */
 void
 replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ckpt)
@@ -799,6 +801,8 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 	static SPIPlanPtr update = NULL;
 	static SPIPlanPtr upsert = NULL;
 	Datum		values[Natts_consumer_checkpoints];
+	bool		looked;
+	bool		found;
 
 	values[Anum_consumer_checkpoints_partition - 1] = Int32GetDatum(ckpt->partition);
 	values[Anum_consumer_checkpoints_generation - 1] = Int64GetDatum((int64) ckpt->generation);
@@ -806,18 +810,23 @@ replkafka_catalog_save_consumer_checkpoint(const ReplkafkaConsumerCheckpoint *ck
 	values[Anum_consumer_checkpoints_kafka_offset - 1] = Int64GetDatum(ckpt->kafka_offset);
 	values[Anum_consumer_checkpoints_ended - 1] = BoolGetDatum(ckpt->ended);
 
-	if (catalog_update_checkpoint(values))
+	looked = catalog_update_checkpoint(values, &found);
+	if (found)
 		return;
 
 	SPI_connect();
-	catalog_checkpoint_plan(&update,
-							"UPDATE replkafka.consumer_checkpoints"
-							" SET generation = $2, scn = $3, kafka_offset = $4, ended = $5"
-							" WHERE partition OPERATOR(pg_catalog.=) $1");
-	if (SPI_execute_plan(update, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not write the consumer checkpoint of partition %d",
-			 ckpt->partition);
-	if (SPI_processed == 0)
+	if (!looked)
+	{
+		catalog_checkpoint_plan(&update,
+								"UPDATE replkafka.consumer_checkpoints"
+								" SET generation = $2, scn = $3, kafka_offset = $4, ended = $5"
+								" WHERE partition OPERATOR(pg_catalog.=) $1");
+		if (SPI_execute_plan(update, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not write the consumer checkpoint of partition %d",
+				 ckpt->partition);
+		found = SPI_processed > 0;
+	}
+	if (!found)
 	{
 		catalog_checkpoint_plan(&upsert,
 								"INSERT INTO replkafka.consumer_checkpoints"
