@@ -80,19 +80,25 @@ END $$;
 SQL
 }
 
-# transactions NODE ROLE: how many transactions NODE shipped (as primary)
-# or applied (as replica) in the partitions it has that role of, all of
-# them in their first generation.
-transactions() {
-	bench_psql "$1" -c "SELECT coalesce(sum(scn & 4294967295), 0) FROM replkafka.partitions WHERE role = '$2'"
+# wait_until NODE SQL VALUE [INTERVAL]: wait until SQL gives VALUE on
+# NODE, asking every INTERVAL seconds (default 0.05).
+wait_until() {
+	until [ "$(bench_psql "$1" -c "$2")" = "$3" ]; do
+		sleep "${4:-0.05}"
+	done
 }
 
-# wait_transactions NODE ROLE COUNT: wait until transactions NODE ROLE
-# gives COUNT.
+# transactions_sql ROLE: the query of how many transactions a node shipped
+# (as primary) or applied (as replica) in the partitions it has that role
+# of, all of them in their first generation.
+transactions_sql() {
+	echo "SELECT coalesce(sum(scn & 4294967295), 0) FROM replkafka.partitions WHERE role = '$1'"
+}
+
+# wait_transactions NODE ROLE COUNT: wait until NODE shipped or applied
+# COUNT transactions in the partitions it has ROLE of.
 wait_transactions() {
-	until [ "$(transactions "$1" "$2")" = "$3" ]; do
-		sleep 0.05
-	done
+	wait_until "$1" "$(transactions_sql "$2")" "$3"
 }
 
 # process_pids NODE BACKEND_TYPE: NODE's processes of that kind, comma-separated.
