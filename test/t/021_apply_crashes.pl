@@ -61,14 +61,17 @@ foreach my $rows (500, 1500, 2500, 3500, 4500)
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker' ORDER BY random() LIMIT 1"
 	);
 	next unless $pid;
+	note "node_b has $rows rows: SIGKILL apply worker $pid";
 	kill 'KILL', $pid;
 	$kills++;
 	$node_b->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker' AND pid <> $pid"
 	) or die "node_b's apply workers did not come back";
+	note "node_b's apply workers are back";
 	if ($rows == 2500)
 	{
 		$node_c->restart;
+		note "node_c restarted";
 	}
 }
 $load->finish;
