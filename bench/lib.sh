@@ -80,12 +80,18 @@ END $$;
 SQL
 }
 
-# wait_until NODE SQL VALUE [INTERVAL]: wait until SQL gives VALUE on
-# NODE, asking every INTERVAL seconds (default 0.05).
+# wait_until NODE SQL VALUE [INTERVAL]: wait until SQL (one value) gives
+# VALUE on NODE, asking every INTERVAL seconds (default 0.05).  One session
+# asks, in a loop on the server: a client connecting at each question would
+# take the CPU the measured processes need.
 wait_until() {
-	until [ "$(bench_psql "$1" -c "$2")" = "$3" ]; do
-		sleep "${4:-0.05}"
-	done
+	bench_psql "$1" -c "DO \$\$
+BEGIN
+	WHILE coalesce(($2)::text, '') <> '$3' LOOP
+		COMMIT;
+		PERFORM pg_sleep(${4:-0.05});
+	END LOOP;
+END \$\$"
 }
 
 # transactions_sql ROLE: the query of how many transactions a node shipped

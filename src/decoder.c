@@ -499,14 +499,15 @@ decoder_tuple_values(DecoderRelation *drel, TupleDesc desc, HeapTuple tuple,
 					 bool key_only)
 {
 	RkmValue   *values = palloc(drel->natts * sizeof(RkmValue));
+	Datum	   *datums = palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(desc->natts * sizeof(bool));
 
+	heap_deform_tuple(tuple, desc, datums, nulls);
 	for (int i = 0; i < drel->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, drel->attnums[i] - 1);
+		int			att = drel->attnums[i] - 1;
 		RkmValue   *v = &values[i];
-		bool		isnull;
-		Datum		value;
-		char	   *text;
+		Datum		value = datums[att];
 
 		v->len = 0;
 		v->data = NULL;
@@ -515,28 +516,26 @@ decoder_tuple_values(DecoderRelation *drel, TupleDesc desc, HeapTuple tuple,
 			v->kind = RKM_VAL_ABSENT;
 			continue;
 		}
-		value = heap_getattr(tuple, drel->attnums[i], desc, &isnull);
-		if (isnull)
+		if (nulls[att])
 		{
 			v->kind = RKM_VAL_NULL;
 			continue;
 		}
-		if (att->attlen == -1)
+
+		/*
+		 * An unchanged TOASTed value is not in the WAL: say so.  The output
+		 * function takes any other form of a value (compressed, or in
+		 * memory), like pgoutput's.
+		 */
+		if (TupleDescAttr(desc, att)->attlen == -1 &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
 		{
-			/* an unchanged TOASTed value is not in the WAL: say so */
-			if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
-			{
-				v->kind = RKM_VAL_UNCHANGED;
-				continue;
-			}
-			value = PointerGetDatum(PG_DETOAST_DATUM(value));
+			v->kind = RKM_VAL_UNCHANGED;
+			continue;
 		}
-		text = OutputFunctionCall(&drel->outfuncs[i], value);
-
 		v->kind = RKM_VAL_TEXT;
-		v->data = text;
-
-		v->len = strlen(text);
+		v->data = OutputFunctionCall(&drel->outfuncs[i], value);
+		v->len = strlen(v->data);
 	}
 	return values;
 }

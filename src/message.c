@@ -45,13 +45,13 @@ typedef struct RkmCursor
 	const unsigned char *end;
 } RkmCursor;
 
+static void put_u16(char *dst, uint16 v);
 static void put_u32(char *dst, uint32 v);
 static void put_u64(char *dst, uint64 v);
 static uint32 get_u32(const unsigned char *src);
 static uint64 get_u64(const unsigned char *src);
 static void write_u8(StringInfo out, uint8 v);
 static void write_u16(StringInfo out, uint16 v);
-static void write_u32(StringInfo out, uint32 v);
 static void write_str(StringInfo out, const char *s, int len);
 static bool cursor_u8(RkmCursor *c, uint8 *v);
 static bool cursor_u16(RkmCursor *c, uint16 *v);
@@ -82,6 +82,13 @@ static bool message_read_delete(RkmCursor *c, RkmReader *reader, RkmRecord *rec)
 /*
  * Store v at dst in network byte order.
  */
+static void
+put_u16(char *dst, uint16 v)
+{
+	dst[0] = (char) (v >> 8);
+	dst[1] = (char) v;
+}
+
 static void
 put_u32(char *dst, uint32 v)
 {
@@ -128,18 +135,8 @@ write_u16(StringInfo out, uint16 v)
 {
 	char		b[2];
 
-	b[0] = (char) (v >> 8);
-	b[1] = (char) v;
+	put_u16(b, v);
 	appendBinaryStringInfo(out, b, 2);
-}
-
-static void
-write_u32(StringInfo out, uint32 v)
-{
-	char		b[4];
-
-	put_u32(b, v);
-	appendBinaryStringInfo(out, b, 4);
 }
 
 /*
@@ -408,10 +405,16 @@ static int
 begin_record(StringInfo out, char kind, uint16 relation)
 {
 	int			start = out->len;
+	char	   *p;
 
-	appendStringInfoCharMacro(out, kind);
-	write_u32(out, 0);			/* payload length, patched at the end */
-	write_u16(out, relation);
+	/* the record header, then the relation number, first of the payload */
+	enlargeStringInfo(out, RKM_REC_HEADER_SIZE + 2);
+	p = out->data + start;
+	p[RKM_REC_OFF_KIND] = kind;
+	put_u32(p + RKM_REC_OFF_LENGTH, 0); /* payload length, patched at the end */
+	put_u16(p + RKM_REC_HEADER_SIZE, relation);
+	out->len += RKM_REC_HEADER_SIZE + 2;
+	out->data[out->len] = '\0';
 	return start;
 }
 
@@ -546,24 +549,37 @@ replkafka_message_next_record(RkmReader *reader, RkmRecord *rec)
 
 /*
  * Append a tuple: natts values, each a kind and, for RKM_VAL_TEXT, the
- * length and bytes.
+ * length and bytes.  The buffer is enlarged once, for the whole tuple.
  */
 static void
 write_tuple(StringInfo out, uint16 natts, const RkmValue *values)
 {
+	Size		size = 2;
+	char	   *p;
+
 	Assert(natts <= RKM_MAX_ATTS);
-	write_u16(out, natts);
+	for (int i = 0; i < natts; i++)
+		size += 1 + (values[i].kind == RKM_VAL_TEXT ? 4 + (Size) values[i].len : 0);
+	/* more than a buffer can hold: enlargeStringInfo() says so */
+	enlargeStringInfo(out, (int) Min(size, (Size) PG_INT32_MAX));
+
+	p = out->data + out->len;
+	put_u16(p, natts);
+	p += 2;
 	for (int i = 0; i < natts; i++)
 	{
 		const RkmValue *v = &values[i];
 
-		appendStringInfoCharMacro(out, v->kind);
+		*p++ = v->kind;
 		if (v->kind == RKM_VAL_TEXT)
 		{
-			write_u32(out, v->len);
-			appendBinaryStringInfo(out, v->data, (int) v->len);
+			put_u32(p, v->len);
+			memcpy(p + 4, v->data, v->len);
+			p += 4 + v->len;
 		}
 	}
+	out->len += (int) size;
+	out->data[out->len] = '\0';
 }
 
 /*

@@ -225,6 +225,8 @@ static void shipper_stop_for_lost_slot(void);
 static void shipper_check_slot(void);
 static void shipper_ensure_slot(void);
 static void shipper_decode(void);
+static void shipper_begin_decoding(void);
+static void shipper_end_decoding(void);
 static int	shipper_chunk_size(void);
 static int	shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 							  int reqLen, XLogRecPtr targetRecPtr,
@@ -285,6 +287,16 @@ static char heartbeat_opaque;
 
 /* The decoding context, while decoding. */
 static LogicalDecodingContext *decoding_ctx = NULL;
+
+/*
+ * Records are decoded in a transaction of their own, in which the reorder
+ * buffer replays each decoded transaction in a subtransaction, as it does
+ * in a call of pg_logical_slot_get_changes(): cheaper than the top-level
+ * transaction it starts and aborts for each one otherwise.  It ends before
+ * anything that needs a transaction of its own or must happen between
+ * decoded transactions (confirming, recovering a partition).
+ */
+static bool decoding_xact = false;
 
 /* Everything up to here is confirmed to the slot and to waiting commits. */
 static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
@@ -613,14 +625,50 @@ shipper_decode(void)
 		 * the write fence under the new role committed after the change was
 		 * published, so its records come after this point.
 		 */
+		if (pg_atomic_read_u64(&replkafka_shared->roles_version) != roles_seen)
+			shipper_end_decoding();
 		shipper_recover_changed();
 		if (record != NULL)
+		{
+			shipper_begin_decoding();
 			LogicalDecodingProcessRecord(decoding_ctx, decoding_ctx->reader);
+		}
 
 		CHECK_FOR_INTERRUPTS();
 		if (++n % 256 == 0)
+		{
+			shipper_end_decoding();
 			shipper_service(false);
+		}
 	}
+}
+
+/*
+ * Start the transaction records are decoded in, unless it is open.
+ */
+static void
+shipper_begin_decoding(void)
+{
+	if (decoding_xact)
+		return;
+	Assert(!IsTransactionOrTransactionBlock());
+	StartTransactionCommand();
+	decoding_xact = true;
+}
+
+/*
+ * End the transaction records are decoded in, if open.  Never called while
+ * a decoded transaction is replayed: that is a subtransaction of it.
+ */
+static void
+shipper_end_decoding(void)
+{
+	if (!decoding_xact)
+		return;
+	Assert(GetCurrentTransactionNestLevel() == 1);
+	/* it wrote nothing, and assigned no transaction ID */
+	CommitTransactionCommand();
+	decoding_xact = false;
 }
 
 /*
@@ -633,6 +681,8 @@ shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 {
 	while (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
 	{
+		/* caught up: between decoded transactions (read between records) */
+		shipper_end_decoding();
 		shipper_service(true);
 		replkafka_worker_wait(SHIPPER_NAPTIME_MS);
 	}
