@@ -17,11 +17,25 @@
  * Kafka no longer holds that offset the partition goes to error, never
  * skipping records silently.  Nothing is committed to Kafka.
  *
- * Every transaction from Kafka is applied in one local transaction, which
+ * Every transaction from Kafka is applied in a local transaction, which
  * also updates the partition's row in replkafka.consumer_checkpoints
  * (generation, SCN, Kafka offset).  Rows and checkpoint are kept or lost
  * together, so the local transaction may commit asynchronously: after a
  * crash the worker starts again from the checkpoint that survived.
+ *
+ * GROUPS
+ * ------
+ * When more records are queued already (a worker catching up), up to
+ * APPLY_GROUP_TXNS transactions, of any of its partitions, are applied in
+ * one local transaction, a group, which writes the checkpoint of each
+ * partition once and commits once.  Nothing about them is published (what
+ * was applied, a promotion's progress) before the group commits.  The
+ * group commits once nothing more is queued, when it is full, and before
+ * anything that takes a transaction of its own or changes a checkpoint
+ * otherwise (a generation's start or end, an error).  A group that fails
+ * is rolled back whole, and its partitions are applied again from their
+ * checkpoints a transaction at a time, so that a transaction that fails
+ * alone is reported, stopped or retried as itself.
  *
  * THE RULES
  * ---------
@@ -73,6 +87,7 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "replication/origin.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/buffile.h"
@@ -106,6 +121,13 @@
 
 /* Records handled before looking at interrupts and role changes. */
 #define APPLY_BATCH				1000
+
+/*
+ * Most transactions from Kafka, and most bytes of their bodies, applied
+ * together in one local transaction (a group) when they are queued already.
+ */
+#define APPLY_GROUP_TXNS		100
+#define APPLY_GROUP_BYTES		(1024 * 1024)
 
 /* How often a worker busy applying publishes its lag (100 ms). */
 #define APPLY_LAG_PUBLISH_MS	100
@@ -152,6 +174,19 @@ typedef struct ApplyPartition
 	BufFile    *coll_file;
 	uint64		coll_len;
 } ApplyPartition;
+
+/*
+ * The last transaction of a partition in the group being applied: its
+ * checkpoint is written, and what was applied published, when the group
+ * commits.
+ */
+typedef struct ApplyGrouped
+{
+	bool		member;			/* the group holds a transaction of it */
+	uint64		scn;
+	int64		offset;
+	TimestampTz commit_time;
+}			ApplyGrouped;
 
 /*
  * The body of a transaction: in memory (a record that holds it whole), or
@@ -240,6 +275,10 @@ static void apply_exit_for_temp_files(void) pg_attribute_noreturn();
 static void apply_count_zombie(int p);
 static void apply_end_generation(int p, int64 offset, const RkmHeader *hdr);
 static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
+static bool apply_joins_group(int p, int64 offset, const RulesResult *res,
+							  uint64 body_len);
+static bool apply_flush_group(void);
+static void apply_group_failed(ErrorData *edata, int p, int64 offset);
 static bool apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const ApplyBody *body);
 static void apply_body(const ApplyBody *body);
@@ -308,6 +347,17 @@ static ApplyRelation **relations = NULL;
 static int	nrelations = 0;
 
 /*
+ * The group: transactions applied in the local transaction still open, and
+ * by partition its last one.  A partition whose transactions failed
+ * together is applied a transaction at a time up to the offset in
+ * alone_until (kept apart: taking the partition up again clears parts[]).
+ */
+static int	group_txns = 0;
+static uint64 group_bytes = 0;
+static ApplyGrouped * grouped = NULL;
+static int64 *alone_until = NULL;
+
+/*
  * Register the apply workers; called from _PG_init while preloading.
  */
 void
@@ -358,6 +408,10 @@ replkafka_apply_main(Datum main_arg)
 
 	parts = MemoryContextAllocZero(ApplyContext, npartitions * sizeof(ApplyPartition));
 	roles_seen = MemoryContextAllocZero(ApplyContext, npartitions * sizeof(ReplkafkaRole));
+	grouped = MemoryContextAllocZero(ApplyContext, npartitions * sizeof(ApplyGrouped));
+	alone_until = MemoryContextAlloc(ApplyContext, npartitions * sizeof(int64));
+	for (int p = 0; p < npartitions; p++)
+		alone_until[p] = -1;
 	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
 	queue = rd_kafka_queue_get_consumer(consumer);
 	replkafka_worker_wakeup_init(consumer, queue);
@@ -381,9 +435,13 @@ replkafka_apply_main(Datum main_arg)
 			MemoryContextReset(ApplyMessageContext);
 			CHECK_FOR_INTERRUPTS();
 			/* a busy worker honours a new lock_timeout too */
+			if (ConfigReloadPending)
+				(void) apply_flush_group();
 			replkafka_worker_reload_config(consumer);
 		}
 
+		/* nothing more queued, or time to look around: commit the group */
+		(void) apply_flush_group();
 		apply_refresh_assignment(false);
 		apply_retry_partitions();
 		apply_update_lag();
@@ -612,6 +670,8 @@ apply_handle_message(rd_kafka_message_t *msg)
 
 	if (msg->err)
 	{
+		/* what follows may take a transaction of its own */
+		(void) apply_flush_group();
 		if ((msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			 msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
 			p >= 0 && p < npartitions && parts[p].assigned &&
@@ -647,8 +707,13 @@ apply_handle_message(rd_kafka_message_t *msg)
 		apply_publish_lag(p, msg->offset, true);
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
-	/* a promotion learns how far the worker read, unless it must read again */
-	if (ap->assigned && !ap->retrying)
+
+	/*
+	 * A promotion learns how far the worker read, unless it must read again,
+	 * or a transaction of the partition waits for its group to commit (then
+	 * the commit tells it).
+	 */
+	if (ap->assigned && !ap->retrying && !grouped[p].member)
 		replkafka_promotion_progress(p, ap->next_offset);
 }
 
@@ -667,12 +732,28 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 
 	if (!replkafka_message_read_header(data, len, &hdr, &err))
 	{
+		(void) apply_flush_group();
+		if (ap->retrying)
+			return;				/* read again after the group's failure */
 		apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION,
 							  "the record at Kafka offset %lld is malformed: %s",
 							  (long long) offset, err);
 		return;
 	}
 	replkafka_rules_judge(&ap->rules, offset, &hdr, &res);
+
+	/*
+	 * Anything but a transaction that may join the group, or a record that
+	 * needs no transaction, is acted on once the group committed.  If the
+	 * group failed instead, the partition may be read again from its
+	 * checkpoint: so is this record.  (The rules judged it from a state that
+	 * the commit does not change.)
+	 */
+	if (group_txns > 0 &&
+		!apply_joins_group(p, offset, &res,
+						   hdr.body_len + (res.collected ? ap->coll_len : 0)) &&
+		(!apply_flush_group() && (ap->retrying || ap->stopped || !ap->assigned)))
+		return;
 
 	if (res.discard)
 	{
@@ -946,8 +1027,9 @@ apply_new_generation(int p, int64 offset, const RkmHeader *hdr)
 
 /*
  * Where the time went between a transaction's commit on its primary and
- * its commit here: when the shipper produced its last record (the record's
- * timestamp, in milliseconds), when this worker polled it, and now.
+ * its changes applied here (its group commits next): when the shipper
+ * produced its last record (the record's timestamp, in milliseconds), when
+ * this worker polled it, and now.
  */
 static void
 apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
@@ -969,19 +1051,201 @@ apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
 }
 
 /*
- * Apply one transaction, with its checkpoint, in a local transaction.  An
- * error puts the partition in error and leaves the others alone; then
- * returns false.
+ * May a record of partition p at offset, which the rules judged res, be
+ * acted on while the group is open?  Records that need no transaction may;
+ * a transaction to apply may join the group, unless a promotion of p is
+ * under way (it must learn of each one as it commits), p failed in a group
+ * at or after offset, or the group is full.  Anything else (a generation's
+ * start or end, an error) takes a transaction of its own, or changes what
+ * the partition's checkpoint would say, so the group commits first.
+ */
+static bool
+apply_joins_group(int p, int64 offset, const RulesResult *res, uint64 body_len)
+{
+	if (res->discard)
+		return false;
+	switch (res->verdict)
+	{
+		case RULES_SKIP_CHUNK:
+		case RULES_NOTHING:
+		case RULES_REPLAY:
+		case RULES_ZOMBIE:
+			return true;
+		case RULES_APPLY:
+			return replkafka_partition_state(p)->promotion.state == REPLKAFKA_PROMOTE_NONE &&
+				offset > alone_until[p] &&
+				group_txns < APPLY_GROUP_TXNS &&
+				group_bytes + body_len <= APPLY_GROUP_BYTES;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Commit the group: write the checkpoint of each partition it holds a
+ * transaction of (its last one), commit, then publish what was applied.
+ * Returns false if the group failed: a group of one transaction fails as
+ * that transaction does; a larger one is applied again, a transaction at a
+ * time (apply_group_failed()).
+ */
+static bool
+apply_flush_group(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorContextCallback callback;
+
+	if (group_txns == 0)
+		return true;
+
+	/* a group of one: its errors say which transaction, as always */
+	callback.previous = error_context_stack;
+	callback.callback = apply_error_callback;
+	callback.arg = NULL;
+	PG_TRY();
+	{
+		if (group_txns == 1)
+			error_context_stack = &callback;
+		MemoryContextSwitchTo(CurTransactionContext);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		for (int p = 0; p < npartitions; p++)
+		{
+			ReplkafkaConsumerCheckpoint ckpt;
+
+			if (!grouped[p].member)
+				continue;
+			ckpt.partition = p;
+			ckpt.generation = parts[p].rules.generation;
+			ckpt.scn = grouped[p].scn;
+			ckpt.kafka_offset = grouped[p].offset;
+			ckpt.ended = false;
+			replkafka_catalog_save_consumer_checkpoint(&ckpt);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		error_context_stack = callback.previous;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		error_context_stack = callback.previous;
+		/* not in the transaction's memory, which the abort frees */
+		MemoryContextSwitchTo(ApplyMessageContext);
+		edata = CopyErrorData();
+		MemoryContextSwitchTo(oldcxt);
+		apply_group_failed(edata, -1, -1);
+		return false;
+	}
+	PG_END_TRY();
+
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	group_txns = 0;
+	group_bytes = 0;
+	/* so that autovacuum sees the tables written, and the checkpoints */
+	pgstat_report_stat(false);
+	for (int p = 0; p < npartitions; p++)
+	{
+		ApplyGrouped *g = &grouped[p];
+
+		if (!g->member)
+			continue;
+		g->member = false;
+		parts[p].ckpt_offset = g->offset;
+		replkafka_partition_report_applied(p, g->scn, g->offset, g->commit_time);
+		if (parts[p].assigned && !parts[p].retrying)
+			replkafka_promotion_progress(p, parts[p].next_offset);
+	}
+	return true;
+}
+
+/*
+ * The group failed (edata), as the transaction of partition p at offset
+ * was applied in it, or at commit if p is -1.  A group of one transaction
+ * fails as that transaction: the partition stops, or is tried again later.
+ * A larger one is rolled back and each partition it holds is read again
+ * from its checkpoint, then applied a transaction at a time up to the last
+ * one that was in the group, so that a transaction that fails alone
+ * fails as itself; the others are not held up.
+ */
+static void
+apply_group_failed(ErrorData *edata, int p, int64 offset)
+{
+	int			ntxns = group_txns + (p >= 0 ? 1 : 0);
+
+	/* the relations go with the transaction's memory */
+	relations = NULL;
+	nrelations = 0;
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	group_txns = 0;
+	group_bytes = 0;
+
+	if (ntxns == 1)
+	{
+		for (int q = 0; q < npartitions && p < 0; q++)
+			if (grouped[q].member)
+			{
+				p = q;
+				offset = grouped[q].offset;
+			}
+		grouped[p].member = false;
+		apply_partition_failed(p, edata,
+							   psprintf("could not apply the transaction at Kafka offset %lld",
+										(long long) offset));
+		return;
+	}
+
+	HOLD_INTERRUPTS();
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	RESUME_INTERRUPTS();
+	ereport(LOG,
+			errmsg("could not apply %d transactions together: %s", ntxns,
+				   edata->message),
+			errdetail("Their partitions are applied again from their checkpoints, a transaction at a time."));
+	FreeErrorData(edata);
+
+	if (p >= 0)
+	{
+		/* its transaction at offset is the group's last of p */
+		grouped[p].member = true;
+		grouped[p].offset = offset;
+	}
+	for (int q = 0; q < npartitions; q++)
+	{
+		ApplyPartition *ap = &parts[q];
+
+		if (!grouped[q].member)
+			continue;
+		grouped[q].member = false;
+		alone_until[q] = Max(alone_until[q], grouped[q].offset);
+		/* apply_retry_partitions() moves the consumer back, at once */
+		apply_discard_collected(ap);
+		ap->retrying = true;
+		ap->seek_after = 0;
+	}
+}
+
+/*
+ * Apply one transaction in the group's local transaction, which it opens
+ * if it is the first.  A transaction that may not join the group (a
+ * promotion of its partition is under way, or the partition failed in a
+ * group) is committed at once, alone.  An error while applying it fails
+ * the group (apply_group_failed()); then returns false.
  */
 static bool
 apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 				  const ApplyBody *body)
 {
-	ApplyPartition *ap = &parts[p];
 	ErrorContextCallback callback;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	ReplkafkaConsumerCheckpoint ckpt;
 	TimestampTz commit_time = hdr->commit_time - RKM_UNIX_EPOCH_OFFSET;
+	RulesResult apply = {.verdict = RULES_APPLY};
+	bool		alone;
+
+	alone = group_txns == 0 && !apply_joins_group(p, offset, &apply, body->len);
 
 	errctx.partition = p;
 	errctx.offset = offset;
@@ -995,51 +1259,42 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 	PG_TRY();
 	{
 		error_context_stack = &callback;
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
+		if (group_txns == 0)
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+		}
 		PushActiveSnapshot(GetTransactionSnapshot());
+		/* the commit record carries the last transaction's */
 		replorigin_session_origin_lsn = hdr->commit_lsn;
 		replorigin_session_origin_timestamp = commit_time;
 
 		apply_body(body);
 
-		ckpt.partition = p;
-		ckpt.generation = ap->rules.generation;
-		ckpt.scn = hdr->scn;
-		ckpt.kafka_offset = offset;
-		ckpt.ended = false;
-		replkafka_catalog_save_consumer_checkpoint(&ckpt);
-
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		/* the next transaction of the group sees this one's changes */
+		CommandCounterIncrement();
 		error_context_stack = callback.previous;
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		error_context_stack = callback.previous;
 		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		/* the relations go with the transaction's memory */
-		relations = NULL;
-		nrelations = 0;
-		apply_partition_failed(p, edata,
-							   psprintf("could not apply the transaction at Kafka offset %lld",
-										(long long) offset));
+		apply_group_failed(CopyErrorData(), p, offset);
 		return false;
 	}
 	PG_END_TRY();
 
-	replorigin_session_origin_lsn = InvalidXLogRecPtr;
-	replorigin_session_origin_timestamp = 0;
-	/* so that autovacuum sees the tables written, and the checkpoints */
-	pgstat_report_stat(false);
-	ap->ckpt_offset = offset;
-	replkafka_partition_report_applied(p, hdr->scn, offset, commit_time);
+	group_txns++;
+	group_bytes += body->len;
+	grouped[p].member = true;
+	grouped[p].scn = hdr->scn;
+	grouped[p].offset = offset;
+	grouped[p].commit_time = commit_time;
 	if (message_level_is_interesting(DEBUG2))
 		apply_trace_hops(p, offset, commit_time);
-	return true;
+	MemoryContextSwitchTo(oldcxt);
+	return !alone || apply_flush_group();
 }
 
 /*
