@@ -168,6 +168,7 @@ typedef struct ApplyPartition
 	int64		next_offset;	/* next record to read */
 	int64		ckpt_offset;	/* Kafka offset in the checkpoint row */
 	TimestampTz lag_published;	/* when its lag was last published */
+	uint64		lag_wait;		/* ...after how many waits of the worker */
 	bool		catchup_noted;	/* the log end at take-up is published */
 
 	/* the chunks of the transaction being collected (rules.collecting) */
@@ -253,7 +254,8 @@ typedef struct ApplyErrorContext
 	int			partition;
 	int64		offset;
 	uint64		scn;
-	const char *origin;
+	char		origin[RKM_MAX_ORIGIN + 1]; /* a copy: a group commits after
+											 * the record is gone */
 	const char *relation;
 } ApplyErrorContext;
 
@@ -357,6 +359,9 @@ static uint64 group_bytes = 0;
 static ApplyGrouped * grouped = NULL;
 static int64 *alone_until = NULL;
 
+/* How many times the worker waited for records: see apply_handle_message() */
+static uint64 waits = 0;
+
 /*
  * Register the apply workers; called from _PG_init while preloading.
  */
@@ -436,8 +441,10 @@ replkafka_apply_main(Datum main_arg)
 			CHECK_FOR_INTERRUPTS();
 			/* a busy worker honours a new lock_timeout too */
 			if (ConfigReloadPending)
+			{
 				(void) apply_flush_group();
-			replkafka_worker_reload_config(consumer);
+				replkafka_worker_reload_config(consumer);
+			}
 		}
 
 		/* nothing more queued, or time to look around: commit the group */
@@ -453,6 +460,7 @@ replkafka_apply_main(Datum main_arg)
 			pgstat_report_stat(true);
 			replkafka_worker_reload_config(consumer);
 			replkafka_worker_wait(apply_naptime());
+			waits++;
 		}
 	}
 }
@@ -698,13 +706,19 @@ apply_handle_message(rd_kafka_message_t *msg)
 
 	/*
 	 * Publish the lag now and then before applying too, and always before the
-	 * first record since the take-up: a record that waits for a lock, or a
-	 * long transaction, shows as lag meanwhile.
+	 * first record since the take-up and the first since the worker waited: a
+	 * record that waits for a lock, or a long transaction, shows as lag
+	 * meanwhile.  Not past a transaction of the group, which has not
+	 * committed: the group publishes as it commits.
 	 */
-	if (!ap->catchup_noted ||
-		TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
-								   APPLY_LAG_PUBLISH_MS))
+	if (!grouped[p].member &&
+		(!ap->catchup_noted || ap->lag_wait != waits ||
+		 TimestampDifferenceExceeds(ap->lag_published, GetCurrentTimestamp(),
+									APPLY_LAG_PUBLISH_MS)))
+	{
+		ap->lag_wait = waits;
 		apply_publish_lag(p, msg->offset, true);
+	}
 	ap->next_offset = msg->offset + 1;
 	apply_record(p, msg->offset, msg->payload, msg->len);
 
@@ -732,8 +746,7 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 
 	if (!replkafka_message_read_header(data, len, &hdr, &err))
 	{
-		(void) apply_flush_group();
-		if (ap->retrying)
+		if (!apply_flush_group() && (ap->retrying || ap->stopped || !ap->assigned))
 			return;				/* read again after the group's failure */
 		apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION,
 							  "the record at Kafka offset %lld is malformed: %s",
@@ -1052,8 +1065,9 @@ apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
 
 /*
  * May a record of partition p at offset, which the rules judged res, be
- * acted on while the group is open?  Records that need no transaction may;
- * a transaction to apply may join the group, unless a promotion of p is
+ * acted on while the group is open?  Records that need no transaction may,
+ * but for a chunk to collect (its temporary file may fail, which takes the
+ * partition to error); a transaction to apply may join the group, unless a promotion of p is
  * under way (it must learn of each one as it commits), p failed in a group
  * at or after offset, or the group is full.  Anything else (a generation's
  * start or end, an error) takes a transaction of its own, or changes what
@@ -1133,8 +1147,8 @@ apply_flush_group(void)
 		/* not in the transaction's memory, which the abort frees */
 		MemoryContextSwitchTo(ApplyMessageContext);
 		edata = CopyErrorData();
-		MemoryContextSwitchTo(oldcxt);
 		apply_group_failed(edata, -1, -1);
+		MemoryContextSwitchTo(oldcxt);
 		return false;
 	}
 	PG_END_TRY();
@@ -1154,9 +1168,13 @@ apply_flush_group(void)
 		g->member = false;
 		parts[p].ckpt_offset = g->offset;
 		replkafka_partition_report_applied(p, g->scn, g->offset, g->commit_time);
-		if (parts[p].assigned && !parts[p].retrying)
-			replkafka_promotion_progress(p, parts[p].next_offset);
 	}
+
+	/*
+	 * A promotion learns how far the worker read once the record being
+	 * handled, if any, was (apply_handle_message(), apply_update_lag()):
+	 * next_offset is past it already.
+	 */
 	return true;
 }
 
@@ -1205,6 +1223,9 @@ apply_group_failed(ErrorData *edata, int p, int64 offset)
 			errmsg("could not apply %d transactions together: %s", ntxns,
 				   edata->message),
 			errdetail("Their partitions are applied again from their checkpoints, a transaction at a time."));
+	/* the error whole (SQLSTATE, detail, context), for the record */
+	edata->elevel = LOG;
+	ThrowErrorData(edata);
 	FreeErrorData(edata);
 
 	if (p >= 0)
@@ -1225,6 +1246,8 @@ apply_group_failed(ErrorData *edata, int p, int64 offset)
 		apply_discard_collected(ap);
 		ap->retrying = true;
 		ap->seek_after = 0;
+		/* a promotion does not take what rolled back for read */
+		replkafka_partition_report_position(q, ap->ckpt_offset + 1, -1, false);
 	}
 }
 
@@ -1250,7 +1273,7 @@ apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 	errctx.partition = p;
 	errctx.offset = offset;
 	errctx.scn = hdr->scn;
-	errctx.origin = hdr->origin;
+	strlcpy(errctx.origin, hdr->origin, sizeof(errctx.origin));
 	errctx.relation = NULL;
 	callback.callback = apply_error_callback;
 	callback.arg = NULL;

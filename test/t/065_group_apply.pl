@@ -219,6 +219,26 @@ SELECT kafka_offset FROM replkafka.consumer_checkpoints WHERE partition = $p}),
 refused(1, 'false', '23514', 'as written');
 refused(2, 'true', '23001', 'at commit');
 
+# Running caught up, a transaction is committed once nothing more is
+# queued, after its record was handled: an error at its commit still says
+# which transaction, from which node, and stops its partition there.
+$node->safe_psql('postgres', "INSERT INTO refuse VALUES ('late', true, '23001')");
+my $log_offset = -s $node->logfile;
+my ($late) = produce(0, 1, 'late');
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 0"),
+	'an error at the commit of a transaction alone stops its partition');
+like(partition_row(0, 'last_error'),
+	qr/^could not apply the transaction at Kafka offset $late: refused value late$/,
+	'the error names the transaction');
+like(slurp_file($node->logfile, $log_offset),
+	qr/ERROR:  refused value late\n[^\n]*CONTEXT:  [^\n]*(?:\n\t[^\n]*)*?applying transaction \d+ of generation 1 from node "node_x" \(partition 0, Kafka offset $late\)/,
+	'the log gives its context: transaction, node, partition and offset');
+$node->safe_psql('postgres', "DELETE FROM refuse WHERE v = 'late'");
+follow(0);
+ok(applied_up_to(0, $late), 'followed again, the partition applies it');
+applied_once('a transaction alone');
+
 # An error that passes by itself (a serialization failure) in a group: the
 # transaction that fails alone is tried again, counted, and applies once
 # the cause is gone.
