@@ -6,8 +6,9 @@
 # The log is written by hand (node_x leads every partition; node_a follows,
 # with one apply worker, so that the records of all partitions go through
 # the same groups), before node_a follows, so that the worker finds it
-# queued.  A group fails whole: an error in one of its transactions, or at
-# its commit (a deferred constraint trigger), rolls it back; its partitions
+# queued.  A group fails whole: an error in one of its transactions, or as
+# it writes its checkpoints (another session holds one), rolls it back; its
+# partitions
 # are applied again from their checkpoints a transaction at a time, and the
 # transaction that fails alone is reported, stopped or retried as itself.
 # Every row is applied once (a trigger counts each application).
@@ -38,25 +39,21 @@ END $$;
 CREATE TRIGGER count_application AFTER INSERT ON items
 	FOR EACH ROW EXECUTE FUNCTION count_application();
 ALTER TABLE items ENABLE ALWAYS TRIGGER count_application;
--- The values refused as a row is written, and at commit, with the SQLSTATE.
-CREATE TABLE refuse (v text PRIMARY KEY, at_commit boolean NOT NULL, sqlstate text NOT NULL);
+-- The values refused as a row is written, with the SQLSTATE.
+CREATE TABLE refuse (v text PRIMARY KEY, sqlstate text NOT NULL);
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
 	code text;
 BEGIN
-	SELECT sqlstate INTO code FROM public.refuse
-	 WHERE v = NEW.v AND at_commit = (TG_WHEN = 'AFTER');
+	SELECT sqlstate INTO code FROM public.refuse WHERE v = NEW.v;
 	IF code IS NOT NULL THEN
 		RAISE EXCEPTION 'refused value %', NEW.v USING ERRCODE = code;
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER refuse_now BEFORE INSERT ON items
+CREATE TRIGGER refuse BEFORE INSERT ON items
 	FOR EACH ROW EXECUTE FUNCTION refuse();
-ALTER TABLE items ENABLE ALWAYS TRIGGER refuse_now;
-CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON items
-	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();
-ALTER TABLE items ENABLE ALWAYS TRIGGER refuse_at_commit;
+ALTER TABLE items ENABLE ALWAYS TRIGGER refuse;
 });
 
 my $columns = [ [ 'id', 'integer', 1 ], [ 'v', 'text', 0 ] ];
@@ -103,14 +100,16 @@ sub partition_row
 
 sub follow
 {
+	my $list = join(', ', @_);
 	$node->safe_psql('postgres',
-		"SELECT replkafka.follow(p) FROM unnest(ARRAY[@_]) p");
+		"SELECT replkafka.follow(p) FROM unnest(ARRAY[$list]) p");
 }
 
 sub unfollow
 {
+	my $list = join(', ', @_);
 	$node->safe_psql('postgres',
-		"SELECT replkafka.unfollow(p) FROM unnest(ARRAY[@_]) p");
+		"SELECT replkafka.unfollow(p) FROM unnest(ARRAY[$list]) p");
 }
 
 # Wait until $partition applied the transaction at Kafka offset $offset.
@@ -163,92 +162,121 @@ SELECT string_agg(partition || ':' || scn % 4294967296 || ':' || kafka_offset, '
 	join(' ', map { "$_:50:$last{$_}" } 0 .. 3),
 	'each checkpoint names its partition\'s last transaction');
 
-# An error in a transaction of a group (a trigger refuses its row as it is
-# written): the group rolls back, its partitions are read again, and the
-# transaction fails alone, with its offset and SQLSTATE; the other
-# partitions apply all of theirs, the failing one those before it.
-sub refused
+# An error in a transaction of a group (a trigger refuses its row): the
+# group rolls back, its partitions are read again, and the transaction
+# fails alone, with its offset and SQLSTATE; the other partitions apply all
+# of theirs, the failing one those before it, and resumes once followed
+# again.
+my $value = 'refused';
+$node->safe_psql('postgres', "INSERT INTO refuse VALUES ('$value', '23514')");
+unfollow(0 .. 3);
+my $log_offset = -s $node->logfile;
+my %offsets;
+$offsets{$_} = [ produce($_, 20, $_ == 1 ? (('v') x 9, $value) : ()) ]
+  foreach 0 .. 3;
+my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
+follow(0 .. 3);
+my $bad = $offsets{1}[9];
+ok($node->poll_query_until('postgres',
+		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 1"),
+	'a refused row: its partition stops');
+is(partition_row(1, 'error_sqlstate'), '23514',
+	'it keeps the SQLSTATE of the transaction that failed');
+like(partition_row(1, 'last_error'),
+	qr/^could not apply the transaction at Kafka offset $bad: refused value refused$/,
+	'the error names the transaction that failed alone');
+foreach my $q (0, 2, 3)
 {
-	my ($p, $at_commit, $code, $label) = @_;
-	my $value = "refused $label";
-	$node->safe_psql('postgres',
-		"INSERT INTO refuse VALUES ('$value', $at_commit, '$code')");
-	unfollow(0 .. 3);
-	my $log_offset = -s $node->logfile;
-	my %offsets;
-	foreach my $q (0 .. 3)
-	{
-		my @values = $q == $p ? (('v') x 9, $value) : ();
-		$offsets{$q} = [ produce($q, 20, @values) ];
-	}
-	my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
-	follow(0 .. 3);
-	my $bad = $offsets{$p}[9];
-	ok( $node->poll_query_until('postgres',
-			"SELECT role = 'error' FROM replkafka.partitions WHERE partition = $p"),
-		"$label: partition $p stops");
-	is(partition_row($p, 'error_sqlstate'), $code,
-		"$label: it keeps the SQLSTATE of the transaction that failed");
-	like(partition_row($p, 'last_error'),
-		qr/^could not apply the transaction at Kafka offset $bad: refused value refused $label$/,
-		"$label: the error names the transaction that failed alone");
-	foreach my $q (grep { $_ != $p } 0 .. 3)
-	{
-		ok(applied_up_to($q, $offsets{$q}[-1]),
-			"$label: partition $q applies its 20 transactions");
-	}
-	is($node->safe_psql('postgres', qq{
-SELECT kafka_offset FROM replkafka.consumer_checkpoints WHERE partition = $p}),
-		$bad - 1, "$label: partition $p applied those before it");
-	is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
-		$rows + 3 * 20 + 9, "$label: no row of it or after it is there");
-	like(slurp_file($node->logfile, $log_offset),
-		qr/LOG:  could not apply \d+ transactions together: refused value refused $label\n.*DETAIL:  Their partitions are applied again from their checkpoints, a transaction at a time\./,
-		"$label: the log says the group failed and is applied again");
-	applied_once($label);
-
-	# Once the value is accepted, the partition resumes where it stopped.
-	$node->safe_psql('postgres', "DELETE FROM refuse WHERE v = '$value'");
-	follow($p);
-	ok(applied_up_to($p, $offsets{$p}[-1]),
-		"$label: partition $p applies the rest once followed again");
-	is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
-		$rows + 4 * 20, "$label: every row is there");
-	applied_once("$label, followed again");
+	ok(applied_up_to($q, $offsets{$q}[-1]),
+		"partition $q applies its 20 transactions");
 }
-refused(1, 'false', '23514', 'as written');
-refused(2, 'true', '23001', 'at commit');
+is($node->safe_psql('postgres',
+		'SELECT kafka_offset FROM replkafka.consumer_checkpoints WHERE partition = 1'),
+	$bad - 1, 'partition 1 applied those before it');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
+	$rows + 3 * 20 + 9, 'no row of it or after it is there');
+my $log = slurp_file($node->logfile, $log_offset);
+like($log,
+	qr/LOG:  could not apply \d+ transactions together: refused value refused\n.*DETAIL:  Their partitions are applied again from their checkpoints, a transaction at a time\./,
+	'the log says the group failed and is applied again');
+like($log,
+	qr/LOG:  refused value refused\n[^\n]*CONTEXT:  [^\n]*\n\tapplying transaction \d+ of generation 1 from node "node_x" \(partition 1, Kafka offset $bad\), table public\.items/,
+	'and the group\'s error whole, with the transaction it failed in');
+applied_once('a refused row');
+$node->safe_psql('postgres', "DELETE FROM refuse WHERE v = '$value'");
+follow(1);
+ok(applied_up_to(1, $offsets{1}[-1]),
+	'accepted, partition 1 applies the rest once followed again');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
+	$rows + 4 * 20, 'every row is there');
+applied_once('a refused row, followed again');
+
+# A group that fails as it writes its checkpoints: another session holds
+# the checkpoint row of partition 2, and lock_timeout is short.  The group
+# rolls back; its partitions are applied again a transaction at a time:
+# partition 2's first one fails alone, at its checkpoint, and is tried
+# again (counted) while the other partitions apply theirs; once the lock
+# goes, partition 2 applies all of its own, once.
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET lock_timeout = '200ms'; SELECT pg_reload_conf()");
+unfollow(0 .. 3);
+$log_offset = -s $node->logfile;
+$offsets{$_} = [ produce($_, 20) ] foreach 0 .. 3;
+$rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(
+	'BEGIN; SELECT 1 FROM replkafka.consumer_checkpoints WHERE partition = 2 FOR UPDATE');
+follow(0 .. 3);
+ok($node->poll_query_until('postgres', qq{
+SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '55P03'
+   AND last_error LIKE 'could not apply the transaction at Kafka offset $offsets{2}[0]: canceling statement due to lock timeout; retrying since %'
+  FROM replkafka.partitions WHERE partition = 2}),
+	'a checkpoint row locked: the first transaction of the partition is tried again alone, and counted');
+foreach my $q (0, 1, 3)
+{
+	ok(applied_up_to($q, $offsets{$q}[-1]),
+		"meanwhile partition $q applies its 20 transactions");
+}
+like(slurp_file($node->logfile, $log_offset),
+	qr/LOG:  could not apply \d+ transactions together: canceling statement due to lock timeout\n/,
+	'the log says the group failed');
+$holder->query_safe('COMMIT');
+ok(applied_up_to(2, $offsets{2}[-1]),
+	'once the lock is gone, partition 2 applies the rest');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM items'),
+	$rows + 80, 'every row is there');
+applied_once('a checkpoint row locked');
 
 # Running caught up, a transaction is committed once nothing more is
-# queued, after its record was handled: an error at its commit still says
-# which transaction, from which node, and stops its partition there.
-$node->safe_psql('postgres', "INSERT INTO refuse VALUES ('late', true, '23001')");
-my $log_offset = -s $node->logfile;
-my ($late) = produce(0, 1, 'late');
-ok($node->poll_query_until('postgres',
-		"SELECT role = 'error' FROM replkafka.partitions WHERE partition = 0"),
-	'an error at the commit of a transaction alone stops its partition');
-like(partition_row(0, 'last_error'),
-	qr/^could not apply the transaction at Kafka offset $late: refused value late$/,
-	'the error names the transaction');
+# queued, after its record was handled: an error then, as it writes its
+# checkpoint, still says which transaction, from which node.
+$holder->query_safe(
+	'BEGIN; SELECT 1 FROM replkafka.consumer_checkpoints WHERE partition = 0 FOR UPDATE');
+$log_offset = -s $node->logfile;
+my ($late) = produce(0, 1);
+ok($node->poll_query_until('postgres', qq{
+SELECT error_sqlstate = '55P03'
+   AND last_error LIKE 'could not apply the transaction at Kafka offset $late: canceling statement due to lock timeout; retrying since %'
+  FROM replkafka.partitions WHERE partition = 0}),
+	'an error as a transaction alone commits names the transaction');
 like(slurp_file($node->logfile, $log_offset),
-	qr/ERROR:  refused value late\n[^\n]*CONTEXT:  [^\n]*(?:\n\t[^\n]*)*?applying transaction \d+ of generation 1 from node "node_x" \(partition 0, Kafka offset $late\)/,
+	qr/ERROR:  canceling statement due to lock timeout\n[^\n]*CONTEXT:  (?:[^\n]*\n\t)*?applying transaction \d+ of generation 1 from node "node_x" \(partition 0, Kafka offset $late\)\n/,
 	'the log gives its context: transaction, node, partition and offset');
-$node->safe_psql('postgres', "DELETE FROM refuse WHERE v = 'late'");
-follow(0);
-ok(applied_up_to(0, $late), 'followed again, the partition applies it');
+$holder->query_safe('COMMIT');
+$holder->quit;
+ok(applied_up_to(0, $late), 'once the lock is gone, the partition applies it');
 applied_once('a transaction alone');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf()");
 
 # An error that passes by itself (a serialization failure) in a group: the
 # transaction that fails alone is tried again, counted, and applies once
 # the cause is gone.
-$node->safe_psql('postgres',
-	"INSERT INTO refuse VALUES ('transient', false, '40001')");
+$node->safe_psql('postgres', "INSERT INTO refuse VALUES ('transient', '40001')");
 unfollow(0 .. 3);
-my %offsets;
 $offsets{$_} = [ produce($_, 20, $_ == 3 ? (('v') x 5, 'transient') : ()) ]
   foreach 0 .. 3;
-my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
+$rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
 follow(0 .. 3);
 ok($node->poll_query_until('postgres', qq{
 SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '40001'
