@@ -614,7 +614,14 @@ shipper_decode(void)
 	{
 		XLogRecord *record;
 		char	   *errm = NULL;
+		uint64		roles_version;
 
+		/*
+		 * The WAL reader keeps its buffers in the memory current as it reads:
+		 * the decoding context's, never the transaction's, which ends every
+		 * so often, in the middle of a record too (shipper_read_page()).
+		 */
+		MemoryContextSwitchTo(decoding_ctx->context);
 		record = XLogReadRecord(decoding_ctx->reader, &errm);
 		if (errm)
 			elog(ERROR, "could not find record for logical decoding: %s", errm);
@@ -625,9 +632,12 @@ shipper_decode(void)
 		 * the write fence under the new role committed after the change was
 		 * published, so its records come after this point.
 		 */
-		if (pg_atomic_read_u64(&replkafka_shared->roles_version) != roles_seen)
+		roles_version = pg_atomic_read_u64(&replkafka_shared->roles_version);
+		if (roles_version != roles_seen)
+		{
 			shipper_end_decoding();
-		shipper_recover_changed();
+			shipper_recover_changed();
+		}
 		if (record != NULL)
 		{
 			shipper_begin_decoding();
@@ -649,10 +659,15 @@ shipper_decode(void)
 static void
 shipper_begin_decoding(void)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+
 	if (decoding_xact)
 		return;
 	Assert(!IsTransactionOrTransactionBlock());
+	/* pg_stat_activity shows since when */
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	MemoryContextSwitchTo(oldcxt);
 	decoding_xact = true;
 }
 
@@ -681,7 +696,11 @@ shipper_read_page(XLogReaderState *state, XLogRecPtr targetPagePtr,
 {
 	while (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
 	{
-		/* caught up: between decoded transactions (read between records) */
+		/*
+		 * Caught up.  No decoded transaction is replayed while the WAL is
+		 * read, not even in the middle of a record, and what the reader keeps
+		 * is not in the transaction's memory.
+		 */
 		shipper_end_decoding();
 		shipper_service(true);
 		replkafka_worker_wait(SHIPPER_NAPTIME_MS);

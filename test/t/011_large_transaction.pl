@@ -87,4 +87,35 @@ for my $i (0 .. $#changes)
 }
 ok($ok, 'every row arrived intact and in order');
 
+# WAL records larger than the WAL reader's buffer so far (logical messages
+# of 300 kB, 600 kB and 900 kB: the reader grows its buffer for each),
+# written among 600 small transactions, so that the shipper reads them
+# while it decodes, across many of its transactions: every transaction is
+# shipped, and the shipper never restarts.
+$node->safe_psql('postgres', q{
+CREATE TABLE small (id int PRIMARY KEY);
+SELECT replkafka.add_table('small', 'id');
+});
+my $shipped = q{SELECT scn & 4294967295 FROM replkafka.partitions WHERE partition = 0};
+$node->poll_query_until('postgres',
+	"SELECT shipped_scn IS NOT NULL FROM replkafka.partition_status() WHERE partition = 0")
+  or die 'partition 0 is not shipped';
+my $first = $node->safe_psql('postgres', $shipped);
+$node->safe_psql('postgres', q{
+DO $$
+BEGIN
+	FOR i IN 1 .. 600 LOOP
+		INSERT INTO small VALUES (i);
+		COMMIT;
+		IF i % 200 = 100 THEN
+			PERFORM pg_logical_emit_message(false, 'large', repeat('x', 3000 * (i + 100)));
+		END IF;
+	END LOOP;
+END $$});
+ok($node->poll_query_until('postgres', $shipped, $first + 600),
+	'600 transactions among large WAL records are shipped');
+is($node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'replkafka shipper'"),
+	$shipper, 'the shipper never restarted');
+
 done_testing();
