@@ -1076,8 +1076,8 @@ apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
 static bool
 apply_joins_group(int p, int64 offset, const RulesResult *res, uint64 body_len)
 {
-	if (res->discard)
-		return false;
+	if (res->discard || res->collected)
+		return false;			/* its last chunk goes to a temporary file */
 	switch (res->verdict)
 	{
 		case RULES_SKIP_CHUNK:
@@ -1195,6 +1195,7 @@ apply_group_failed(ErrorData *edata, int p, int64 offset)
 	/* the relations go with the transaction's memory */
 	relations = NULL;
 	nrelations = 0;
+	errctx.relation = NULL;
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 	replorigin_session_origin_timestamp = 0;
 	group_txns = 0;
@@ -1209,16 +1210,18 @@ apply_group_failed(ErrorData *edata, int p, int64 offset)
 				offset = grouped[q].offset;
 			}
 		grouped[p].member = false;
+		/* tried again, it is not tried in a group first */
+		alone_until[p] = Max(alone_until[p], offset);
 		apply_partition_failed(p, edata,
 							   psprintf("could not apply the transaction at Kafka offset %lld",
 										(long long) offset));
 		return;
 	}
 
+	/* no cancel may leave before the partitions are read again */
 	HOLD_INTERRUPTS();
 	AbortOutOfAnyTransaction();
 	FlushErrorState();
-	RESUME_INTERRUPTS();
 	ereport(LOG,
 			errmsg("could not apply %d transactions together: %s", ntxns,
 				   edata->message),
@@ -1249,6 +1252,7 @@ apply_group_failed(ErrorData *edata, int p, int64 offset)
 		/* a promotion does not take what rolled back for read */
 		replkafka_partition_report_position(q, ap->ckpt_offset + 1, -1, false);
 	}
+	RESUME_INTERRUPTS();
 }
 
 /*
