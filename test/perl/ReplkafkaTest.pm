@@ -210,6 +210,31 @@ sub wait_until
 
 =pod
 
+=item ReplkafkaTest::poll_restarting($node, $query, $expected)
+
+poll_query_until for a node that may be restarting after a crash: the
+query goes to psql as its -c argument, not on its standard input, so that
+a psql that cannot connect yet, and exits before it reads its input, is
+one more attempt rather than a broken pipe that ends the test.
+
+=cut
+
+sub poll_restarting
+{
+	my ($node, $query, $expected) = @_;
+	$expected //= 't';
+	return wait_until(
+		sub {
+			my ($stdout, $stderr) = ('', '');
+			IPC::Run::run([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', $query ],
+				'>', \$stdout, '2>', \$stderr);
+			chomp $stdout;
+			return $stdout eq $expected && $stderr eq '';
+		});
+}
+
+=pod
+
 =item ReplkafkaTest::worker_pid($node, $type)
 
 The pid of $node's background worker of type $type ('replkafka shipper',

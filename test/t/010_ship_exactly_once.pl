@@ -71,7 +71,7 @@ sub kill_shipper
 	my $pid = shipper_pid();
 	kill 'KILL', $pid;
 	# The postmaster restarts every process after a child's crash.
-	$node->poll_query_until('postgres',
+	ReplkafkaTest::poll_restarting($node,
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'replkafka shipper' AND pid <> $pid"
 	) or die "shipper did not come back";
 	$load->finish;

@@ -64,7 +64,8 @@ foreach my $rows (500, 1500, 2500, 3500, 4500)
 	note "node_b has $rows rows: SIGKILL apply worker $pid";
 	kill 'KILL', $pid;
 	$kills++;
-	$node_b->poll_query_until('postgres',
+	# The postmaster restarts every process after a child's crash.
+	ReplkafkaTest::poll_restarting($node_b,
 		"SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker' AND pid <> $pid"
 	) or die "node_b's apply workers did not come back";
 	note "node_b's apply workers are back";

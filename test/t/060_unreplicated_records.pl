@@ -69,7 +69,7 @@ my $producer = (appended($end))[0]{producer};
 my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 my $log_at = -s $node_a->logfile;
 kill 'KILL', $shipper;
-ok( $node_a->poll_query_until('postgres', qq{
+ok( ReplkafkaTest::poll_restarting($node_a, qq{
 SELECT count(*) = 1 FROM pg_stat_activity
  WHERE backend_type = 'replkafka shipper' AND pid <> $shipper}),
 	'node_a crash-restarted with a new shipper');
