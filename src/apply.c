@@ -187,7 +187,7 @@ typedef struct ApplyGrouped
 	uint64		scn;
 	int64		offset;
 	TimestampTz commit_time;
-}			ApplyGrouped;
+} ApplyGrouped;
 
 /*
  * The body of a transaction: in memory (a record that holds it whole), or
@@ -280,6 +280,7 @@ static void apply_new_generation(int p, int64 offset, const RkmHeader *hdr);
 static bool apply_joins_group(int p, int64 offset, const RulesResult *res,
 							  uint64 body_len);
 static bool apply_flush_group(void);
+static bool apply_flush_group_before(int p);
 static void apply_group_failed(ErrorData *edata, int p, int64 offset);
 static bool apply_transaction(int p, int64 offset, const RkmHeader *hdr,
 							  const ApplyBody *body);
@@ -356,7 +357,7 @@ static int	nrelations = 0;
  */
 static int	group_txns = 0;
 static uint64 group_bytes = 0;
-static ApplyGrouped * grouped = NULL;
+static ApplyGrouped *grouped = NULL;
 static int64 *alone_until = NULL;
 
 /* How many times the worker waited for records: see apply_handle_message() */
@@ -746,8 +747,8 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 
 	if (!replkafka_message_read_header(data, len, &hdr, &err))
 	{
-		if (!apply_flush_group() && (ap->retrying || ap->stopped || !ap->assigned))
-			return;				/* read again after the group's failure */
+		if (!apply_flush_group_before(p))
+			return;
 		apply_partition_error(p, ERRCODE_PROTOCOL_VIOLATION,
 							  "the record at Kafka offset %lld is malformed: %s",
 							  (long long) offset, err);
@@ -765,7 +766,7 @@ apply_record(int p, int64 offset, const char *data, size_t len)
 	if (group_txns > 0 &&
 		!apply_joins_group(p, offset, &res,
 						   hdr.body_len + (res.collected ? ap->coll_len : 0)) &&
-		(!apply_flush_group() && (ap->retrying || ap->stopped || !ap->assigned)))
+		!apply_flush_group_before(p))
 		return;
 
 	if (res.discard)
@@ -1067,11 +1068,12 @@ apply_trace_hops(int p, int64 offset, TimestampTz commit_time)
  * May a record of partition p at offset, which the rules judged res, be
  * acted on while the group is open?  Records that need no transaction may,
  * but for a chunk to collect (its temporary file may fail, which takes the
- * partition to error); a transaction to apply may join the group, unless a promotion of p is
- * under way (it must learn of each one as it commits), p failed in a group
- * at or after offset, or the group is full.  Anything else (a generation's
- * start or end, an error) takes a transaction of its own, or changes what
- * the partition's checkpoint would say, so the group commits first.
+ * partition to error); a transaction to apply may join the group, unless a
+ * promotion of p is under way (it must learn of each one as it commits), p
+ * failed in a group at or after offset, or the group is full.  Anything
+ * else (a generation's start or end, an error) takes a transaction of its
+ * own, or changes what the partition's checkpoint would say, so the group
+ * commits first.
  */
 static bool
 apply_joins_group(int p, int64 offset, const RulesResult *res, uint64 body_len)
@@ -1176,6 +1178,19 @@ apply_flush_group(void)
 	 * next_offset is past it already.
 	 */
 	return true;
+}
+
+/*
+ * Commit the group before a record of partition p is acted on.  False if
+ * the group failed and took p with it: p is read again from its checkpoint
+ * (or stopped), this record too.
+ */
+static bool
+apply_flush_group_before(int p)
+{
+	ApplyPartition *ap = &parts[p];
+
+	return apply_flush_group() || !(ap->retrying || ap->stopped || !ap->assigned);
 }
 
 /*

@@ -720,13 +720,13 @@ catalog_checkpoints_as_created(Relation rel)
 /*
  * Update in place the consumer checkpoint row of the partition values
  * names, to values; *found says whether there was one.  As the logical
- * replication worker
- * applies an UPDATE: the row is found through the primary key and locked
- * (waiting for, and following, a concurrent writer's change), then updated
- * through the executor, with the table's indexes, constraints and row
- * triggers (a HOT update, the key unchanged).  Returns false if it did not
- * look: under a snapshot that lasts the whole transaction, or on a table
- * that is no longer as created, SQL does the work.
+ * replication worker applies an UPDATE: the row is found through the
+ * primary key and locked (waiting for, and following, a concurrent
+ * writer's change), then updated through the executor, with the table's
+ * indexes, constraints and row triggers (a HOT update, the key unchanged).
+ * Returns false if it did not look: under a snapshot that lasts the whole
+ * transaction, or on a table that is no longer as created, SQL does the
+ * work.
  */
 static bool
 catalog_update_checkpoint(Datum *values, bool *found)
