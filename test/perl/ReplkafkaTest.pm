@@ -210,6 +210,33 @@ sub wait_until
 
 =pod
 
+=item ReplkafkaTest::count_applications_sql($table)
+
+SQL that counts, on the node it runs on, every application of a row of
+$table (keyed by its column id): an ALWAYS trigger, which fires on a
+replica too, adds the row's id to table applications (id), which is not
+replicated.  A row applied twice shows as two.
+
+=cut
+
+sub count_applications_sql
+{
+	my ($table) = @_;
+	return qq{
+CREATE TABLE applications (id bigint NOT NULL);
+CREATE FUNCTION count_application() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+	INSERT INTO public.applications VALUES (NEW.id);
+	RETURN NULL;
+END \$\$;
+CREATE TRIGGER count_application AFTER INSERT ON $table
+	FOR EACH ROW EXECUTE FUNCTION count_application();
+ALTER TABLE $table ENABLE ALWAYS TRIGGER count_application;
+};
+}
+
+=pod
+
 =item ReplkafkaTest::poll_restarting($node, $query, $expected)
 
 poll_query_until for a node that may be restarting after a crash: the

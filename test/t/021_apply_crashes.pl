@@ -23,17 +23,7 @@ my ($node_a, $node_b, $node_c) = @nodes;
 ReplkafkaTest::setup_cluster(\@nodes, 4, { node_a => [ 0 .. 3 ] }, q{
 CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
 SELECT replkafka.add_table('events', 'id');
--- Every application of a row, counted on this node (not replicated).
-CREATE TABLE applications (event_id bigint NOT NULL);
-CREATE FUNCTION count_application() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO public.applications VALUES (NEW.id);
-	RETURN NULL;
-END $$;
-CREATE TRIGGER count_application AFTER INSERT ON events
-	FOR EACH ROW EXECUTE FUNCTION count_application();
-ALTER TABLE events ENABLE ALWAYS TRIGGER count_application;
-});
+} . ReplkafkaTest::count_applications_sql('events'));
 
 $node_a->safe_psql(
 	'postgres', q{
@@ -86,7 +76,7 @@ foreach my $node ($node_b, $node_c)
 {
 	is( $node->safe_psql(
 			'postgres',
-			'SELECT count(*), count(DISTINCT event_id) FROM applications'),
+			'SELECT count(*), count(DISTINCT id) FROM applications'),
 		"$target|$target",
 		$node->name . ' applied every transaction exactly once');
 }

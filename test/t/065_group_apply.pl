@@ -29,16 +29,7 @@ $node->safe_psql('postgres', q{
 SELECT replkafka.create_cluster(4, 1);
 CREATE TABLE items (id int PRIMARY KEY, v text);
 SELECT replkafka.add_table('items', 'id');
--- Every application of a row, counted on this node.
-CREATE TABLE applications (id int NOT NULL);
-CREATE FUNCTION count_application() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO public.applications VALUES (NEW.id);
-	RETURN NULL;
-END $$;
-CREATE TRIGGER count_application AFTER INSERT ON items
-	FOR EACH ROW EXECUTE FUNCTION count_application();
-ALTER TABLE items ENABLE ALWAYS TRIGGER count_application;
+} . ReplkafkaTest::count_applications_sql('items') . q{
 -- The values refused as a row is written, with the SQLSTATE.
 CREATE TABLE refuse (v text PRIMARY KEY, sqlstate text NOT NULL);
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -119,6 +110,18 @@ sub applied_up_to
 	return $node->poll_query_until('postgres', qq{
 SELECT kafka_offset >= $offset FROM replkafka.consumer_checkpoints
  WHERE partition = $partition});
+}
+
+# Wait until $partition, a replica still, tries again (and counts) the
+# transaction at Kafka offset $offset, which failed alone with $sqlstate
+# and $message.
+sub retrying
+{
+	my ($partition, $offset, $sqlstate, $message) = @_;
+	return $node->poll_query_until('postgres', qq{
+SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '$sqlstate'
+   AND last_error LIKE 'could not apply the transaction at Kafka offset $offset: $message; retrying since %'
+  FROM replkafka.partitions WHERE partition = $partition});
 }
 
 sub applied_once
@@ -227,10 +230,7 @@ my $holder = $node->background_psql('postgres');
 $holder->query_safe(
 	'BEGIN; SELECT 1 FROM replkafka.consumer_checkpoints WHERE partition = 2 FOR UPDATE');
 follow(0 .. 3);
-ok($node->poll_query_until('postgres', qq{
-SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '55P03'
-   AND last_error LIKE 'could not apply the transaction at Kafka offset $offsets{2}[0]: canceling statement due to lock timeout; retrying since %'
-  FROM replkafka.partitions WHERE partition = 2}),
+ok(retrying(2, $offsets{2}[0], '55P03', 'canceling statement due to lock timeout'),
 	'a checkpoint row locked: the first transaction of the partition is tried again alone, and counted');
 foreach my $q (0, 1, 3)
 {
@@ -254,10 +254,7 @@ $holder->query_safe(
 	'BEGIN; SELECT 1 FROM replkafka.consumer_checkpoints WHERE partition = 0 FOR UPDATE');
 $log_offset = -s $node->logfile;
 my ($late) = produce(0, 1);
-ok($node->poll_query_until('postgres', qq{
-SELECT error_sqlstate = '55P03'
-   AND last_error LIKE 'could not apply the transaction at Kafka offset $late: canceling statement due to lock timeout; retrying since %'
-  FROM replkafka.partitions WHERE partition = 0}),
+ok(retrying(0, $late, '55P03', 'canceling statement due to lock timeout'),
 	'an error as a transaction alone commits names the transaction');
 like(slurp_file($node->logfile, $log_offset),
 	qr/ERROR:  canceling statement due to lock timeout\n[^\n]*CONTEXT:  (?:[^\n]*\n\t)*?applying transaction \d+ of generation 1 from node "node_x" \(partition 0, Kafka offset $late\)\n/,
@@ -278,10 +275,7 @@ $offsets{$_} = [ produce($_, 20, $_ == 3 ? (('v') x 5, 'transient') : ()) ]
   foreach 0 .. 3;
 $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items');
 follow(0 .. 3);
-ok($node->poll_query_until('postgres', qq{
-SELECT role = 'replica' AND apply_retries >= 1 AND error_sqlstate = '40001'
-   AND last_error LIKE 'could not apply the transaction at Kafka offset $offsets{3}[5]: refused value transient; retrying since %'
-  FROM replkafka.partitions WHERE partition = 3}),
+ok(retrying(3, $offsets{3}[5], '40001', 'refused value transient'),
 	'a serialization failure: the transaction is tried again alone, and counted');
 foreach my $q (0 .. 2)
 {
