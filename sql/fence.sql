@@ -91,6 +91,18 @@ INSERT INTO orders VALUES (1, 5, 'after demote');
 \echo :LAST_ERROR_SQLSTATE
 SELECT replkafka.demote(:p1);
 \echo :LAST_ERROR_SQLSTATE
+-- Its apply worker takes the partition up and reads to the log's end (its
+-- own records and the END_GEN); until then the partition is "following".
+DO $$
+BEGIN
+	FOR i IN 1..3000 LOOP
+		EXIT WHEN EXISTS (SELECT FROM replkafka.partitions
+						   WHERE partition = replkafka.partition_of('orders', 1)
+							 AND lag_messages = 0);
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+$$;
 SELECT role, generation, scn >> 32 AS scn_generation,
 	   scn & 4294967295 AS scn_sequence, transition, last_error
   FROM replkafka.partitions WHERE partition = :p1;
