@@ -331,7 +331,7 @@ replkafka_bootstrap_main(Datum main_arg)
 	replkafka_shmem_set_bootstrap_latch(worker_index, MyLatch);
 	replkafka_worker_wait_for_cluster(&topic_name, &npartitions);
 	claimed = MemoryContextAlloc(TopMemoryContext, npartitions * sizeof(int));
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_READER, NULL);
 	replkafka_worker_running();
 
 	for (;;)

@@ -398,7 +398,7 @@ demote_in_kafka(int partition, const char *topic, uint32 generation,
 	rd_kafka_t *consumer;
 	ReplkafkaEnded ended;
 
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_READER, NULL);
 	PG_TRY();
 	{
 		LogScan		scan;

@@ -211,7 +211,7 @@ replkafka_cluster_layout(PG_FUNCTION_ARGS)
 				errhint("Call replkafka.create_cluster() first."));
 	InitMaterializedSRF(fcinfo, 0);
 
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_READER, NULL);
 	PG_TRY();
 	{
 		entries = replkafka_directory_read(consumer, cluster.topic);

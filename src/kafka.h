@@ -23,9 +23,13 @@ typedef enum ReplkafkaClientKind
 {
 	REPLKAFKA_CLIENT_ADMIN,		/* SQL functions: metadata, topic creation */
 	REPLKAFKA_CLIENT_PRODUCER,	/* the shipper */
-	REPLKAFKA_CLIENT_CONSUMER,	/* apply workers */
+	REPLKAFKA_CLIENT_CONSUMER,	/* apply workers: follow partitions */
 	REPLKAFKA_CLIENT_CONTROL,	/* promote() and demote(): one record each */
+	REPLKAFKA_CLIENT_READER,	/* reads known ranges of partitions */
 } ReplkafkaClientKind;
+
+#define REPLKAFKA_CLIENT_IS_CONSUMER(kind) \
+	((kind) == REPLKAFKA_CLIENT_CONSUMER || (kind) == REPLKAFKA_CLIENT_READER)
 
 /* Topic-level settings of the replication topic (DESIGN: no data loss). */
 typedef struct ReplkafkaTopicSpec

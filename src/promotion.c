@@ -366,7 +366,7 @@ promote_steps(int partition, ReplkafkaRole role, const char *topic,
 	ReplkafkaProgress progress;
 
 	/* Catch up to the end of the log as it is now. */
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_READER, NULL);
 	PG_TRY();
 	{
 		replkafka_kafka_watermarks(consumer, topic, partition, &low, &high,

@@ -400,7 +400,7 @@ replkafka_shipper_main(Datum main_arg)
 	mainq = rd_kafka_queue_get_main(producer);
 	replkafka_worker_wakeup_init(producer, mainq);
 	rd_kafka_queue_destroy(mainq);
-	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_CONSUMER, NULL);
+	consumer = replkafka_kafka_new(REPLKAFKA_CLIENT_READER, NULL);
 	topic_handle = rd_kafka_topic_new(producer, topic_name, NULL);
 	last_ack = GetCurrentTimestamp();
 
