@@ -91,16 +91,20 @@ INSERT INTO orders VALUES (1, 5, 'after demote');
 \echo :LAST_ERROR_SQLSTATE
 SELECT replkafka.demote(:p1);
 \echo :LAST_ERROR_SQLSTATE
--- Its apply worker takes the partition up and reads to the log's end (its
--- own records and the END_GEN); until then the partition is "following".
+-- Its apply worker takes the partition up from its END_GEN, the consumer
+-- checkpoint demote() wrote, and hears where the log ends: no record past
+-- it, no lag.
 DO $$
 BEGIN
 	FOR i IN 1..3000 LOOP
-		EXIT WHEN EXISTS (SELECT FROM replkafka.partitions
-						   WHERE partition = replkafka.partition_of('orders', 1)
-							 AND lag_messages = 0);
+		IF EXISTS (SELECT FROM replkafka.partitions
+					WHERE partition = replkafka.partition_of('orders', 1)
+					  AND lag_messages = 0) THEN
+			RETURN;
+		END IF;
 		PERFORM pg_sleep(0.01);
 	END LOOP;
+	RAISE 'the apply worker did not take the partition up within 30 s';
 END
 $$;
 SELECT role, generation, scn >> 32 AS scn_generation,

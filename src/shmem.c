@@ -236,6 +236,10 @@ replkafka_shmem_publish_roles(List *changes)
 			part->progress.applied_scn = 0;
 			part->progress.applied_offset = -1;
 			part->progress.apply_retrying = false;
+			/* no lag and no catch-up until a worker takes it up */
+			part->progress.next_offset = 0;
+			part->progress.log_end = 0;
+			part->progress.catchup_to = 0;
 		}
 		part->progress.phase = REPLKAFKA_PHASE_NONE;
 		SpinLockRelease(&part->mutex);

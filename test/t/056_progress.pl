@@ -118,7 +118,12 @@ is(${ $promote->{out} }, "2\n", 'promote: then it won generation 2');
 is($node_b->safe_psql('postgres', 'SELECT count(*) FROM items'), '500',
 	'promote: after applying every row');
 
-# demote(): an open transaction holds it at waiting for writers.
+# demote(): an open transaction holds it at waiting for writers.  The
+# apply workers are stopped throughout, so that the view is seen before
+# one takes the partition up as a replica.
+my @appliers = split /\n/, $node_b->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'replkafka apply worker'});
+kill 'STOP', @appliers;
 my ($key) = ReplkafkaTest::keys_of_partition($node_b, 'items', 0, 1, 10000);
 my $writer = ReplkafkaTest::background_psql($node_b,
 	"BEGIN; INSERT INTO items VALUES ($key, 'open'); SELECT pg_sleep(3600);");
@@ -139,9 +144,20 @@ notice_like($demote,
 unlock_items($node_b, $writer);
 $demote->{h}->finish;
 like(${ $demote->{err} }, qr/^(NOTICE:.*\n)*$/, 'demote: then it succeeds');
-is($node_b->safe_psql('postgres',
-		q{SELECT role || ' ' || coalesce(transition, 'none') FROM replkafka.partitions}),
-	'replica none', 'demote: a replica, with no transition left');
+is($node_b->safe_psql('postgres', q{
+SELECT role || ' ' || coalesce(transition, 'none') || ' '
+       || coalesce(lag_messages::text, 'unknown') || ' ' || (p.scn = cc.scn)
+  FROM replkafka.partitions p
+  JOIN replkafka.consumer_checkpoints cc USING (partition)}),
+	'replica none unknown true',
+	'demote: a replica, with no transition left, no lag known before a worker takes it up, and its checkpoint\'s SCN');
+kill 'CONT', @appliers;
+ok( $node_b->poll_query_until(
+		'postgres', q{
+SELECT role || ' ' || coalesce(transition, 'none') || ' ' || lag_messages
+  FROM replkafka.partitions},
+		'replica none 0'),
+	'demote: once an apply worker takes it up, no lag and no catch-up');
 
 $node_a->stop;
 $node_b->stop;
