@@ -111,3 +111,32 @@ wait_transactions() {
 process_pids() {
 	bench_psql "$1" -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE backend_type = '$2'"
 }
+
+# cpu_ticks: CPU time so far (clock ticks) of the broker and of each kind of
+# server process, one "KIND TICKS" per line.
+cpu_ticks() {
+	python3 -c '
+import os, collections
+t = collections.Counter()
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        args = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ").decode()
+        f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    ticks = int(f[11]) + int(f[12])
+    if "kafka.Kafka" in args:
+        t["broker"] += ticks
+    elif args.startswith("postgres: "):
+        kind = args.split(":")[1].strip()
+        for k in ("replkafka shipper", "replkafka apply worker", "walsender",
+                  "logical replication worker"):
+            if kind.startswith(k):
+                t[k.replace(" ", "_")] += ticks
+                break
+        else:
+            t["other_postgres"] += ticks
+for k, v in sorted(t.items()):
+    print(k, v)
+'
+}
