@@ -267,6 +267,9 @@ rd_kafka_t *
 replkafka_kafka_new(ReplkafkaClientKind kind, ReplkafkaDeliveryCallback dr_cb)
 {
 	static const char *const kind_names[] = {"admin", "producer", "consumer", "control", "reader"};
+
+	StaticAssertDecl(lengthof(kind_names) == REPLKAFKA_CLIENT_READER + 1,
+					 "kind_names must name every ReplkafkaClientKind");
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	ReplkafkaOptions options;
