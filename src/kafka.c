@@ -503,15 +503,6 @@ replkafka_kafka_errors(void)
 }
 
 /*
- * The last error librdkafka reported on any client of this process, or "".
- */
-const char *
-replkafka_kafka_last_error(void)
-{
-	return kafka_last_error;
-}
-
-/*
  * True once a client of this process hit a fatal error (an idempotent
  * producer whose guarantees can no longer hold); it must be destroyed.
  * Fills reason with librdkafka's explanation.

@@ -60,7 +60,6 @@ extern bool replkafka_kafka_validate_options(const char *options,
 											 char **detail);
 extern rd_kafka_t *replkafka_kafka_new(ReplkafkaClientKind kind,
 									   ReplkafkaDeliveryCallback dr_cb);
-extern const char *replkafka_kafka_last_error(void);
 extern void replkafka_kafka_note_error(int err, const char *reason);
 extern uint64 replkafka_kafka_errors(void);
 extern bool replkafka_kafka_probe(rd_kafka_t *rk, const char *topic,

@@ -226,7 +226,9 @@ worker_trouble(int sqlerrcode, const char *message)
  * the worker is stalled (records sent and not acknowledged for a while),
  * ask the cluster every few seconds whether topic can be reached.  The
  * worker shows as retrying, with the reason, until it can and the stall
- * is over.  Called from the worker's main loop.
+ * is over.  A stall leads the reason, followed by what the probe found:
+ * the probe asks one broker, and a broker that hangs fails it while the
+ * others serve the topic.  Called from the worker's main loop.
  */
 void
 replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
@@ -234,8 +236,10 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 {
 	TimestampTz now;
 	char		reason[REPLKAFKA_ERROR_LEN];
+	char		unreachable[REPLKAFKA_ERROR_LEN];
 	char		message[REPLKAFKA_ERROR_LEN];
-	int			sqlerrcode;
+	int			sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+	bool		reached;
 
 	if (replkafka_kafka_errors() != kafka_errors_seen)
 		kafka_suspect = true;
@@ -247,23 +251,20 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 		kafka_last_probe = now;
 		/* errors the probe itself causes are judged by the probe */
 		kafka_errors_seen = replkafka_kafka_errors();
-		if (!replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
-								   reason, sizeof(reason), &sqlerrcode))
+		reached = replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
+										reason, sizeof(reason), &sqlerrcode);
+		if (reached)
+			kafka_suspect = false;
+		else
+			snprintf(unreachable, sizeof(unreachable),
+					 "cannot reach Kafka topic \"%s\": %s", topic, reason);
+		if (stall != NULL || !reached)
 		{
-			snprintf(message, sizeof(message), "cannot reach Kafka topic \"%s\": %s",
-					 topic, reason);
+			snprintf(message, sizeof(message), "%s%s%s",
+					 stall ? stall : "",
+					 stall && !reached ? "; " : "",
+					 reached ? "" : unreachable);
 			worker_trouble(sqlerrcode, message);
-			return;
-		}
-		kafka_suspect = false;
-		if (stall != NULL)
-		{
-			if (replkafka_kafka_last_error()[0] != '\0')
-				snprintf(message, sizeof(message), "%s; the last Kafka error was: %s",
-						 stall, replkafka_kafka_last_error());
-			else
-				strlcpy(message, stall, sizeof(message));
-			worker_trouble(ERRCODE_CONNECTION_FAILURE, message);
 			return;
 		}
 	}

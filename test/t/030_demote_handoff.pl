@@ -122,7 +122,10 @@ is_deeply([ map { $_->safe_psql('postgres', $roles) } $node_a, $node_b, $node_c 
 # writes it lets in, is refused, saying why; the role stays as it was.
 $kafka->stop_broker(1);
 ok( $node_a->poll_query_until(
-		'postgres', q{SELECT failing AND state = 'retrying' FROM replkafka.workers WHERE kind = 'shipper'}),
+		'postgres', q{
+SELECT failing AND state = 'retrying'
+   AND last_error ~ '^(Kafka has acknowledged none of the records sent for 5 s; )?cannot reach Kafka topic "replkafka": '
+  FROM replkafka.workers WHERE kind = 'shipper'}),
 	'the shipper shows that it cannot reach Kafka');
 my ($rc, $promote_out, $promote_err) = $node_a->psql('postgres',
 	"SELECT replkafka.promote(0, '3s')", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
