@@ -238,7 +238,7 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 	char		reason[REPLKAFKA_ERROR_LEN];
 	char		unreachable[REPLKAFKA_ERROR_LEN];
 	char		message[REPLKAFKA_ERROR_LEN];
-	int			sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+	int			sqlerrcode;
 	bool		reached;
 
 	if (replkafka_kafka_errors() != kafka_errors_seen)
@@ -264,7 +264,8 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 					 stall ? stall : "",
 					 stall && !reached ? "; " : "",
 					 reached ? "" : unreachable);
-			worker_trouble(sqlerrcode, message);
+			worker_trouble(reached ? ERRCODE_CONNECTION_FAILURE : sqlerrcode,
+						   message);
 			return;
 		}
 	}
