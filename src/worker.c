@@ -236,10 +236,8 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 {
 	TimestampTz now;
 	char		reason[REPLKAFKA_ERROR_LEN];
-	char		unreachable[REPLKAFKA_ERROR_LEN];
 	char		message[REPLKAFKA_ERROR_LEN];
 	int			sqlerrcode;
-	bool		reached;
 
 	if (replkafka_kafka_errors() != kafka_errors_seen)
 		kafka_suspect = true;
@@ -251,21 +249,18 @@ replkafka_worker_check_kafka(rd_kafka_t *rk, const char *topic,
 		kafka_last_probe = now;
 		/* errors the probe itself causes are judged by the probe */
 		kafka_errors_seen = replkafka_kafka_errors();
-		reached = replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
-										reason, sizeof(reason), &sqlerrcode);
-		if (reached)
-			kafka_suspect = false;
-		else
-			snprintf(unreachable, sizeof(unreachable),
-					 "cannot reach Kafka topic \"%s\": %s", topic, reason);
-		if (stall != NULL || !reached)
+		if (!replkafka_kafka_probe(rk, topic, WORKER_PROBE_TIMEOUT_MS,
+								   reason, sizeof(reason), &sqlerrcode))
 		{
-			snprintf(message, sizeof(message), "%s%s%s",
-					 stall ? stall : "",
-					 stall && !reached ? "; " : "",
-					 reached ? "" : unreachable);
-			worker_trouble(reached ? ERRCODE_CONNECTION_FAILURE : sqlerrcode,
-						   message);
+			snprintf(message, sizeof(message), "%s%scannot reach Kafka topic \"%s\": %s",
+					 stall ? stall : "", stall ? "; " : "", topic, reason);
+			worker_trouble(sqlerrcode, message);
+			return;
+		}
+		kafka_suspect = false;
+		if (stall != NULL)
+		{
+			worker_trouble(ERRCODE_CONNECTION_FAILURE, stall);
 			return;
 		}
 	}
