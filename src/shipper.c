@@ -1288,10 +1288,11 @@ shipper_check_sequence(int partition)
 	ShipperPartition *sp = &partitions[partition];
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 	bool		exhausted = sp->next_seq > SHIPPER_SEQUENCE_LIMIT || sp->next_seq == 0;
+	uint32		generation = exhausted ? sp->generation : 0;
 
-	if (part->sequence_exhausted == exhausted)
+	if (part->exhausted_generation == generation)
 		return;
-	replkafka_partition_set_sequence_exhausted(partition, exhausted);
+	replkafka_partition_set_exhausted_generation(partition, generation);
 	if (exhausted)
 		ereport(WARNING,
 				errmsg("partition %d takes no more writes on node \"%s\": generation %u has used up its transaction sequence numbers",

@@ -205,6 +205,23 @@ replkafka_shmem_forget_roles(void)
 }
 
 /*
+ * Move part to generation, holding the lock and part's mutex.  What was
+ * shipped in another generation is not shown in this one.  The apply
+ * worker moves a replica's generation as it reads the log, so a
+ * promotion's role change may find its generation there already.
+ */
+static void
+partition_set_generation(ReplkafkaPartition *part, uint32 generation)
+{
+	if (part->generation != generation)
+	{
+		part->progress.shipped_scn = 0;
+		part->progress.shipped_offset = -1;
+	}
+	part->generation = generation;
+}
+
+/*
  * Publish the role changes a transaction committed, all at once: changes
  * is a list of ReplkafkaRoleChange.  Called at commit, so it allocates
  * nothing and cannot fail.  A new
@@ -224,11 +241,7 @@ replkafka_shmem_publish_roles(List *changes)
 		ReplkafkaPartition *part = &replkafka_shared->partitions[change->partition];
 
 		SpinLockAcquire(&part->mutex);
-		if (part->generation != change->generation)
-		{
-			part->progress.shipped_scn = 0;
-			part->progress.shipped_offset = -1;
-		}
+		partition_set_generation(part, change->generation);
 		if (part->role != change->role)
 		{
 			part->progress.zombies_skipped = 0;
@@ -243,8 +256,6 @@ replkafka_shmem_publish_roles(List *changes)
 		}
 		part->progress.phase = REPLKAFKA_PHASE_NONE;
 		SpinLockRelease(&part->mutex);
-		if (part->generation != change->generation)
-			part->sequence_exhausted = false;
 		if (change->role != part->role)
 		{
 			/*
@@ -257,7 +268,6 @@ replkafka_shmem_publish_roles(List *changes)
 			part->bootstrap_alone = false;
 		}
 		part->role = change->role;
-		part->generation = change->generation;
 		part->handover = false;
 		part->handover_pid = 0;
 		part->ended_generation = 0;
@@ -785,15 +795,15 @@ replkafka_partition_count_orphans(int partition, int64 n)
 }
 
 /*
- * The generation of partition has used up its sequence numbers, or not.
+ * Generation of partition has used up its sequence numbers (0: none has).
  */
 void
-replkafka_partition_set_sequence_exhausted(int partition, bool exhausted)
+replkafka_partition_set_exhausted_generation(int partition, uint32 generation)
 {
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->sequence_exhausted = exhausted;
+	part->exhausted_generation = generation;
 	LWLockRelease(replkafka_shared->lock);
 }
 
@@ -814,9 +824,9 @@ replkafka_partition_report_taken_up(int partition, uint32 generation,
 	 * partition_roles row is the promoting backend's to lock).
 	 */
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	if (generation > 0)
-		part->generation = generation;
 	SpinLockAcquire(&part->mutex);
+	if (generation > 0)
+		partition_set_generation(part, generation);
 	part->progress.next_offset = next_offset;
 	part->progress.catchup_to = 0;
 	part->progress.applied_scn = applied_scn;
@@ -880,8 +890,8 @@ replkafka_partition_report_new_generation(int partition, uint32 generation,
 	ReplkafkaPartition *part = replkafka_partition_state(partition);
 
 	LWLockAcquire(replkafka_shared->lock, LW_EXCLUSIVE);
-	part->generation = generation;
 	SpinLockAcquire(&part->mutex);
+	partition_set_generation(part, generation);
 	part->progress.applied_scn = RKM_SCN(generation, 0);
 	part->progress.applied_offset = offset;
 	SpinLockRelease(&part->mutex);

@@ -14,7 +14,7 @@
  * LOCKING
  * -------
  * replkafka_shared->lock (an LWLock) protects the roles and what goes with
- * them: role, generation, handover, ended_generation, sequence_exhausted,
+ * them: role, generation, handover, ended_generation, exhausted_generation,
  * the stale primary's history, last_error, and the promotion.  A reader of
  * several of those takes it shared, so that it sees them as one change
  * left them.  A reader of one of them may go without it, and read a value
@@ -229,11 +229,13 @@ typedef struct ReplkafkaPartition
 	int64		ended_offset;	/* offset (ReplkafkaEnded) */
 
 	/*
-	 * The generation's sequence numbers are nearly used up: the fence lets no
-	 * new transaction in, so that those committed already still get one. Set
-	 * by the shipper; a new generation starts the count again.
+	 * The generation whose sequence numbers are nearly used up (0: none): in
+	 * it, the fence lets no new transaction in, so that those committed
+	 * already still get one.  Set by the shipper.  It names its generation
+	 * because the partition's may move on before the shipper looks: a new
+	 * generation starts the count again at once.
 	 */
-	bool		sequence_exhausted;
+	uint32		exhausted_generation;
 
 	/*
 	 * Primary found stale by the shipper: those of its transactions whose
@@ -409,8 +411,8 @@ extern void replkafka_partition_set_stale(int partition, uint32 generation,
 extern void replkafka_partition_extend_history(int partition,
 											   XLogRecPtr end_lsn);
 extern void replkafka_partition_count_orphans(int partition, int64 n);
-extern void replkafka_partition_set_sequence_exhausted(int partition,
-													   bool exhausted);
+extern void replkafka_partition_set_exhausted_generation(int partition,
+														 uint32 generation);
 
 /* The apply workers. */
 extern void replkafka_partition_report_taken_up(int partition,

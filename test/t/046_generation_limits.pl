@@ -92,11 +92,20 @@ like($stderr,
 is($node_a->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE partition = 1'),
 	'primary', 'the partition is still primary');
 
-# A new generation starts the count again.
+# A new generation starts the count again, at once: the fence takes writes
+# while the shipper (stopped) has not looked at the new generation yet.
+# The apply worker that read the NEW_GEN moved the partition to
+# generation 2 before promote() changed its role.
 $node_a->safe_psql('postgres', 'SELECT replkafka.demote(1)');
+kill 'STOP', $shipper;
 is($node_a->safe_psql('postgres', 'SELECT replkafka.promote(1)'), '2',
 	'item 10: demote() and promote() start generation 2');
-$node_a->safe_psql('postgres', "INSERT INTO items VALUES ($keys{1}[2], 'new generation')");
+is($node_a->safe_psql('postgres', 'SELECT scn >> 32 FROM replkafka.partitions WHERE partition = 1'),
+	'2', 'the view shows no transaction of generation 1 as shipped in generation 2');
+($ret, $stdout, $stderr) = $node_a->psql('postgres',
+	"INSERT INTO items VALUES ($keys{1}[2], 'new generation')");
+is($stderr, '', 'item 10: generation 2 takes writes before the shipper looks at it');
+$shipper = ReplkafkaTest::restart_stopped_shipper($node_a, $shipper);
 ok($node_a->poll_query_until('postgres', q{
 SELECT scn = (2::bigint << 32) | 1 FROM replkafka.partitions WHERE partition = 1}),
 	'item 10: and the partition takes writes again, from sequence 1');
