@@ -220,8 +220,8 @@ fence_check_partition(Relation rel, int partition)
 	}
 
 	role = part->role;
-	if (role == REPLKAFKA_ROLE_PRIMARY && part->exhausted_generation != 0 &&
-		part->exhausted_generation == part->generation)
+	if (role == REPLKAFKA_ROLE_PRIMARY && xact_generation != 0 &&
+		part->exhausted_generation == xact_generation)
 	{
 		fence_end_write();
 		ereport(ERROR,

@@ -1280,7 +1280,8 @@ shipper_report_scan(int partition, const LogScan *scan)
 
 /*
  * Close the fence of partition to new transactions once its generation's
- * sequence numbers are nearly used up (or open it in a new generation).
+ * sequence numbers are nearly used up (or take the mark away once the
+ * generation has numbers left).
  */
 static void
 shipper_check_sequence(int partition)

@@ -49,6 +49,8 @@ static void shmem_request(void);
 static void shmem_startup(void);
 static Size shmem_size(void);
 static int	prepared_slot(const char *gid);
+static void partition_set_generation(ReplkafkaPartition *part,
+									 uint32 generation);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -163,6 +165,7 @@ replkafka_shmem_load_roles(int npartitions, List *rows,
 			replkafka_shared->partitions[p].ended_generation = ended[p].generation;
 			replkafka_shared->partitions[p].ended_seq = ended[p].seq;
 			replkafka_shared->partitions[p].ended_offset = ended[p].offset;
+			replkafka_shared->partitions[p].exhausted_generation = 0;
 		}
 		foreach(lc, rows)
 		{
@@ -170,7 +173,9 @@ replkafka_shmem_load_roles(int npartitions, List *rows,
 			ReplkafkaPartition *part = &replkafka_shared->partitions[row->partition];
 
 			part->role = row->role;
-			part->generation = row->generation;
+			SpinLockAcquire(&part->mutex);
+			partition_set_generation(part, row->generation);
+			SpinLockRelease(&part->mutex);
 			strlcpy(part->last_error, row->last_error ? row->last_error : "",
 					REPLKAFKA_ERROR_LEN);
 			strlcpy(part->error_sqlstate,

@@ -205,7 +205,10 @@ typedef enum ReplkafkaBootstrapClaim
 /* Shared state of one partition. */
 typedef struct ReplkafkaPartition
 {
-	/* Under the LWLock: role and generation, as in partition_roles. */
+	/*
+	 * Under the LWLock: role and generation, as in partition_roles.  The
+	 * generation is moved under the mutex too, with the progress shown of it.
+	 */
 	ReplkafkaRole role;
 	uint32		generation;
 

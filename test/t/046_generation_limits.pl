@@ -97,6 +97,9 @@ is($node_a->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE p
 # The apply worker that read the NEW_GEN moved the partition to
 # generation 2 before promote() changed its role.
 $node_a->safe_psql('postgres', 'SELECT replkafka.demote(1)');
+$node_a->poll_query_until('postgres', qq{
+SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $shipper})
+  or die 'the shipper does not wait for work';
 kill 'STOP', $shipper;
 is($node_a->safe_psql('postgres', 'SELECT replkafka.promote(1)'), '2',
 	'item 10: demote() and promote() start generation 2');
