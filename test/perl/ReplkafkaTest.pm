@@ -277,6 +277,25 @@ sub worker_pid
 	return $pid eq '' ? undef : $pid;
 }
 
+=item ReplkafkaTest::stop_shipper($node)
+
+Stop $node's shipper with SIGSTOP once it waits for work, so that it holds
+no lock while it is stopped; returns its pid.
+
+=cut
+
+sub stop_shipper
+{
+	my ($node) = @_;
+	my $pid = worker_pid($node, 'replkafka shipper')
+	  or die "the shipper of " . $node->name . " does not run";
+	$node->poll_query_until('postgres', qq{
+SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $pid})
+	  or die "the shipper of " . $node->name . " does not wait for work";
+	kill 'STOP', $pid;
+	return $pid;
+}
+
 =item ReplkafkaTest::restart_stopped_shipper($node, $pid)
 
 End $node's shipper $pid, stopped with SIGSTOP, before it does anything

@@ -70,8 +70,7 @@ $kafka->produce('replkafka', 0,
 	ReplkafkaTest::Wire::record(
 		type => 'NEW_GEN', partition => 0, generation => 1,
 		origin => 'node_c', commit_lsn => 2**62));
-my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
-kill 'STOP', $shipper;
+my $shipper = ReplkafkaTest::stop_shipper($node_a);
 $shipper = ReplkafkaTest::restart_stopped_shipper($node_a, $shipper);
 
 my ($stdout, $stderr) = ('', '');
@@ -92,7 +91,7 @@ SELECT count(*) = 10 FROM items WHERE replkafka.partition_of('items', id) = 0}),
 # node_a's generation 1, written while node_a's shipper is stopped; then
 # the shipper restarts.
 my $seq = last_sequence(1);
-kill 'STOP', $shipper;
+$shipper = ReplkafkaTest::stop_shipper($node_a);
 $kafka->produce('replkafka', 1,
 	ReplkafkaTest::Wire::record(
 		type => 'NEW_GEN', partition => 1, generation => 2,
@@ -122,7 +121,7 @@ like($stderr, qr/cannot write to partition 1 on node "node_a"/,
 # transaction of node_a with the sequence number after it, and a commit
 # LSN after it, reaches Kafka: its own never will.
 $seq = last_sequence(2);
-kill 'STOP', $shipper;
+$shipper = ReplkafkaTest::stop_shipper($node_a);
 my $waiting = ReplkafkaTest::background_psql($node_a,
 	"$sync; INSERT INTO items VALUES ($keys{2}[5], 'lost')");
 ok(ReplkafkaTest::waits_for_kafka($node_a, "''lost''"),

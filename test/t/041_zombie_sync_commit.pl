@@ -31,8 +31,7 @@ ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 	'the replicas caught up');
 
 # node_a's shipper stops; a synchronous INSERT waits.
-my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
-kill 'STOP', $shipper;
+my $shipper = ReplkafkaTest::stop_shipper($node_a);
 my $zombie = ReplkafkaTest::background_psql($node_a,
 	"$sync; INSERT INTO items VALUES (100, 'zombie')");
 ok(ReplkafkaTest::waits_for_kafka($node_a, "''zombie''"),

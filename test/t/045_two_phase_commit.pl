@@ -44,8 +44,7 @@ sub ids_in_kafka
 # COMMIT PREPARED waits for Kafka.
 $node_a->safe_psql('postgres', q{
 BEGIN; INSERT INTO items VALUES (1, 'w1'); PREPARE TRANSACTION 'w1';});
-my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
-kill 'STOP', $shipper;
+my $shipper = ReplkafkaTest::stop_shipper($node_a);
 my $commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w1'");
 ok(ReplkafkaTest::waits_for_kafka($node_a, "COMMIT PREPARED ''w1''"),
 	'item 9: a synchronous COMMIT PREPARED waits for Kafka');
@@ -85,8 +84,7 @@ $node_a->restart;
 ($ret, $stdout, $stderr) = $node_a->psql('postgres', "SELECT replkafka.demote(0, '2s')");
 like($stderr, qr/1 prepared transaction may write the partition/,
 	'item 9: after a restart, demote() waits for a transaction prepared before');
-$shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
-kill 'STOP', $shipper;
+$shipper = ReplkafkaTest::stop_shipper($node_a);
 $commit = ReplkafkaTest::background_psql($node_a, $sync, "COMMIT PREPARED 'w3'");
 ok(ReplkafkaTest::waits_for_kafka($node_a, "COMMIT PREPARED ''w3''"),
 	'item 9: its synchronous COMMIT PREPARED waits for Kafka');

@@ -53,11 +53,10 @@ UPDATE replkafka.producer_checkpoints
 }
 
 # Partition 0: 20 transactions commit while the shipper is stopped.
-my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
 ok($node_a->poll_query_until('postgres', q{
 SELECT bool_and(scn & 4294967295 = 1) FROM replkafka.producer_checkpoints}),
 	'the first transactions are shipped');
-kill 'STOP', $shipper;
+my $shipper = ReplkafkaTest::stop_shipper($node_a);
 $node_a->safe_psql('postgres', "INSERT INTO items VALUES ($keys{0}[$_], 'late')") foreach 1 .. 20;
 jump_near_the_limit(0);
 $shipper = ReplkafkaTest::restart_stopped_shipper($node_a, $shipper);
@@ -79,7 +78,7 @@ my ($ret, $stdout, $stderr) = $node_a->psql('postgres', "INSERT INTO items VALUE
 like($stderr, qr/cannot write to partition 0 on node "node_a"/, 'item 10: new writes are refused');
 
 # Partition 1: near the limit, the fence refuses new transactions at once.
-kill 'STOP', $shipper;
+$shipper = ReplkafkaTest::stop_shipper($node_a);
 jump_near_the_limit(1);
 $shipper = ReplkafkaTest::restart_stopped_shipper($node_a, $shipper);
 ok($node_a->poll_query_until('postgres', qq{
@@ -97,10 +96,7 @@ is($node_a->safe_psql('postgres', 'SELECT role FROM replkafka.partitions WHERE p
 # The apply worker that read the NEW_GEN moved the partition to
 # generation 2 before promote() changed its role.
 $node_a->safe_psql('postgres', 'SELECT replkafka.demote(1)');
-$node_a->poll_query_until('postgres', qq{
-SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $shipper})
-  or die 'the shipper does not wait for work';
-kill 'STOP', $shipper;
+$shipper = ReplkafkaTest::stop_shipper($node_a);
 is($node_a->safe_psql('postgres', 'SELECT replkafka.promote(1)'), '2',
 	'item 10: demote() and promote() start generation 2');
 is($node_a->safe_psql('postgres', 'SELECT scn >> 32 FROM replkafka.partitions WHERE partition = 1'),

@@ -225,8 +225,7 @@ ok(ReplkafkaTest::wait_for_convergence([ $node_a, $node_b, $node_c ], 'items'),
 # shipper is stopped while it commits, another node's NEW_GEN lands, then
 # the shipper ships those commits after it.  The copy holds transactions
 # that are not part of the cluster's history: it must not be used.
-my $shipper = ReplkafkaTest::worker_pid($node_a, 'replkafka shipper');
-kill 'STOP', $shipper;
+my $shipper = ReplkafkaTest::stop_shipper($node_a);
 my $gen = $node_a->safe_psql('postgres',
 	'SELECT generation FROM replkafka.partitions WHERE partition = 1');
 my @p1 = grep { $part_of{$_} == 1 } 300100 .. 300200;
